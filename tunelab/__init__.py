@@ -1,0 +1,28 @@
+"""tunelab: measure what fine-tuning methods cost and achieve, on your model and your data.
+
+The library is the product and the CLI a thin layer over it::
+
+    from tunelab import compare, load_spec
+    result = compare(load_spec("experiment.yaml"))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["TunelabError", "compare", "load_spec"]
+
+from .errors import TunelabError
+
+
+def __getattr__(name: str) -> Any:  # lazy, so that `import tunelab` stays fast
+    if name == "compare":
+        from .experiment import compare
+
+        return compare
+    if name == "load_spec":
+        from .spec import load_spec
+
+        return load_spec
+    raise AttributeError(name)

@@ -1,0 +1,53 @@
+"""Executors run RunSpecs, each in a process of its own, and hand back RunResults as they finish.
+
+A process per run means peak memory is the run's own, and a crash, NaN or out-of-memory in one run
+is recorded as that run's failure while the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+from .plan import RunResult, RunSpec
+
+OnEvent = Callable[[RunSpec, dict[str, Any]], None]
+
+
+class Executor(Protocol):
+    def execute(self, runs: list[RunSpec], on_event: OnEvent) -> Iterator[RunResult]: ...
+
+
+class LocalExecutor:
+    """One run after another, each in a fresh ``python -m tunelab.worker`` process."""
+
+    def execute(self, runs: list[RunSpec], on_event: OnEvent) -> Iterator[RunResult]:
+        for run in runs:
+            yield self._run_one(run, on_event)
+
+    def _run_one(self, run: RunSpec, on_event: OnEvent) -> RunResult:
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        log_path = run.run_dir / "run.log"
+        result: RunResult | None = None
+        with open(log_path, "w") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "tunelab.worker"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+            )
+            assert worker.stdin is not None and worker.stdout is not None
+            worker.stdin.write(run.to_json())
+            worker.stdin.close()
+            for line in worker.stdout:
+                event = json.loads(line)
+                if "result" in event:
+                    result = RunResult(**event["result"])
+                else:
+                    on_event(run, event)
+            code = worker.wait()
+        if result is None:
+            result = RunResult(key=run.key, status="failed",
+                               error=f"worker process ended with code {code} before reporting (log: {log_path})")
+        return result

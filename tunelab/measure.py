@@ -1,0 +1,53 @@
+"""What a run costs, measured in the run's own process."""
+
+from __future__ import annotations
+
+import platform
+import resource
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    """(trainable, total); peft's own count for adapters, so base weights kept twice don't count."""
+    if hasattr(model, "get_nb_trainable_parameters"):
+        return model.get_nb_trainable_parameters()
+    params = list(model.parameters())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+def peak_memory_mb() -> tuple[float, str]:
+    """Peak memory of this process: CUDA max allocated on a GPU, peak RSS on a CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20, "cuda_max_allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_rss"  # Linux: KiB
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def environment() -> dict[str, Any]:
+    """Versions and machine, recorded with every run so a number can be traced to its setup."""
+    import torch
+
+    versions = {name: _version(name) for name in ("torch", "transformers", "peft", "datasets", "accelerate")}
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu"
+    return {
+        **versions,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "device": device,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from pydantic import Field, PositiveFloat
+
+from . import register
+from .base import Method, MethodOptions, ModelContext
+from .layers import parameter_depths
+
+if TYPE_CHECKING:
+    import torch
+
+
+class FreezeOptions(MethodOptions):
+    lr: PositiveFloat = 5e-5
+    k: int = Field(2, ge=0, description="how many of the top transformer layers train")
+
+
+@register
+class Freeze(Method):
+    """Train the top k layers and the head; the rest is frozen.
+
+    This is what a widely copied snippet labelled "layer-wise learning rate" actually does.
+    """
+
+    name = "freeze"
+    description = "only the top k transformer layers (default 2) and the head train"
+    lr_source = "as full (Devlin et al. 2019), the unfrozen layers are fine-tuned the same way"
+    Options = FreezeOptions
+
+    def apply(self, model: torch.nn.Module, ctx: ModelContext) -> torch.nn.Module:
+        num_layers, params = parameter_depths(model)
+        for _, param, depth in params:  # depth L + 1 is what sits above the last block
+            param.requires_grad_(depth > num_layers - self.options.k)
+        return model

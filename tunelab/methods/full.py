@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from pydantic import PositiveFloat
+
+from . import register
+from .base import Method, MethodOptions, ModelContext
+
+if TYPE_CHECKING:
+    import torch
+
+
+class FullOptions(MethodOptions):
+    lr: PositiveFloat = 5e-5
+
+
+@register
+class Full(Method):
+    name = "full"
+    description = "every parameter, one learning rate (the baseline)"
+    lr_source = "Devlin et al. 2019 (BERT), fine-tuning grid {2e-5, 3e-5, 5e-5}"
+    Options = FullOptions
+
+    def apply(self, model: torch.nn.Module, ctx: ModelContext) -> torch.nn.Module:
+        model.requires_grad_(True)
+        return model

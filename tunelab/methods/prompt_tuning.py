@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from pydantic import PositiveFloat, PositiveInt
+
+from . import register
+from .base import Method, MethodOptions, ModelContext
+
+if TYPE_CHECKING:
+    import torch
+
+
+class PromptTuningOptions(MethodOptions):
+    lr: PositiveFloat = 1e-2
+    num_virtual_tokens: PositiveInt = 10
+    init_text: str | None = None  # random initialisation when omitted
+
+
+@register
+class PromptTuning(Method):
+    name = "prompt-tuning"
+    description = "n virtual token embeddings prepended to the input + the head (peft)"
+    lr_source = "peft's prompt-tuning examples (1e-2 to 3e-2; Lester et al. 2021 used 0.3)"
+    Options = PromptTuningOptions
+
+    def apply(self, model: torch.nn.Module, ctx: ModelContext) -> torch.nn.Module:
+        from peft import PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
+
+        text = self.options.init_text
+        config = PromptTuningConfig(
+            task_type=TaskType.SEQ_CLS,
+            num_virtual_tokens=self.options.num_virtual_tokens,
+            prompt_tuning_init=PromptTuningInit.TEXT if text else PromptTuningInit.RANDOM,
+            prompt_tuning_init_text=text,
+            tokenizer_name_or_path=ctx.model_path if text else None,
+        )
+        return get_peft_model(model, config)

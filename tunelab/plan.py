@@ -1,0 +1,87 @@
+"""From an experiment to runs: one ``RunSpec`` per method × seed, each named by a content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .data import PreparedData
+from .models import ModelRef
+from .spec import ExperimentSpec
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one training run needs; JSON-serialisable so it can cross a process boundary."""
+
+    task: str
+    model_path: str
+    model_type: str
+    model_fingerprint: str
+    data_path: str
+    data_fingerprint: str
+    labels: list[str]
+    method: str
+    options: dict[str, Any]
+    train: dict[str, Any]
+    seed: int
+    workdir: str
+    trust_remote_code: bool = False
+
+    @property
+    def key(self) -> str:
+        """Same inputs, same key: a finished key in the store is not trained again."""
+        identity = asdict(self)
+        for where in ("model_path", "data_path", "workdir"):  # where things are is not what they are
+            identity.pop(where)
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+        return f"{self.method}-s{self.seed}-{digest[:10]}"
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.workdir) / "runs" / self.key
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSpec:
+        return cls(**json.loads(text))
+
+
+def plan(spec: ExperimentSpec, model: ModelRef, data: PreparedData) -> list[RunSpec]:
+    """Methods in the order given, each over every seed, so partial results compare early."""
+    return [
+        RunSpec(
+            task=spec.task,
+            model_path=model.path,
+            model_type=model.model_type,
+            model_fingerprint=model.fingerprint,
+            data_path=data.path,
+            data_fingerprint=data.fingerprint,
+            labels=data.labels,
+            method=method.name,
+            options=method.options,
+            train=spec.train.model_dump(),
+            seed=seed,
+            workdir=str(Path(spec.workdir).resolve()),
+            trust_remote_code=spec.trust_remote_code,
+        )
+        for method in spec.methods
+        for seed in spec.seeds
+    ]
+
+
+@dataclass
+class RunResult:
+    key: str
+    status: str  # "done" | "failed"
+    metrics: dict[str, float] = field(default_factory=dict)
+    costs: dict[str, Any] = field(default_factory=dict)
+    series: list[tuple[int, str, float]] = field(default_factory=list)
+    artifact: str | None = None
+    error: str | None = None
+    environment: dict[str, Any] = field(default_factory=dict)

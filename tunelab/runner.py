@@ -1,0 +1,200 @@
+"""One training run, start to finish, on the Hugging Face ``Trainer``.
+
+Imported only in the process that trains (it pulls in torch and transformers).
+
+The Trainer brings evaluation cadence, checkpointing, early stopping, TensorBoard, mixed
+precision and multi-GPU; this module adds only what a comparison needs on top: the method's
+parameter groups, measured costs, and an artifact that reloads for prediction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from datasets import load_from_disk
+from transformers import (
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from . import methods
+from .measure import count_parameters, directory_bytes, environment, peak_memory_mb
+from .metrics import classification_metrics
+from .models import load_for_classification
+from .plan import RunResult, RunSpec
+
+Report = Callable[[dict[str, Any]], None]
+ARTIFACT_META = "tunelab.json"
+
+
+def train(run: RunSpec, report: Report = lambda event: None) -> RunResult:
+    set_seed(run.seed)
+    run_dir = run.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = load_from_disk(run.data_path)
+    tokenizer = AutoTokenizer.from_pretrained(run.model_path, trust_remote_code=run.trust_remote_code)
+    model = load_for_classification(run.model_path, run.labels, run.trust_remote_code)
+    method_cls = methods.get(run.method)
+    method = method_cls(method_cls.Options(**run.options))
+    ctx = methods.ModelContext(model_path=run.model_path, model_type=run.model_type, num_labels=len(run.labels))
+    model = method.apply(model, ctx)
+    trainable, total = count_parameters(model)
+    optimizer = torch.optim.AdamW(method.param_groups(model, run.train["weight_decay"]))
+
+    clock = _Clock(report)
+    callbacks: list[Any] = [clock]
+    if run.train["early_stopping_patience"]:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=run.train["early_stopping_patience"]))
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tensorboard")
+    trainer = _MethodTrainer(
+        model=model,
+        args=_training_args(run, run_dir / "checkpoints"),
+        train_dataset=data["train"],
+        eval_dataset=data["validation"],
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=classification_metrics,
+        callbacks=callbacks,
+        optimizers=(optimizer, None),  # the Trainer adds its warmup + linear decay schedule
+    )
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=_last_checkpoint(run_dir / "checkpoints"))
+    train_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    metrics = {}
+    for split in ("validation", "test"):
+        scores = trainer.evaluate(data[split], metric_key_prefix=split)
+        metrics.update({k: float(v) for k, v in scores.items() if k.removeprefix(f"{split}_") in _KEPT_METRICS})
+    eval_seconds = time.perf_counter() - started
+
+    artifact = save_artifact(trainer.model, tokenizer, run, run_dir / "artifact")
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the best model is in the artifact
+    memory, memory_kind = peak_memory_mb()
+    state = trainer.state
+    tokens = int(state.num_input_tokens_seen)
+    costs = {
+        "trainable_params": trainable,
+        "total_params": total,
+        "trainable_pct": 100.0 * trainable / total,
+        "peak_memory_mb": memory,
+        "memory_kind": memory_kind,
+        "train_seconds": train_seconds,
+        "eval_seconds": eval_seconds,
+        "train_tokens": tokens,
+        "tokens_per_second": tokens / train_seconds if train_seconds else 0.0,
+        "steps": state.global_step,
+        "best_step": state.best_global_step,
+        "seconds_to_best": clock.elapsed_at.get(state.best_global_step),
+        "artifact_bytes": directory_bytes(artifact),
+    }
+    return RunResult(key=run.key, status="done", metrics=metrics, costs=costs, series=_series(state.log_history),
+                     artifact=str(artifact), environment=environment())
+
+
+_KEPT_METRICS = {"accuracy", "f1_macro", "loss"}
+
+
+def _training_args(run: RunSpec, output_dir: Path) -> Any:
+    t = run.train
+    budget = {"max_steps": t["max_steps"]} if t["max_steps"] else {"num_train_epochs": t["epochs"]}
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        **budget,
+        per_device_train_batch_size=t["batch_size"],
+        per_device_eval_batch_size=t["eval_batch_size"] or 2 * t["batch_size"],
+        learning_rate=run.options["lr"],
+        warmup_steps=t["warmup_ratio"],  # a float below 1 is a ratio of the total steps
+        weight_decay=t["weight_decay"],
+        eval_strategy="steps",
+        eval_steps=t["eval_every"],
+        save_strategy="steps",
+        save_steps=t["eval_every"],
+        save_total_limit=1,  # the Trainer still keeps the best checkpoint beside the latest
+        load_best_model_at_end=True,
+        metric_for_best_model=t["metric"],
+        greater_is_better=True,
+        logging_steps=max(1, min(10, t["eval_every"])),
+        logging_nan_inf_filter=False,
+        report_to=["tensorboard"],
+        seed=run.seed,
+        data_seed=run.seed,
+        train_sampling_strategy="group_by_length",
+        include_num_input_tokens_seen="non_padding",
+        bf16=bf16,
+        fp16=cuda and not bf16,
+        disable_tqdm=True,
+    )
+
+
+def _last_checkpoint(folder: Path) -> str | None:
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def _series(log_history: list[dict[str, Any]]) -> list[tuple[int, str, float]]:
+    out = []
+    for entry in log_history:
+        step = int(entry.get("step", 0))
+        for name, value in entry.items():
+            if name not in ("step", "epoch") and isinstance(value, (int, float)) and math.isfinite(value):
+                out.append((step, name, float(value)))
+    return out
+
+
+def save_artifact(model: Any, tokenizer: Any, run: RunSpec, target: Path) -> Path:
+    """Adapter or full weights, with tokenizer and labels; written aside, then renamed into place."""
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    meta = {"method": run.method, "base_model": run.model_path, "labels": run.labels, "run_key": run.key,
+            "options": run.options, "trust_remote_code": run.trust_remote_code}
+    (tmp / ARTIFACT_META).write_text(json.dumps(meta, indent=2))
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return target
+
+
+class _MethodTrainer(Trainer):
+    """Logs each named optimizer group's learning rate, so LLRD's decay is visible in TensorBoard."""
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self.optimizer is not None:
+            for group in self.optimizer.param_groups:
+                if "name" in group:
+                    logs[f"learning_rate/{group['name']}"] = group["lr"]
+        super().log(logs, start_time)
+
+
+class _Clock(TrainerCallback):
+    """Progress events for the parent process, and the wall time at which each evaluation ran."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.started = time.perf_counter()
+        self.elapsed_at: dict[int, float] = {}
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        self.started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        self.report({"step": state.global_step, "max_steps": state.max_steps})
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001, ANN201
+        self.elapsed_at[state.global_step] = time.perf_counter() - self.started
+        self.report({"step": state.global_step, "max_steps": state.max_steps, "eval": metrics or {}})

@@ -1,0 +1,47 @@
+"""The process one run trains in: ``python -m tunelab.worker`` with a RunSpec as JSON on stdin.
+
+It speaks JSON lines on its own stdout (progress events, then ``{"result": ...}``); everything
+the libraries print is sent to stderr, which the executor keeps as the run's log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from dataclasses import asdict
+from typing import Any, TextIO
+
+from .plan import RunResult, RunSpec
+
+
+def _protocol_stream() -> TextIO:
+    """Keep the real stdout for events and point fd 1 at stderr, so stray prints cannot corrupt it."""
+    channel = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return channel
+
+
+def main() -> int:
+    channel = _protocol_stream()
+    run = RunSpec.from_json(sys.stdin.read())
+
+    def emit(event: dict[str, Any]) -> None:
+        channel.write(json.dumps(event) + "\n")
+
+    try:
+        from .runner import train
+
+        result = train(run, emit)
+    except Exception as err:  # any failure of one run is recorded; the experiment goes on
+        traceback.print_exc()
+        message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        result = RunResult(key=run.key, status="failed", error=f"{type(err).__name__}: {message}")
+    emit({"result": asdict(result)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
