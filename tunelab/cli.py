@@ -15,7 +15,7 @@ from .errors import TunelabError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure what fine-tuning methods cost and achieve on your model and data.")
-console = Console()
+console = Console() if sys.stdout.isatty() else Console(width=220)  # a log file gets the whole table
 errors = Console(stderr=True)
 
 
@@ -98,7 +98,7 @@ def predict(
 
     classifier = Classifier.load(artifact)
     for text, label in zip(texts, classifier.predict(texts)):
-        console.print(f"{label}\t{text}", markup=False, highlight=False)
+        typer.echo(f"{label}\t{text}")
 
 
 def _open_store(workdir: str) -> Any:

@@ -17,6 +17,7 @@ class Classifier:
     model: Any
     tokenizer: Any
     labels: list[str]
+    max_length: int = 512
 
     @classmethod
     def load(cls, artifact: str | Path) -> Classifier:
@@ -36,14 +37,16 @@ class Classifier:
         else:
             model = load_for_classification(str(artifact), meta["labels"], trust)
         tokenizer = AutoTokenizer.from_pretrained(str(artifact))
-        return cls(model=model.eval(), tokenizer=tokenizer, labels=meta["labels"])
+        return cls(model=model.eval(), tokenizer=tokenizer, labels=meta["labels"],
+                   max_length=meta.get("max_length", 512))
 
-    def predict(self, texts: list[str], batch_size: int = 32, max_length: int = 512) -> list[str]:
+    def predict(self, texts: list[str], batch_size: int = 32) -> list[str]:
+        """Labels for ``texts``, truncated as in training."""
         import torch
 
         out: list[str] = []
         for start in range(0, len(texts), batch_size):
-            batch = self.tokenizer(texts[start : start + batch_size], truncation=True, max_length=max_length,
+            batch = self.tokenizer(texts[start : start + batch_size], truncation=True, max_length=self.max_length,
                                    padding=True, return_tensors="pt").to(self.model.device)
             with torch.no_grad():
                 ids = self.model(**batch).logits.argmax(dim=-1).tolist()

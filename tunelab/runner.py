@@ -14,11 +14,12 @@ import math
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from datasets import load_from_disk
+from datasets import DatasetDict, load_from_disk
 from transformers import (
     AutoTokenizer,
     DataCollatorWithPadding,
@@ -40,10 +41,52 @@ Report = Callable[[dict[str, Any]], None]
 ARTIFACT_META = "tunelab.json"
 
 
-def train(run: RunSpec, report: Report = lambda event: None) -> RunResult:
+class _MethodTrainer(Trainer):
+    """Logs the rate of every named optimizer group, so LLRD's decay shows in TensorBoard."""
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self.optimizer is not None:
+            for group in self.optimizer.param_groups:
+                if "name" in group:
+                    logs[f"learning_rate/{group['name']}"] = group["lr"]
+        super().log(logs, start_time)
+
+
+class _Clock(TrainerCallback):
+    """Progress events for the parent process, and the wall time at which each evaluation ran."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.started = time.perf_counter()
+        self.elapsed_at: dict[int, float] = {}
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        self.started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        self.report({"step": state.global_step, "max_steps": state.max_steps})
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001, ANN201
+        # The final evaluations on validation and test come at the same step: keep the first time.
+        self.elapsed_at.setdefault(state.global_step, time.perf_counter() - self.started)
+        self.report({"step": state.global_step, "max_steps": state.max_steps, "eval": metrics or {}})
+
+
+@dataclass
+class Session:
+    """A run ready to train: the Trainer with the method applied, and what it was built from."""
+
+    trainer: Trainer
+    data: DatasetDict
+    clock: _Clock
+    trainable_params: int
+    total_params: int
+
+
+def build(run: RunSpec, report: Report = lambda event: None) -> Session:
+    """Load data and model, apply the method, and wire its parameter groups into a Trainer."""
     set_seed(run.seed)
-    run_dir = run.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run.run_dir.mkdir(parents=True, exist_ok=True)
     data = load_from_disk(run.data_path)
     tokenizer = AutoTokenizer.from_pretrained(run.model_path, trust_remote_code=run.trust_remote_code)
     model = load_for_classification(run.model_path, run.labels, run.trust_remote_code)
@@ -58,10 +101,10 @@ def train(run: RunSpec, report: Report = lambda event: None) -> RunResult:
     callbacks: list[Any] = [clock]
     if run.train["early_stopping_patience"]:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=run.train["early_stopping_patience"]))
-    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tensorboard")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.run_dir / "tensorboard")
     trainer = _MethodTrainer(
         model=model,
-        args=_training_args(run, run_dir / "checkpoints"),
+        args=_training_args(run, run.run_dir / "checkpoints"),
         train_dataset=data["train"],
         eval_dataset=data["validation"],
         processing_class=tokenizer,
@@ -70,10 +113,19 @@ def train(run: RunSpec, report: Report = lambda event: None) -> RunResult:
         callbacks=callbacks,
         optimizers=(optimizer, None),  # the Trainer adds its warmup + linear decay schedule
     )
+    return Session(trainer=trainer, data=data, clock=clock, trainable_params=trainable, total_params=total)
+
+
+def train(run: RunSpec, report: Report = lambda event: None) -> RunResult:
+    """Train, evaluate on validation and test, save the artifact, and measure what it all cost."""
+    session = build(run, report)
+    trainer, data, clock, run_dir = session.trainer, session.data, session.clock, run.run_dir
+    trainable, total = session.trainable_params, session.total_params
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=_last_checkpoint(run_dir / "checkpoints"))
     train_seconds = time.perf_counter() - started
 
+    trainer.remove_callback(EarlyStoppingCallback)  # it would look for eval_* in the final evaluations
     started = time.perf_counter()
     metrics = {}
     for split in ("validation", "test"):
@@ -81,7 +133,7 @@ def train(run: RunSpec, report: Report = lambda event: None) -> RunResult:
         metrics.update({k: float(v) for k, v in scores.items() if k.removeprefix(f"{split}_") in _KEPT_METRICS})
     eval_seconds = time.perf_counter() - started
 
-    artifact = save_artifact(trainer.model, tokenizer, run, run_dir / "artifact")
+    artifact = save_artifact(trainer.model, trainer.processing_class, run, run_dir / "artifact")
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the best model is in the artifact
     memory, memory_kind = peak_memory_mb()
     state = trainer.state
@@ -138,6 +190,7 @@ def _training_args(run: RunSpec, output_dir: Path) -> Any:
         include_num_input_tokens_seen="non_padding",
         bf16=bf16,
         fp16=cuda and not bf16,
+        dataloader_pin_memory=cuda,
         disable_tqdm=True,
     )
 
@@ -163,38 +216,9 @@ def save_artifact(model: Any, tokenizer: Any, run: RunSpec, target: Path) -> Pat
     model.save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
     meta = {"method": run.method, "base_model": run.model_path, "labels": run.labels, "run_key": run.key,
-            "options": run.options, "trust_remote_code": run.trust_remote_code}
+            "options": run.options, "max_length": run.train["max_length"],
+            "trust_remote_code": run.trust_remote_code}
     (tmp / ARTIFACT_META).write_text(json.dumps(meta, indent=2))
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     return target
-
-
-class _MethodTrainer(Trainer):
-    """Logs each named optimizer group's learning rate, so LLRD's decay is visible in TensorBoard."""
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs and self.optimizer is not None:
-            for group in self.optimizer.param_groups:
-                if "name" in group:
-                    logs[f"learning_rate/{group['name']}"] = group["lr"]
-        super().log(logs, start_time)
-
-
-class _Clock(TrainerCallback):
-    """Progress events for the parent process, and the wall time at which each evaluation ran."""
-
-    def __init__(self, report: Report) -> None:
-        self.report = report
-        self.started = time.perf_counter()
-        self.elapsed_at: dict[int, float] = {}
-
-    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
-        self.started = time.perf_counter()
-
-    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
-        self.report({"step": state.global_step, "max_steps": state.max_steps})
-
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001, ANN201
-        self.elapsed_at[state.global_step] = time.perf_counter() - self.started
-        self.report({"step": state.global_step, "max_steps": state.max_steps, "eval": metrics or {}})

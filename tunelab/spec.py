@@ -71,13 +71,16 @@ class TrainSpec(_Strict):
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
     weight_decay: NonNegativeFloat = 0.01
 
-    @model_validator(mode="after")
-    def _one_budget(self) -> TrainSpec:
-        if self.epochs is not None and self.max_steps is not None:
+    @model_validator(mode="before")
+    @classmethod
+    def _one_budget(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        if values.get("epochs") is not None and values.get("max_steps") is not None:
             raise ValueError("give either epochs or max_steps, not both")
-        if self.epochs is None and self.max_steps is None:
-            return self.model_copy(update={"epochs": 1.0})
-        return self
+        if values.get("epochs") is None and values.get("max_steps") is None:
+            return {**values, "epochs": 1.0}
+        return values
 
 
 class MethodSpec(_Strict):
@@ -161,7 +164,8 @@ def _first_error(err: ValidationError, where: str, accepted: Any = None) -> str:
         close = difflib.get_close_matches(key, names, n=1)
         suggestion = f"; did you mean {close[0]!r}?" if close else ""
         return f"{field}: unknown key{suggestion} (accepted: {', '.join(names)}){more}"
-    return f"{field}: {first['msg']} (got {first['input']!r}){more}"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{field}: {message} (got {first['input']!r}){more}"
 
 
 def _fields_at(loc: tuple[Any, ...]) -> list[str]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from pydantic import Field, PositiveFloat, PositiveInt
 
+from ..errors import TunelabError
 from . import register
 from .base import Method, MethodOptions, ModelContext
 
@@ -30,6 +31,7 @@ class Lora(Method):
     def apply(self, model: torch.nn.Module, ctx: ModelContext) -> torch.nn.Module:
         from peft import LoraConfig, TaskType, get_peft_model
 
+        _check_targets(model, self.options.target_modules)
         config = LoraConfig(
             task_type=TaskType.SEQ_CLS,  # peft then keeps the head trainable (modules_to_save)
             r=self.options.r,
@@ -38,3 +40,19 @@ class Lora(Method):
             target_modules=self.options.target_modules,
         )
         return get_peft_model(model, config)
+
+
+def _check_targets(model: torch.nn.Module, targets: list[str] | None) -> None:
+    """Name a target that matches nothing, with the candidates, instead of peft's generic error."""
+    if targets is None:
+        return
+    import torch
+
+    names = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    linear = sorted({name.rsplit(".", 1)[-1] for name in names})
+    for target in targets:  # matched as peft matches a list: the whole name or its last parts
+        if not any(name == target or name.endswith("." + target) for name in names):
+            raise TunelabError(
+                f"lora.target_modules: no linear module named {target!r} in {type(model).__name__}",
+                f"choose among {', '.join(linear)}",
+            )

@@ -1,0 +1,118 @@
+"""The whole flow through the CLI: separate processes per run, the store, skipping, reports, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import tiny_spec
+
+
+def tunelab(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "tunelab", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    """One real comparison: a working method, an impossible one, and the table they make."""
+    workdir = tmp_path_factory.mktemp("compare")
+    methods = ["head", {"name": "lora", "target_modules": ["no_such_module"]}, "prompt-tuning"]
+    path = workdir / "experiment.yaml"
+    path.write_text(yaml.safe_dump(tiny_spec(workdir / "work", methods)))
+    first = tunelab("compare", str(path))
+    return workdir / "work", path, first
+
+
+def _runs(workdir) -> list[dict]:
+    db = sqlite3.connect(workdir / "tunelab.db")
+    db.row_factory = sqlite3.Row
+    return [dict(r) for r in db.execute("SELECT key, method, status, error, metrics, costs, artifact FROM runs")]
+
+
+def test_a_failed_run_is_recorded_and_the_others_finish(experiment):
+    workdir, _, first = experiment
+    assert first.returncode == 0, first.stderr
+    status = {r["method"]: r["status"] for r in _runs(workdir)}
+    assert status == {"head": "done", "lora": "failed", "prompt-tuning": "done"}
+    (lora,) = [r for r in _runs(workdir) if r["method"] == "lora"]
+    assert "no_such_module" in lora["error"]
+
+
+def test_the_table_reports_costs_and_metrics(experiment):
+    workdir, _, first = experiment
+    summary = json.loads((workdir / "comparison.json").read_text())
+    rows = {row["method"]: row for row in summary["methods"]}
+    head = rows["head"]["values"]
+    assert head["trainable_params"]["mean"] == 384 * 2 + 2  # the linear probe: 384 → 2
+    assert 0 <= head["test_accuracy"]["mean"] <= 1 and head["peak_memory_mb"]["mean"] > 100
+    assert head["tokens_per_second"]["mean"] > 0 and head["artifact_bytes"]["mean"] > 0
+    assert rows["lora"]["done"] == 0 and "no_such_module" in rows["lora"]["failed"][0]
+    markdown = (workdir / "comparison.md").read_text()
+    assert "| head | 1 |" in markdown and "| prompt-tuning | 1 |" in markdown
+    assert "prompt-tuning" in first.stdout and "test acc" in first.stdout
+
+
+def test_tensorboard_has_the_validation_metric(experiment):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    workdir, _, _ = experiment
+    (run_dir,) = [d for d in (workdir / "runs").iterdir() if d.name.startswith("head-")]
+    events = EventAccumulator(str(run_dir / "tensorboard")).Reload()
+    accuracy = events.Scalars("eval/accuracy")
+    assert [e.step for e in accuracy] == [2, 4]
+
+
+def test_a_second_compare_skips_finished_runs_and_force_reruns(experiment):
+    workdir, path, _ = experiment
+    before = {r["key"]: r for r in _runs(workdir)}
+    again = tunelab("compare", str(path))
+    assert again.returncode == 0, again.stderr
+    assert "2 run(s) already finished in the store: skipped" in again.stdout
+    after = {r["key"]: r for r in _runs(workdir)}
+    done = [k for k, r in before.items() if r["status"] == "done"]
+    assert all(after[k]["metrics"] == before[k]["metrics"] for k in done)
+    assert "lora" in again.stdout  # the failed run was tried again
+
+
+def test_runs_and_report_read_the_store(experiment):
+    workdir, _, _ = experiment
+    listing = tunelab("runs", "--workdir", str(workdir))
+    assert listing.returncode == 0 and "head-s0-" in listing.stdout and "failed" in listing.stdout
+    table = tunelab("report", "--workdir", str(workdir))
+    assert table.returncode == 0 and "prompt-tuning" in table.stdout
+
+
+def test_predict_reloads_an_artifact_from_the_cli(experiment):
+    workdir, _, _ = experiment
+    (artifact,) = [r["artifact"] for r in _runs(workdir) if r["method"] == "head"]
+    out = tunelab("predict", artifact, "a gorgeous, witty, seductive movie .")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\t")[0] in {"0", "1"}
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--methods", "full,nope"], "unknown method 'nope'"),
+        (["--data", "no/such/dir/x.csv"], "data path no/such/dir/x.csv does not exist"),
+        (["--model", "./no-such-model"], "model path ./no-such-model does not exist"),
+        (["--batch-size", "0"], "train.batch_size: Input should be greater than 0"),
+        (["--text-column", "nope"], "no column 'nope'"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_no_store(tmp_path, args, expected):
+    from conftest import DATA
+
+    workdir = tmp_path / "work"
+    out = tunelab("compare", "--data", str(DATA / "trec"), "--workdir", str(workdir), *args)
+    assert out.returncode == 2
+    assert expected in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (workdir / "tunelab.db").exists()

@@ -1,0 +1,138 @@
+"""Loaders: every supported format gives the same examples; labels, columns and splits are checked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import DATA
+
+from tunelab.data import prepare_data
+from tunelab.errors import TunelabError
+from tunelab.models import resolve_model
+from tunelab.spec import DataSpec
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return resolve_model("builtin:minilm")
+
+
+def _rows(source: str, n: int, skip: int = 0) -> list[dict]:
+    """Real rows of SST-2's TSV, as dicts."""
+    lines = (DATA / "sst2" / source).read_text().splitlines()[1 + skip : 1 + skip + n]
+    return [{"sentence": s, "label": int(y)} for s, y in (line.rsplit("\t", 1) for line in lines)]
+
+
+def _load(path, minilm, tmp_path, **options):
+    return prepare_data(DataSpec(path=str(path), **options), minilm, 64, tmp_path / "work")
+
+
+def _examples(prepared) -> dict[str, list[tuple[tuple[int, ...], str]]]:
+    from datasets import load_from_disk
+
+    data = load_from_disk(prepared.path)
+    return {
+        split: sorted((tuple(ids), prepared.labels[y]) for ids, y in zip(data[split]["input_ids"], data[split]["labels"]))
+        for split in ("train", "validation", "test")
+    }
+
+
+def _write(folder, fmt: str, splits: dict[str, list[dict]]) -> None:
+    import pandas as pd
+
+    folder.mkdir()
+    for split, rows in splits.items():
+        frame = pd.DataFrame(rows)
+        target = folder / f"{split}.{fmt}"
+        if fmt == "csv":
+            frame.to_csv(target, index=False)
+        elif fmt == "tsv":
+            frame.to_csv(target, sep="\t", index=False)
+        elif fmt == "jsonl":
+            frame.to_json(target, orient="records", lines=True)
+        elif fmt == "json":  # one JSON array, as some data sets ship
+            target.write_text(json.dumps(rows))
+        elif fmt == "parquet":
+            frame.to_parquet(target)
+
+
+def test_every_format_gives_the_same_examples(minilm, tmp_path):
+    splits = {"train": _rows("train.tsv", 40), "validation": _rows("validation.tsv", 12), "test": _rows("test.tsv", 12)}
+    seen = {}
+    for fmt in ("csv", "tsv", "jsonl", "json", "parquet"):
+        _write(tmp_path / fmt, fmt, splits)
+        prepared = _load(tmp_path / fmt, minilm, tmp_path / f"w-{fmt}")
+        assert prepared.sizes == {"train": 40, "validation": 12, "test": 12}
+        assert prepared.text_column == "sentence" and prepared.labels == ["0", "1"]
+        seen[fmt] = _examples(prepared)
+    first = seen.pop("csv")
+    for fmt, examples in seen.items():
+        assert examples == first, fmt
+
+
+def test_string_labels_keep_their_names(minilm, tmp_path):
+    prepared = _load(DATA / "rotten_tomatoes", minilm, tmp_path, sample={"train": 60, "validation": 20, "test": 20})
+    assert prepared.labels == ["negative", "positive"]
+    examples = _examples(prepared)
+    assert {label for _, label in examples["test"]} == {"negative", "positive"}
+    assert sum(label == "positive" for _, label in examples["train"]) == 30  # stratified sample
+
+
+def test_unsplit_file_gets_a_stratified_seeded_split(minilm, tmp_path):
+    prepared = _load(DATA / "sms_spam" / "sms_spam.csv", minilm, tmp_path)
+    assert prepared.labels == ["ham", "spam"]
+    assert prepared.sizes["validation"] == prepared.sizes["test"] == 557
+    assert sum(prepared.sizes.values()) == 5574
+    assert any("made a stratified" in note for note in prepared.notes)
+    examples = _examples(prepared)
+    spam = [sum(label == "spam" for _, label in examples[s]) / len(examples[s]) for s in examples]
+    assert max(spam) - min(spam) < 0.01  # 13.4 % spam in every split
+    again = _load(DATA / "sms_spam" / "sms_spam.csv", minilm, tmp_path / "again")
+    assert _examples(again) == examples  # the split is seeded
+
+
+def test_train_and_test_only_folder_is_multiclass_with_a_validation_split(minilm, tmp_path):
+    prepared = _load(DATA / "ag_news", minilm, tmp_path, sample={"train": 80, "validation": 20, "test": 20})
+    assert prepared.labels == ["Business", "Sci/Tech", "Sports", "World"]
+    assert prepared.sizes == {"train": 80, "validation": 20, "test": 20}
+    assert any("no validation split" in note for note in prepared.notes)
+
+
+def test_prepared_data_is_cached(minilm, tmp_path):
+    first = _load(DATA / "trec", minilm, tmp_path, sample={"train": 60, "validation": 30, "test": 30})
+    again = _load(DATA / "trec", minilm, tmp_path, sample={"train": 60, "validation": 30, "test": 30})
+    assert again == first
+
+
+@pytest.mark.parametrize(
+    ("make", "options", "expected"),
+    [
+        (lambda d: d / "missing.csv", {}, "does not exist"),
+        (lambda d: DATA / "sst2", {"text_column": "text"}, "no column 'text' (columns: sentence, label)"),
+        (lambda d: DATA / "uci_sentences", {}, "has no train file"),
+        (lambda d: _file(d, "ragged.csv", "text,label\nok,1\nbad,0,extra,fields\n"), {}, "cannot read"),
+        (lambda d: _file(d, "one.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": 1}\n'), {},
+         "single label"),
+        (lambda d: _file(d, "data.txt", "hello"), {}, "unsupported file type"),
+    ],
+)
+def test_bad_data_gets_one_clear_line(minilm, tmp_path, make, options, expected):
+    with pytest.raises(TunelabError) as err:
+        _load(make(tmp_path), minilm, tmp_path, **options)
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_label_unseen_in_train_is_refused(minilm, tmp_path):
+    folder = tmp_path / "unseen"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("".join(json.dumps({"text": f"t{i}", "label": i % 2}) + "\n" for i in range(20)))
+    (folder / "test.jsonl").write_text(json.dumps({"text": "x", "label": 7}) + "\n")
+    with pytest.raises(TunelabError, match="label\\(s\\) '7' in test never occur in train"):
+        _load(folder, minilm, tmp_path)
+
+
+def _file(folder, name: str, text: str):
+    path = folder / name
+    path.write_text(text)
+    return path

@@ -1,0 +1,64 @@
+"""Each method trains exactly the parameters it claims to, and its artifact predicts as it did in memory."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from tunelab import runner
+from tunelab.predict import Classifier
+
+
+def _trained(run):
+    """Train a few steps in this process, on the runner's own Trainer; return model + changed params."""
+    session = runner.build(run)
+    model = session.trainer.model
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    session.trainer.train()
+    model = session.trainer.model
+    changed = {name for name, p in model.named_parameters() if not torch.equal(before[name], p.detach())}
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    return session, changed, trainable
+
+
+EXPECTED_TRAINABLE = {
+    "full": r".*",
+    "llrd": r".*",
+    "freeze": r"bert\.(encoder\.layer\.[45]\.|pooler\.).*|classifier\..*",  # top k=2 of 6 layers + head
+    "head": r"classifier\..*",
+    "lora": r".*\.lora_[AB]\.default\.weight|.*classifier\.modules_to_save\.default\..*",
+    "prompt-tuning": r"prompt_encoder\.default\.embedding\.weight|.*classifier\.modules_to_save\.default\..*",
+}
+
+
+@pytest.mark.parametrize("method", list(EXPECTED_TRAINABLE))
+def test_exactly_the_intended_parameters_change(tiny_runs, method):
+    (run,) = tiny_runs([method])
+    session, changed, trainable = _trained(run)
+    assert changed == trainable, "frozen parameters must stay bit-identical, trainable ones must move"
+    pattern = re.compile(EXPECTED_TRAINABLE[method])
+    assert trainable and all(pattern.fullmatch(name) for name in trainable), sorted(trainable)[:5]
+    if method in ("full", "llrd"):
+        assert len(trainable) == len(list(session.trainer.model.parameters()))
+    if method == "lora":  # the adapters sit on BERT's query and value projections (peft's default for bert)
+        assert {m.group(1) for n in trainable if (m := re.search(r"attention\.self\.(\w+)\.lora_A", n))} == {
+            "query", "value"}
+
+
+@pytest.mark.parametrize("method", ["full", "lora", "prompt-tuning"])
+def test_saved_artifact_reloads_and_predicts_the_same(tiny_runs, method, tmp_path):
+    (run,) = tiny_runs([method])
+    session, _, _ = _trained(run)
+    texts = ["a gorgeous, witty, seductive movie .", "the plot is nothing but boilerplate clichés .",
+             "it 's a charming and often affecting journey .", "unflinchingly bleak and desperate"]
+    model, tokenizer = session.trainer.model.eval(), session.trainer.processing_class
+    with torch.no_grad():
+        logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
+    before = [run.labels[i] for i in logits.argmax(-1).tolist()]
+
+    artifact = runner.save_artifact(model, tokenizer, run, tmp_path / "artifact")
+    assert Classifier.load(artifact).predict(texts) == before
+    if method != "full":  # an adapter, not a copy of the model
+        assert sum(f.stat().st_size for f in artifact.iterdir()) < 5 * 2**20

@@ -1,0 +1,75 @@
+"""The experiment is validated at the edge: bad values name the field and what is accepted."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunelab.errors import TunelabError
+from tunelab.spec import DEFAULT_EXPERIMENT, build_spec, load_spec
+
+
+def test_default_experiment_is_the_four_core_methods_on_builtin_data():
+    spec = load_spec()
+    assert [m.name for m in spec.methods] == ["full", "llrd", "lora", "prompt-tuning"]
+    assert spec.model == "builtin:minilm" and spec.data.path == "builtin:imdb"
+    llrd = spec.methods[1].options
+    assert llrd == {"lr": 5e-5, "decay": 0.95}  # defaults filled in, so run keys name every value
+
+
+def test_methods_accept_names_mappings_and_comma_lists():
+    spec = load_spec(None, {"methods": "head, lora"})
+    assert [m.name for m in spec.methods] == ["head", "lora"]
+    spec = build_spec({**DEFAULT_EXPERIMENT, "methods": [{"name": "lora", "r": 4, "lr": 1e-3}]})
+    assert spec.methods[0].options["r"] == 4 and spec.methods[0].options["lr"] == 1e-3
+
+
+def test_seed_count_becomes_seed_list():
+    assert load_spec(None, {"seeds": 3}).seeds == [0, 1, 2]
+
+
+def test_data_flag_replaces_default_sample():
+    spec = load_spec(None, {"data": "../shared/data/sst2"})
+    assert spec.data.path == "../shared/data/sst2" and spec.data.sample.train is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"train": {"epoch": 2}}, "train.epoch: unknown key; did you mean 'epochs'?"),
+        ({"modle": "x"}, "modle: unknown key; did you mean 'model'?"),
+        ({"train": {"batch_size": 0}}, "train.batch_size: Input should be greater than 0"),
+        ({"train": {"epochs": 1, "max_steps": 3}}, "give either epochs or max_steps, not both"),
+        ({"methods": ["lorra"]}, "unknown method 'lorra' (did you mean 'lora'? known methods: full, llrd"),
+        ({"methods": [{"name": "lora", "r": 0}]}, "methods[0] (lora).r: Input should be greater than 0"),
+        ({"methods": [{"name": "full", "lr": -1e-5}]}, "methods[0] (full).lr: Input should be greater than 0"),
+        ({"methods": [{"name": "lora", "rank": 4}]}, "methods[0] (lora).rank: unknown key (accepted: lr, r,"),
+        ({"methods": [{"name": "llrd", "decay": 1.5}]}, "methods[0] (llrd).decay: Input should be less than"),
+        ({"task": "regression"}, "task: Input should be 'classification'"),
+        ({"seeds": [1, 1]}, "seeds repeat"),
+    ],
+)
+def test_bad_values_name_the_field(raw, expected):
+    with pytest.raises(TunelabError) as err:
+        build_spec({**DEFAULT_EXPERIMENT, **raw})
+    assert expected in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("model: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(TunelabError, match="not valid YAML"):
+        load_spec(evil)
+
+
+def test_missing_experiment_file(tmp_path):
+    with pytest.raises(TunelabError, match="does not exist"):
+        load_spec(tmp_path / "nope.yaml")
+
+
+def test_example_experiment_in_repo_is_valid():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "sst2.yaml"
+    spec = load_spec(example)
+    assert [m.name for m in spec.methods] == ["full", "llrd", "lora", "prompt-tuning", "head"]
