@@ -36,6 +36,7 @@ def compare(
     workdir: Optional[str] = typer.Option(None, help="Where the store, runs and reports go."),
     force: bool = typer.Option(False, help="Retrain runs the store already has."),
     trust_remote_code: Optional[bool] = typer.Option(None, help="Run model code from the hub (off by default)."),
+    allow_pickle: Optional[bool] = typer.Option(None, help="Load pickled .bin weights (they can run code)."),
 ) -> None:
     """Train each method under one protocol and print what each cost and achieved."""
     from .experiment import compare as run_comparison
@@ -43,11 +44,14 @@ def compare(
 
     overrides = dict(model=model, data=data, methods=methods, seeds=seeds, epochs=epochs, max_steps=max_steps,
                      batch_size=batch_size, max_length=max_length, eval_every=eval_every, text_column=text_column,
-                     label_column=label_column, workdir=workdir, trust_remote_code=trust_remote_code)
+                     label_column=label_column, workdir=workdir, trust_remote_code=trust_remote_code,
+                     allow_pickle=allow_pickle)
     experiment = load_spec(spec, overrides)
     with _ProgressListener() as listener:
         result = run_comparison(experiment, force=force, listener=listener)
     console.print(_rich_table(result.rows, f"{experiment.model} on {experiment.data.path}"))
+    console.print(f"trained {len(result.ran)} run(s){': ' + ', '.join(result.ran) if result.ran else ''}",
+                  highlight=False)
     console.print(f"[dim]{result.markdown_path} · {result.json_path} · "
                   f"tensorboard --logdir {Path(experiment.workdir) / 'runs'}[/dim]")
 

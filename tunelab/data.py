@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from importlib import util
 from pathlib import Path
@@ -62,6 +63,7 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
     import datasets
 
     datasets.disable_progress_bars()  # tunelab shows its own progress
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # its errors reach the user as TunelabError
     raw = source.load(workdir / "cache" / "datasets")
     splits, text_column, label_column, labels, notes = _labelled_splits(raw, spec, source.name)
     splits = _tokenise(splits, model.path, text_column, max_length, trust_remote_code)
@@ -69,10 +71,15 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
         path=str(target), labels=labels, text_column=text_column, label_column=label_column,
         sizes={name: len(split) for name, split in splits.items()}, fingerprint=fingerprint, notes=notes,
     )
-    tmp = target.with_name(target.name + ".tmp")
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     splits.save_to_disk(str(tmp))
     (tmp / "tunelab_data.json").write_text(json.dumps(asdict(prepared), indent=2))
-    os.replace(tmp, target)  # a half-written cache is never mistaken for a finished one
+    try:
+        os.replace(tmp, target)  # a half-written cache is never mistaken for a finished one
+    except OSError:  # another process prepared the same data first: theirs is as good as ours
+        if not meta.is_file():
+            raise
+        shutil.rmtree(tmp)
     return prepared
 
 
@@ -136,6 +143,10 @@ class _Source:
             return self._load_builtin(cache_dir)
         out = {}
         for split, files in self.files.items():
+            for file in files:
+                if os.path.getsize(file) == 0:
+                    raise TunelabError(f"{file}: the file is empty ({split} split)",
+                                       "fill it, or remove it to let tunelab make this split from train")
             builder, kwargs = _format(Path(files[0]))
             try:
                 out[split] = load_dataset(builder, data_files=files, split="train",
@@ -187,6 +198,9 @@ def _split_files(folder: Path) -> dict[str, list[str]]:
 
 
 def _first_line(err: BaseException) -> str:
+    """The first line of the root cause: datasets wraps parser errors in a generic one."""
+    while err.__cause__ is not None:
+        err = err.__cause__
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
 
@@ -197,6 +211,10 @@ def _first_line(err: BaseException) -> str:
 def _labelled_splits(raw: DatasetDict, spec: DataSpec, name: str) -> tuple[DatasetDict, str, str, list[str], list[str]]:
     from datasets import ClassLabel, DatasetDict
 
+    for split, rows in raw.items():
+        if len(rows) == 0:
+            raise TunelabError(f"{name}: {'the data set' if split == 'all' else split}: the split is empty",
+                               "check the file, or remove it to let tunelab make this split from train")
     first = next(iter(raw.values()))
     text_column = _column(spec.text_column, first, TEXT_COLUMNS, "text", name)
     label_column = _column(spec.label_column, first, LABEL_COLUMNS, "label", name)
@@ -216,7 +234,7 @@ def _labelled_splits(raw: DatasetDict, spec: DataSpec, name: str) -> tuple[Datas
     if "all" in splits:
         splits["train"] = splits.pop("all")
     if len(splits["train"]) == 0:
-        raise TunelabError(f"{name}: the training data is empty", "check the file and the sample sizes")
+        raise TunelabError(f"{name}: train has no labelled rows", "check the label column")
 
     labels = _label_names(splits["train"].features[label_column], splits["train"][label_column])
     if len(labels) < 2:
@@ -319,5 +337,10 @@ def _tokenise(data: DatasetDict, model_path: str, text_column: str, max_length: 
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
         return encoded
 
-    return data.map(encode, input_columns=text_column, batched=True, remove_columns=[text_column],
+    data = data.map(encode, input_columns=text_column, batched=True, remove_columns=[text_column],
                     desc="tokenising")
+    # Evaluation batches of similar length pad little; the metrics do not depend on the order.
+    for split in ("validation", "test"):
+        order = sorted(range(len(data[split])), key=data[split]["length"].__getitem__)
+        data[split] = data[split].select(order).flatten_indices()
+    return data

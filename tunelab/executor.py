@@ -42,12 +42,13 @@ class LocalExecutor:
             worker.stdin.close()
             for line in worker.stdout:
                 event = json.loads(line)
-                if "result" in event:
-                    result = RunResult(**event["result"])
+                if "result" in event:  # keyed by the run we launched, whatever the worker computed
+                    result = RunResult(**{**event["result"], "key": run.key})
                 else:
                     on_event(run, event)
             code = worker.wait()
         if result is None:
+            cause = "killed (SIGKILL: out of memory?)" if code == -9 else f"ended with code {code}"
             result = RunResult(key=run.key, status="failed",
-                               error=f"worker process ended with code {code} before reporting (log: {log_path})")
+                               error=f"worker process {cause} before reporting (log: {log_path})")
         return result

@@ -12,6 +12,7 @@ from . import report
 from .data import PreparedData, prepare_data
 from .errors import TunelabError
 from .executor import Executor, LocalExecutor
+from .locks import RunLock
 from .models import ModelRef, resolve_model
 from .plan import RunResult, RunSpec, plan
 from .spec import ExperimentSpec
@@ -32,7 +33,7 @@ class Comparison:
 def prepare(spec: ExperimentSpec) -> tuple[ModelRef, PreparedData, list[RunSpec]]:
     """Everything that can fail on bad input, done before anything is written to the store."""
     workdir = writable_workdir(spec.workdir)
-    model = resolve_model(spec.model, spec.trust_remote_code)
+    model = resolve_model(spec.model, spec.trust_remote_code, spec.allow_pickle)
     data = prepare_data(spec.data, model, spec.train.max_length, workdir, spec.trust_remote_code)
     return model, data, plan(spec, model, data)
 
@@ -60,18 +61,45 @@ def compare(
         todo = [r for r in runs if force or store.status(r.key) != "done"]
         skipped = [r for r in runs if r not in todo]
         listener.start(todo, skipped, data.notes)
-        by_key = {r.key: r for r in todo}
-        for result in (executor or LocalExecutor()).execute(todo, listener.event):
-            store.record(result)
-            listener.finished(by_key[result.key], result)
+        executor = executor or LocalExecutor()
+        ours, theirs = _claim(todo, Path(spec.workdir))
+        ran = _execute(ours, store, executor, listener)
+        for run, lock in theirs:  # another process is training these: wait, then train what it left
+            lock.acquire()
+            if store.status(run.key) == "done":
+                lock.release()
+            else:
+                ran += _execute([(run, lock)], store, executor, listener)
         rows = report.summarize(store.runs(experiment_id))
     finally:
         store.close()
     context = {"title": f"{spec.model} on {spec.data.path}", "model": spec.model, "data": spec.data.path,
                "labels": data.labels, "sizes": data.sizes, "seeds": spec.seeds}
     md, js = report.write(rows, Path(spec.workdir), context)
-    return Comparison(experiment_id=experiment_id, rows=rows, ran=[r.key for r in todo],
+    return Comparison(experiment_id=experiment_id, rows=rows, ran=ran,
                       skipped=[r.key for r in skipped], notes=data.notes, markdown_path=md, json_path=js)
+
+
+def _claim(runs: list[RunSpec], workdir: Path) -> tuple[list[tuple[RunSpec, RunLock]], list[tuple[RunSpec, RunLock]]]:
+    """Lock every run we can; the others are being trained by another process right now."""
+    ours, theirs = [], []
+    for run in runs:
+        lock = RunLock(workdir, run.key)
+        (ours if lock.try_acquire() else theirs).append((run, lock))
+    return ours, theirs
+
+
+def _execute(claimed: list[tuple[RunSpec, RunLock]], store: Store, executor: Executor, listener: Listener) -> list[str]:
+    """Train the claimed runs, record each as it finishes and release its lock; return their keys."""
+    locks = {run.key: lock for run, lock in claimed}
+    runs = {run.key: run for run, _ in claimed}
+    for result in executor.execute(list(runs.values()), listener.event):
+        store.record(result)
+        locks.pop(result.key).release()
+        listener.finished(runs[result.key], result)
+    for lock in locks.values():  # the executor stopped early (an exception is on its way)
+        lock.release()
+    return list(runs)
 
 
 def writable_workdir(path: str) -> Path:

@@ -41,8 +41,8 @@ def _builtin_path(name: str) -> str:
     return str(Path(found.origin).parent / folder)
 
 
-def resolve_model(ref: str, trust_remote_code: bool = False) -> ModelRef:
-    """Check the model exists and is a model, without loading its weights."""
+def resolve_model(ref: str, trust_remote_code: bool = False, allow_pickle: bool = False) -> ModelRef:
+    """Check the model exists, is a model and can classify, without loading its weights."""
     if ref.startswith("builtin:"):
         path = _builtin_path(ref.removeprefix("builtin:"))
     elif os.path.exists(ref):
@@ -56,8 +56,26 @@ def resolve_model(ref: str, trust_remote_code: bool = False) -> ModelRef:
         raise TunelabError(f"model path {ref} does not exist", "check the path or give a hub id")
     else:
         path = ref
+    if os.path.isdir(path):
+        _check_weights(Path(path), allow_pickle)
     config = load_config(path, trust_remote_code)
+    _check_classification_head(ref, config)
     return ModelRef(ref=ref, path=path, model_type=config.model_type, fingerprint=_fingerprint(path, config))
+
+
+def _check_weights(folder: Path, allow_pickle: bool) -> None:
+    """Pickled checkpoints can run code when loaded: refuse them unless the user says otherwise."""
+    if not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin")) and not allow_pickle:
+        raise TunelabError(f"model {folder} has only pickled weights (.bin), which can run code when loaded",
+                           "convert them to safetensors, or pass --allow-pickle if you trust the source")
+
+
+def _check_classification_head(ref: str, config: Any) -> None:
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+
+    if config.model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES and not getattr(config, "auto_map", None):
+        raise TunelabError(f"model {ref!r} ({config.model_type}) has no sequence-classification head in transformers",
+                           "choose an encoder or decoder that AutoModelForSequenceClassification supports")
 
 
 def load_config(path: str, trust_remote_code: bool = False) -> PretrainedConfig:

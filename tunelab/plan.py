@@ -30,6 +30,7 @@ class RunSpec:
     seed: int
     workdir: str
     trust_remote_code: bool = False
+    allow_pickle: bool = False
 
     @property
     def key(self) -> str:
@@ -69,6 +70,7 @@ def plan(spec: ExperimentSpec, model: ModelRef, data: PreparedData) -> list[RunS
             seed=seed,
             workdir=str(Path(spec.workdir).resolve()),
             trust_remote_code=spec.trust_remote_code,
+            allow_pickle=spec.allow_pickle,
         )
         for method in spec.methods
         for seed in spec.seeds

@@ -62,9 +62,10 @@ def summarize(runs: list[dict[str, Any]]) -> list[MethodRow]:
                       for r in group if r["status"] not in ("done",)]
         if done:
             row.trainable_pct = done[0]["costs"].get("trainable_pct")
-        for key, _, source, _ in COLUMNS:
-            values = [r[source][key] for r in done if r[source].get(key) is not None]
-            if values:
+        for source in ("costs", "metrics"):  # every number a run recorded, not only the table's columns
+            keys = {k for r in done for k, v in r[source].items() if isinstance(v, (int, float))}
+            for key in sorted(keys):
+                values = [r[source][key] for r in done if r[source].get(key) is not None]
                 row.values[key] = _stat(values)
         rows[method] = row
     return list(rows.values())

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,6 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
 from . import methods
 from .measure import count_parameters, directory_bytes, environment, peak_memory_mb
@@ -41,8 +41,29 @@ Report = Callable[[dict[str, Any]], None]
 ARTIFACT_META = "tunelab.json"
 
 
+class Diverged(Exception):
+    """The training loss stopped being a finite number."""
+
+    def __init__(self, step: int, loss: float) -> None:
+        super().__init__(f"training loss became {loss} at step {step}")
+        self.step = step
+
+
 class _MethodTrainer(Trainer):
-    """Logs the rate of every named optimizer group, so LLRD's decay shows in TensorBoard."""
+    """The Trainer, plus: stop at the first non-finite loss, count the padding processed, and log
+    the rate of every named optimizer group (so LLRD's decay shows in TensorBoard)."""
+
+    processed_tokens = 0
+    padded_tokens = 0
+
+    def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
+        mask = inputs["attention_mask"]
+        self.processed_tokens += mask.numel()
+        self.padded_tokens += mask.numel() - int(mask.sum())
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not torch.isfinite(loss).item():
+            raise Diverged(self.state.global_step + 1, loss.item())
+        return loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self.optimizer is not None:
@@ -73,6 +94,7 @@ class _Clock(TrainerCallback):
 
 
 @dataclass
+@dataclass
 class Session:
     """A run ready to train: the Trainer with the method applied, and what it was built from."""
 
@@ -89,7 +111,7 @@ def build(run: RunSpec, report: Report = lambda event: None) -> Session:
     run.run_dir.mkdir(parents=True, exist_ok=True)
     data = load_from_disk(run.data_path)
     tokenizer = AutoTokenizer.from_pretrained(run.model_path, trust_remote_code=run.trust_remote_code)
-    model = load_for_classification(run.model_path, run.labels, run.trust_remote_code)
+    model = load_for_classification(run.model_path, run.labels, run.trust_remote_code, run.allow_pickle)
     method_cls = methods.get(run.method)
     method = method_cls(method_cls.Options(**run.options))
     ctx = methods.ModelContext(model_path=run.model_path, model_type=run.model_type, num_labels=len(run.labels))
@@ -108,7 +130,7 @@ def build(run: RunSpec, report: Report = lambda event: None) -> Session:
         train_dataset=data["train"],
         eval_dataset=data["validation"],
         processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=DataCollatorWithPadding(tokenizer),  # pads each batch to its longest
         compute_metrics=classification_metrics,
         callbacks=callbacks,
         optimizers=(optimizer, None),  # the Trainer adds its warmup + linear decay schedule
@@ -122,7 +144,10 @@ def train(run: RunSpec, report: Report = lambda event: None) -> RunResult:
     trainer, data, clock, run_dir = session.trainer, session.data, session.clock, run.run_dir
     trainable, total = session.trainable_params, session.total_params
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=_last_checkpoint(run_dir / "checkpoints"))
+    checkpoint = _last_checkpoint(run_dir / "checkpoints")  # left by a run that was interrupted
+    if checkpoint:
+        print(f"tunelab: resuming from {checkpoint}", file=sys.stderr)
+    trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.perf_counter() - started
 
     trainer.remove_callback(EarlyStoppingCallback)  # it would look for eval_* in the final evaluations
@@ -148,7 +173,9 @@ def train(run: RunSpec, report: Report = lambda event: None) -> RunResult:
         "eval_seconds": eval_seconds,
         "train_tokens": tokens,
         "tokens_per_second": tokens / train_seconds if train_seconds else 0.0,
+        "padding_fraction": trainer.padded_tokens / max(trainer.processed_tokens, 1),  # of training tokens
         "steps": state.global_step,
+        "resumed_from_step": int(checkpoint.rsplit("-", 1)[1]) if checkpoint else None,
         "best_step": state.best_global_step,
         "seconds_to_best": clock.elapsed_at.get(state.best_global_step),
         "artifact_bytes": directory_bytes(artifact),
@@ -190,13 +217,17 @@ def _training_args(run: RunSpec, output_dir: Path) -> Any:
         include_num_input_tokens_seen="non_padding",
         bf16=bf16,
         fp16=cuda and not bf16,
+        tf32=cuda and torch.cuda.get_device_capability()[0] >= 8,  # Ampere and newer
         dataloader_pin_memory=cuda,
         disable_tqdm=True,
     )
 
 
 def _last_checkpoint(folder: Path) -> str | None:
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    """The newest complete checkpoint: a kill can land while one is being written, and the Trainer
+    writes ``trainer_state.json`` last."""
+    complete = [c for c in folder.glob("checkpoint-*") if (c / "trainer_state.json").is_file()]
+    return str(max(complete, key=lambda c: int(c.name.split("-")[1]))) if complete else None
 
 
 def _series(log_history: list[dict[str, Any]]) -> list[tuple[int, str, float]]:

@@ -97,6 +97,7 @@ class ExperimentSpec(_Strict):
     seeds: list[int] = Field([0], min_length=1)
     workdir: str = "tunelab-work"
     trust_remote_code: bool = False
+    allow_pickle: bool = False  # load pickled .bin checkpoints (they can run code)
 
     @field_validator("data", mode="before")
     @classmethod

@@ -41,19 +41,30 @@ class Store:
         self.db = sqlite3.connect(self.path, timeout=30)
         self.db.row_factory = sqlite3.Row
         try:
+            self._check_schema()  # before any write: a file we refuse stays byte for byte as it was
             self.db.execute("PRAGMA journal_mode=WAL")
             with self.db:
                 self.db.executescript(_SCHEMA)
-                row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                if row is None:
-                    self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                elif int(row[0]) > SCHEMA_VERSION:
-                    raise TunelabError(f"{self.path} was written by a newer tunelab (schema {row[0]})",
-                                       "upgrade tunelab, or use another work directory")
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as err:
             self.db.close()
             raise TunelabError(f"{self.path} is not a tunelab store ({err})",
                                "move it away or use another work directory") from None
+        except TunelabError:
+            self.db.close()
+            raise
+
+    def _check_schema(self) -> None:
+        tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            return
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if "meta" in tables else None
+        if row is None:
+            raise TunelabError(f"{self.path} is not a tunelab store (tables: {', '.join(sorted(tables))})",
+                               "move it away or use another work directory")
+        if int(row[0]) > SCHEMA_VERSION:
+            raise TunelabError(f"{self.path} was written by a newer tunelab (schema {row[0]})",
+                               "upgrade tunelab, or use another work directory")
 
     def close(self) -> None:
         self.db.close()

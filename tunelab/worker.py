@@ -31,16 +31,26 @@ def main() -> int:
     def emit(event: dict[str, Any]) -> None:
         channel.write(json.dumps(event) + "\n")
 
-    try:
-        from .runner import train
+    import torch
 
+    from .runner import Diverged, train
+
+    try:
         result = train(run, emit)
+    except Diverged as err:  # stopped at once; the experiment goes on
+        result = RunResult(key=run.key, status="diverged", error=str(err), costs={"diverged_at_step": err.step})
+    except torch.OutOfMemoryError as err:
+        result = RunResult(key=run.key, status="oom", error=_first_line(err))
     except Exception as err:  # any failure of one run is recorded; the experiment goes on
         traceback.print_exc()
-        message = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        result = RunResult(key=run.key, status="failed", error=f"{type(err).__name__}: {message}")
+        result = RunResult(key=run.key, status="failed", error=f"{type(err).__name__}: {_first_line(err)}")
     emit({"result": asdict(result)})
     return 0
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else ""
 
 
 if __name__ == "__main__":

@@ -1,0 +1,25 @@
+"""The CLI answers at once: listing methods and help never import torch or transformers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_help_and_methods_do_not_import_torch():
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from tunelab.cli import app\n"
+        "runner = CliRunner()\n"
+        "for args in (['--help'], ['methods'], ['compare', '--help']):\n"
+        "    result = runner.invoke(app, args)\n"
+        "    assert result.exit_code == 0, result.output\n"
+        "print(runner.invoke(app, ['methods']).output)\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'peft', 'datasets') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("[]")
+    for name in ("full", "llrd", "freeze", "head", "lora", "prompt-tuning"):
+        assert name in out.stdout
