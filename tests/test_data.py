@@ -136,3 +136,28 @@ def _file(folder, name: str, text: str):
     path = folder / name
     path.write_text(text)
     return path
+
+
+def test_a_second_method_or_seed_does_not_tokenise_again(tmp_path, monkeypatch):
+    from conftest import tiny_spec
+
+    from tunelab import data as data_module
+    from tunelab.experiment import prepare
+    from tunelab.spec import build_spec
+
+    calls = []
+    real = data_module._tokenise
+    monkeypatch.setattr(data_module, "_tokenise", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = prepare(build_spec(tiny_spec(tmp_path, ["head"])))[2]
+    second = prepare(build_spec({**tiny_spec(tmp_path, ["lora", "full"]), "seeds": [0, 1]}))[2]
+    assert len(calls) == 1
+    assert {run.data_path for run in first + second} == {first[0].data_path}
+
+
+def test_evaluation_splits_are_sorted_by_length(minilm, tmp_path):
+    from datasets import load_from_disk
+
+    prepared = _load(DATA / "sst2", minilm, tmp_path, sample={"train": 40, "validation": 30, "test": 30})
+    data = load_from_disk(prepared.path)
+    for split in ("validation", "test"):
+        assert data[split]["length"] == sorted(data[split]["length"])

@@ -26,9 +26,9 @@ class LocalExecutor:
 
     def execute(self, runs: list[RunSpec], on_event: OnEvent) -> Iterator[RunResult]:
         for run in runs:
-            yield self._run_one(run, on_event)
+            yield self.run_one(run, on_event)
 
-    def _run_one(self, run: RunSpec, on_event: OnEvent) -> RunResult:
+    def run_one(self, run: RunSpec, on_event: OnEvent) -> RunResult:
         run.run_dir.mkdir(parents=True, exist_ok=True)
         log_path = run.run_dir / "run.log"
         result: RunResult | None = None
