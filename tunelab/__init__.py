@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["TunelabError", "compare", "load_spec"]
+__all__ = ["TunelabError", "compare", "load_spec", "sweep"]
 
 from .errors import TunelabError
 
@@ -25,4 +25,8 @@ def __getattr__(name: str) -> Any:  # lazy, so that `import tunelab` stays fast
         from .spec import load_spec
 
         return load_spec
+    if name == "sweep":
+        from .sweep import sweep
+
+        return sweep
     raise AttributeError(name)

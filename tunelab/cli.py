@@ -37,6 +37,10 @@ def compare(
     force: bool = typer.Option(False, help="Retrain runs the store already has."),
     trust_remote_code: Optional[bool] = typer.Option(None, help="Run model code from the hub (off by default)."),
     allow_pickle: Optional[bool] = typer.Option(None, help="Load pickled .bin weights (they can run code)."),
+    executor: str = typer.Option("local", help="local (a process per run) or ray (Ray tasks on a cluster)."),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address, e.g. 127.0.0.1:6379 (ray executor)."),
+    cpus_per_run: float = typer.Option(1, help="CPUs each run declares to Ray."),
+    gpus_per_run: float = typer.Option(0, help="GPUs each run declares to Ray."),
 ) -> None:
     """Train each method under one protocol and print what each cost and achieved."""
     from .experiment import compare as run_comparison
@@ -47,13 +51,61 @@ def compare(
                      label_column=label_column, workdir=workdir, trust_remote_code=trust_remote_code,
                      allow_pickle=allow_pickle)
     experiment = load_spec(spec, overrides)
+    runner = _executor(executor, address, cpus_per_run, gpus_per_run)
     with _ProgressListener() as listener:
-        result = run_comparison(experiment, force=force, listener=listener)
+        result = run_comparison(experiment, force=force, listener=listener, executor=runner)
     console.print(_rich_table(result.rows, f"{experiment.model} on {experiment.data.path}"))
     console.print(f"trained {len(result.ran)} run(s){': ' + ', '.join(result.ran) if result.ran else ''}",
                   highlight=False)
     console.print(f"[dim]{result.markdown_path} · {result.json_path} · "
                   f"tensorboard --logdir {Path(experiment.workdir) / 'runs'}[/dim]")
+
+
+@app.command("sweep")
+def sweep_command(
+    spec: Optional[Path] = typer.Argument(None, help="Experiment YAML, with an optional sweep: section."),
+    trials: Optional[int] = typer.Option(None, help="Trials per method (sweep.trials, else 20)."),
+    resume: bool = typer.Option(False, help="Continue the existing studies after a crash or Ctrl-C."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL, e.g. postgresql://host/db; "
+                                          "default sqlite:///<workdir>/optuna.db."),
+    pruner: Optional[str] = typer.Option(None, help="median, hyperband or none."),
+    methods: Optional[str] = typer.Option(None, help="Comma-separated, e.g. full,lora."),
+    seeds: Optional[int] = typer.Option(None, help="Seeds of the final comparison (0..N-1); trials use the first."),
+    epochs: Optional[float] = typer.Option(None),
+    max_steps: Optional[int] = typer.Option(None),
+    workdir: Optional[str] = typer.Option(None, help="Where the store, studies, runs and reports go."),
+    executor: str = typer.Option("local", help="local (a process per run) or ray (Ray tasks on a cluster)."),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address, e.g. 127.0.0.1:6379 (ray executor)."),
+    cpus_per_run: float = typer.Option(1, help="CPUs each run declares to Ray."),
+    gpus_per_run: float = typer.Option(0, help="GPUs each run declares to Ray."),
+) -> None:
+    """Tune each method's hyperparameters (Optuna, pruned), then compare the best of each on every seed."""
+    import optuna
+
+    from .spec import load_spec
+    from .sweep import sweep as run_sweep
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress view says what matters
+    overrides = dict(methods=methods, seeds=seeds, epochs=epochs, max_steps=max_steps, workdir=workdir,
+                     trials=trials, pruner=pruner, storage=storage)
+    experiment = load_spec(spec, overrides)
+    runner = _executor(executor, address, cpus_per_run, gpus_per_run)
+    try:
+        with _SweepProgress() as listener:
+            result = run_sweep(experiment, resume=resume, listener=listener, executor=runner)
+    except KeyboardInterrupt:
+        errors.print("interrupted: run the same command with --resume to continue", highlight=False)
+        sys.exit(130)
+    console.print(_sweep_table(result))
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+    if result.comparison is None:
+        errors.print("[red]no method had a complete trial: nothing to compare[/red] "
+                     f"(tunelab runs --workdir {experiment.workdir} shows the errors)", highlight=False)
+        sys.exit(1)
+    console.print(_rich_table(result.comparison.rows, f"{experiment.model} on {experiment.data.path}, tuned"))
+    console.print(f"[dim]{result.comparison.markdown_path} · {result.comparison.json_path} · {result.tuned_path} · "
+                  f"studies in {result.storage}[/dim]", highlight=False)
 
 
 @app.command("methods")
@@ -105,6 +157,18 @@ def predict(
         typer.echo(f"{label}\t{text}")
 
 
+def _executor(name: str, address: str | None, cpus: float, gpus: float) -> Any:
+    if name == "local":
+        if address:
+            raise TunelabError("--address goes with --executor ray")
+        return None  # the library's default: LocalExecutor
+    if name == "ray":
+        from .executor_ray import RayExecutor
+
+        return RayExecutor(address=address, cpus_per_run=cpus, gpus_per_run=gpus)
+    raise TunelabError(f"unknown executor {name!r}", "use local or ray")
+
+
 def _open_store(workdir: str) -> Any:
     from .store import FILE_NAME, Store
 
@@ -136,8 +200,7 @@ class _ProgressListener:
         self.tasks: dict[str, Any] = {}
 
     def __enter__(self) -> _ProgressListener:
-        self.progress.start()
-        return self
+        return self  # the bars start with the first run: an error before it prints nothing else
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
@@ -149,6 +212,7 @@ class _ProgressListener:
             console.print(f"{len(skipped)} run(s) already finished in the store: skipped (--force reruns them)")
         for run in todo:
             self.tasks[run.key] = self.progress.add_task(f"{run.method} · seed {run.seed}", total=None, note="")
+        self.progress.start()
 
     def event(self, run: Any, event: dict[str, Any]) -> None:
         task = self.tasks[run.key]
@@ -163,6 +227,70 @@ class _ProgressListener:
             self.progress.update(task, completed=result.costs["steps"], total=result.costs["steps"], note=note)
         else:
             self.progress.update(task, note=f"[red]{result.status}: {result.error}[/red]")
+
+
+def _sweep_table(result: Any) -> Table:
+    """What each search took and chose: trials by outcome, best validation score, settings."""
+    from .report import tuned_settings
+
+    out = Table("method", "trials", "complete", "pruned", "failed", f"best val {result.metric}", "best trial",
+                "tuned hyperparameters", title=f"sweep: {result.trials} trials per method")
+    for state in result.methods:
+        out.add_row(state.method, str(state.finished), str(state.complete), str(state.pruned), str(state.failed),
+                    _pct(state.best_value), "–" if state.best_trial is None else str(state.best_trial),
+                    tuned_settings(state.summary()) if state.best_options is not None else "–")
+    return out
+
+
+class _SweepProgress(_ProgressListener):
+    """A bar per method's study (trials finished, by outcome, and the best so far), one for the
+    trial that is training, then the comparison's bars as ``compare`` shows them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.studies: dict[str, Any] = {}
+        self.trial: Any = None
+
+    def sweep_start(self, sweeps: list[Any], trials: int, storage: str, notes: list[str]) -> None:
+        for note in notes:
+            console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+        console.print(f"studies in {storage}", highlight=False)
+        self.progress.start()
+        for state in sweeps:
+            self.studies[state.method] = self.progress.add_task(f"sweep {state.method}", total=trials,
+                                                                completed=state.finished, note=_study_note(state))
+
+    def trial_start(self, state: Any, number: int, run: Any) -> None:
+        if self.trial is not None:
+            self.progress.remove_task(self.trial)
+        self.trial = self.progress.add_task(f"  {state.method} trial {number}", total=None, note="")
+
+    def event(self, run: Any, event: dict[str, Any]) -> None:
+        if run.trial is None:  # the comparison's runs
+            return super().event(run, event)
+        self.progress.update(self.trial, completed=event["step"], total=event["max_steps"])
+        if "eval" in event:
+            value = event["eval"].get(f"eval_{run.train['metric']}")
+            self.progress.update(self.trial, note=f"val {run.train['metric']} {_pct(value)} @ {event['step']}")
+
+    def trial_finished(self, state: Any, number: int, result: Any) -> None:
+        self.progress.update(self.studies[state.method], completed=state.finished, note=_study_note(state))
+        if result.status not in ("done", "pruned"):
+            self.progress.console.print(f"[red]{state.method} trial {number} {result.status}:[/red] {result.error}",
+                                        highlight=False)
+
+    def start(self, todo: list[Any], skipped: list[Any], notes: list[str]) -> None:
+        if self.trial is not None:
+            self.progress.remove_task(self.trial)
+            self.trial = None
+        if skipped:
+            console.print(f"comparison: {len(skipped)} run(s) of the tuned settings already in the store, reused")
+        super().start(todo, [], [])  # the data notes were shown when the sweep started
+
+
+def _study_note(state: Any) -> str:
+    best = f" · best {_pct(state.best_value)} (trial {state.best_trial})" if state.best_value is not None else ""
+    return f"{state.complete} done · {state.pruned} pruned · {state.failed} failed{best}"
 
 
 def main() -> None:

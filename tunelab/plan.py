@@ -31,6 +31,11 @@ class RunSpec:
     workdir: str
     trust_remote_code: bool = False
     allow_pickle: bool = False
+    # False for sweep trials: the test split is evaluated only in the final comparison, never while tuning.
+    evaluate_test: bool = True
+    # A sweep trial's identity, for reporting to Optuna from the worker: storage URL, study name,
+    # trial id and number, pruner settings. None outside sweeps.
+    trial: dict[str, Any] | None = None
 
     @property
     def key(self) -> str:
@@ -38,6 +43,11 @@ class RunSpec:
         identity = asdict(self)
         for where in ("model_path", "data_path", "workdir"):  # where things are is not what they are
             identity.pop(where)
+        # Which trial asks is not what is trained: a trial re-run after a crash keeps its key, so its
+        # run directory and checkpoints. Defaults are left out so that keys from before these fields stay.
+        identity.pop("trial")
+        if identity["evaluate_test"]:
+            identity.pop("evaluate_test")
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
         return f"{self.method}-s{self.seed}-{digest[:10]}"
 
@@ -66,7 +76,7 @@ def plan(spec: ExperimentSpec, model: ModelRef, data: PreparedData) -> list[RunS
             labels=data.labels,
             method=method.name,
             options=method.options,
-            train=spec.train.model_dump(),
+            train=spec.train_for(method).model_dump(),
             seed=seed,
             workdir=str(Path(spec.workdir).resolve()),
             trust_remote_code=spec.trust_remote_code,
@@ -80,7 +90,7 @@ def plan(spec: ExperimentSpec, model: ModelRef, data: PreparedData) -> list[RunS
 @dataclass
 class RunResult:
     key: str
-    status: str  # "done" | "failed"
+    status: str  # "done" | "failed" | "diverged" | "oom" | "pruned" (a sweep trial its pruner stopped)
     metrics: dict[str, float] = field(default_factory=dict)
     costs: dict[str, Any] = field(default_factory=dict)
     series: list[tuple[int, str, float]] = field(default_factory=list)

@@ -48,16 +48,23 @@ class MethodRow:
     trainable_pct: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
     values: dict[str, Stat] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)  # the training settings its runs used
+    sweep: dict[str, Any] | None = None  # after `tunelab sweep`: the search that chose the settings
+    label: str = ""  # the method, and the settings that tell it from other rows of the same method
 
 
 def summarize(runs: list[dict[str, Any]]) -> list[MethodRow]:
-    rows: dict[str, MethodRow] = {}
-    by_method: dict[str, list[dict[str, Any]]] = {}
+    """One row per method configuration: its seeds are aggregated; two configurations of one
+    method (say two learning rates) are two rows, labelled by the settings that tell them apart."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for run in runs:
-        by_method.setdefault(run["method"], []).append(run)
-    for method, group in by_method.items():
+        settings = {"options": run["spec"].get("options", {}), "train": run["spec"].get("train", {})}
+        groups.setdefault((run["method"], json.dumps(settings, sort_keys=True)), []).append(run)
+    rows = []
+    for (method, _), group in groups.items():
         done = [r for r in group if r["status"] == "done"]
-        row = MethodRow(method=method, runs=len(group), done=len(done), options=group[0]["spec"].get("options", {}))
+        row = MethodRow(method=method, runs=len(group), done=len(done), options=group[0]["spec"].get("options", {}),
+                        train=group[0]["spec"].get("train", {}))
         row.failed = [f"seed {r['seed']}: {r['status']}" + (f" ({r['error']})" if r["error"] else "")
                       for r in group if r["status"] not in ("done",)]
         if done:
@@ -67,8 +74,18 @@ def summarize(runs: list[dict[str, Any]]) -> list[MethodRow]:
             for key in sorted(keys):
                 values = [r[source][key] for r in done if r[source].get(key) is not None]
                 row.values[key] = _stat(values)
-        rows[method] = row
-    return list(rows.values())
+        rows.append(row)
+    _label(rows)
+    return rows
+
+
+def _label(rows: list[MethodRow]) -> None:
+    for row in rows:
+        twins = [r for r in rows if r.method == row.method]
+        differ = [(f"train.{k}" if part == "train" else k, v)
+                  for part in ("options", "train") for k, v in getattr(row, part).items()
+                  if any(getattr(t, part).get(k) != v for t in twins)]
+        row.label = f"{row.method} ({', '.join(f'{k}={_setting(v)}' for k, v in differ)})" if differ else row.method
 
 
 def _stat(values: list[float]) -> Stat:
@@ -106,23 +123,49 @@ def _count(n: float) -> str:
 
 
 def table(rows: list[MethodRow]) -> tuple[list[str], list[list[str]]]:
-    """Header and cells, shared by the terminal, Markdown and HTML renderings."""
-    header = ["method", "seeds"] + [title for _, title, _, _ in COLUMNS]
+    """Header and cells, shared by the terminal, Markdown and HTML renderings. After a sweep, a
+    column says how many trials chose each method's settings."""
+    swept = any(row.sweep for row in rows)
+    header = ["method", "seeds"] + (["trials (done/pruned/failed)"] if swept else [])
+    header += [title for _, title, _, _ in COLUMNS]
     body = []
     for row in rows:
         seeds = f"{row.done}/{row.runs}" if row.done != row.runs else str(row.runs)
-        body.append([row.method, seeds] + [cell(row, key, fmt) for key, _, _, fmt in COLUMNS])
+        trials = [trial_counts(row.sweep)] if swept else []
+        body.append([row.label or row.method, seeds, *trials] + [cell(row, key, fmt) for key, _, _, fmt in COLUMNS])
     return header, body
 
 
-def markdown(rows: list[MethodRow], title: str = "Comparison") -> str:
+def trial_counts(sweep: dict[str, Any] | None) -> str:
+    if not sweep:
+        return "–"
+    return f"{sweep['trials']} ({sweep['complete']}/{sweep['pruned']}/{sweep['failed']})"
+
+
+def tuned_settings(sweep: dict[str, Any]) -> str:
+    """The searched values a sweep chose, as ``lr=3.2e-04, r=16, train.batch_size=16``."""
+    return ", ".join(f"{name}={_setting(value)}" for name, value in sweep.get("params", {}).items()) or "–"
+
+
+def _setting(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else json.dumps(value) if not isinstance(value, str) else value
+
+
+def markdown(rows: list[MethodRow], title: str = "Comparison", notes: list[str] | None = None) -> str:
     header, body = table(rows)
     lines = [f"# {_md_escape(title)}", "", "| " + " | ".join(header) + " |",
              "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(_md_escape(c) for c in cells) + " |" for cells in body]
+    tuned = [f"- {_md_escape(r.method)}: {_md_escape(tuned_settings(r.sweep))} (best validation "
+             f"{_md_escape(_setting(r.sweep['best_validation']))}, trial {r.sweep['best_trial']})"
+             for r in rows if r.sweep]
+    if tuned:
+        lines += ["", "Tuned hyperparameters (each method's best trial, on validation only):", *tuned]
     failures = [f"- {_md_escape(r.method)} {_md_escape(f)}" for r in rows for f in r.failed]
     if failures:
         lines += ["", "Runs that did not finish:", *failures]
+    if notes:
+        lines += ["", "Notes:", *(f"- {_md_escape(n)}" for n in notes)]
     lines += ["", "Mean ± standard deviation over seeds. Accuracy and F1 in %. "
               "Peak memory: the run process's peak RSS on CPU, CUDA max allocated on GPU."]
     return "\n".join(lines) + "\n"
@@ -136,6 +179,6 @@ def _md_escape(text: str) -> str:
 
 def write(rows: list[MethodRow], workdir: Path, context: dict[str, Any]) -> tuple[Path, Path]:
     md, js = Path(workdir) / "comparison.md", Path(workdir) / "comparison.json"
-    md.write_text(markdown(rows, title=context.get("title", "Comparison")))
+    md.write_text(markdown(rows, title=context.get("title", "Comparison"), notes=context.get("notes")))
     js.write_text(json.dumps({**context, "methods": [asdict(r) for r in rows]}, indent=2))
     return md, js

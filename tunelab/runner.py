@@ -93,7 +93,31 @@ class _Clock(TrainerCallback):
         self.report({"step": state.global_step, "max_steps": state.max_steps, "eval": metrics or {}})
 
 
-@dataclass
+class _TrialReporter(TrainerCallback):
+    """A sweep trial's side of pruning: each validation score goes to the trial's Optuna study, and
+    training stops when the study's pruner says the trial is hopeless.
+
+    The parent process owns the trial (it asked for it and will tell its outcome); this process
+    rebuilds it from its identity in the RunSpec, with the same pruner, only to report."""
+
+    def __init__(self, trial: dict[str, Any], metric: str) -> None:
+        from .sweep import load_trial
+
+        self.trial = load_trial(trial)
+        self.key = f"eval_{metric}"
+        self.pruned_at: int | None = None
+        self.last: dict[str, float] = {}
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001, ANN201
+        if not metrics or self.key not in metrics:
+            return
+        self.last = metrics
+        self.trial.report(float(metrics[self.key]), state.global_step)
+        if self.trial.should_prune():
+            self.pruned_at = state.global_step
+            control.should_training_stop = True
+
+
 @dataclass
 class Session:
     """A run ready to train: the Trainer with the method applied, and what it was built from."""
@@ -103,6 +127,7 @@ class Session:
     clock: _Clock
     trainable_params: int
     total_params: int
+    reporter: _TrialReporter | None = None  # a sweep trial's link to its Optuna study
 
 
 def build(run: RunSpec, report: Report = lambda event: None) -> Session:
@@ -123,6 +148,9 @@ def build(run: RunSpec, report: Report = lambda event: None) -> Session:
     callbacks: list[Any] = [clock]
     if run.train["early_stopping_patience"]:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=run.train["early_stopping_patience"]))
+    reporter = _TrialReporter(run.trial, run.train["metric"]) if run.trial else None
+    if reporter:
+        callbacks.append(reporter)
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.run_dir / "tensorboard")
     trainer = _MethodTrainer(
         model=model,
@@ -135,13 +163,19 @@ def build(run: RunSpec, report: Report = lambda event: None) -> Session:
         callbacks=callbacks,
         optimizers=(optimizer, None),  # the Trainer adds its warmup + linear decay schedule
     )
-    return Session(trainer=trainer, data=data, clock=clock, trainable_params=trainable, total_params=total)
+    return Session(trainer=trainer, data=data, clock=clock, trainable_params=trainable, total_params=total,
+                   reporter=reporter)
 
 
 def train(run: RunSpec, report: Report = lambda event: None) -> RunResult:
-    """Train, evaluate on validation and test, save the artifact, and measure what it all cost."""
+    """Train, evaluate on validation (and test unless ``run.evaluate_test`` is off), save the
+    artifact, and measure what it all cost.
+
+    A sweep trial (``run.trial``) ends as ``pruned`` when its pruner stopped it, and keeps no
+    artifact: the sweep's final comparison retrains the best settings on every seed, and a copy of
+    the weights per trial would fill the disk (87 MB per full fine-tuning trial of MiniLM)."""
     session = build(run, report)
-    trainer, data, clock, run_dir = session.trainer, session.data, session.clock, run.run_dir
+    trainer, clock, run_dir = session.trainer, session.clock, run.run_dir
     trainable, total = session.trainable_params, session.total_params
     started = time.perf_counter()
     checkpoint = _last_checkpoint(run_dir / "checkpoints")  # left by a run that was interrupted
@@ -150,15 +184,12 @@ def train(run: RunSpec, report: Report = lambda event: None) -> RunResult:
     trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.perf_counter() - started
 
-    trainer.remove_callback(EarlyStoppingCallback)  # it would look for eval_* in the final evaluations
+    pruned_at = session.reporter.pruned_at if session.reporter else None
     started = time.perf_counter()
-    metrics = {}
-    for split in ("validation", "test"):
-        scores = trainer.evaluate(data[split], metric_key_prefix=split)
-        metrics.update({k: float(v) for k, v in scores.items() if k.removeprefix(f"{split}_") in _KEPT_METRICS})
+    metrics = _final_metrics(session, run)
     eval_seconds = time.perf_counter() - started
 
-    artifact = save_artifact(trainer.model, trainer.processing_class, run, run_dir / "artifact")
+    artifact = None if run.trial else save_artifact(trainer.model, trainer.processing_class, run, run_dir / "artifact")
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the best model is in the artifact
     memory, memory_kind = peak_memory_mb()
     state = trainer.state
@@ -178,13 +209,34 @@ def train(run: RunSpec, report: Report = lambda event: None) -> RunResult:
         "resumed_from_step": int(checkpoint.rsplit("-", 1)[1]) if checkpoint else None,
         "best_step": state.best_global_step,
         "seconds_to_best": clock.elapsed_at.get(state.best_global_step),
-        "artifact_bytes": directory_bytes(artifact),
     }
-    return RunResult(key=run.key, status="done", metrics=metrics, costs=costs, series=_series(state.log_history),
-                     artifact=str(artifact), environment=environment())
+    if artifact:
+        costs["artifact_bytes"] = directory_bytes(artifact)
+    if pruned_at is not None:
+        costs["pruned_at_step"] = pruned_at
+    return RunResult(key=run.key, status="done" if pruned_at is None else "pruned", metrics=metrics, costs=costs,
+                     series=_series(state.log_history), artifact=str(artifact) if artifact else None,
+                     environment=environment())
 
 
 _KEPT_METRICS = {"accuracy", "f1_macro", "loss"}
+
+
+def _final_metrics(session: Session, run: RunSpec) -> dict[str, float]:
+    """The best model's scores, as ``<split>_<metric>``: on validation, and on test unless the run
+    is a sweep trial; a pruned trial keeps the scores it was judged on, without evaluating again."""
+    trainer, reporter = session.trainer, session.reporter
+    trainer.remove_callback(EarlyStoppingCallback)  # it would look for eval_* in the final evaluations
+    if reporter:  # the final evaluations are not steps of the trial
+        trainer.remove_callback(reporter)
+        if reporter.pruned_at is not None:
+            return {f"validation_{k.removeprefix('eval_')}": float(v) for k, v in reporter.last.items()
+                    if k.removeprefix("eval_") in _KEPT_METRICS}
+    metrics = {}
+    for split in ("validation", "test") if run.evaluate_test else ("validation",):
+        scores = trainer.evaluate(session.data[split], metric_key_prefix=split)
+        metrics.update({k: float(v) for k, v in scores.items() if k.removeprefix(f"{split}_") in _KEPT_METRICS})
+    return metrics
 
 
 def _training_args(run: RunSpec, output_dir: Path) -> Any:

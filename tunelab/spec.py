@@ -7,6 +7,7 @@ method's own ``Options`` model and filled with its defaults, so a run key names 
 from __future__ import annotations
 
 import difflib
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,11 +22,13 @@ from pydantic import (
     PositiveInt,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
 from . import methods as method_registry
 from .errors import TunelabError
+from .methods import space as search
 
 DEFAULT_EXPERIMENT: dict[str, Any] = {
     "model": "builtin:minilm",
@@ -83,9 +86,56 @@ class TrainSpec(_Strict):
         return values
 
 
+# The training settings a method may have of its own (and a sweep may tune). The rest of ``train``
+# (max_length, evaluation cadence, metric, early stopping) is the protocol every method shares.
+TUNABLE_TRAIN = ("batch_size", "epochs", "max_steps", "warmup_ratio", "weight_decay")
+
+
+def merge_train(base: TrainSpec, overrides: dict[str, Any]) -> TrainSpec:
+    """``base`` with some values replaced; a budget (epochs or max_steps) replaces the other one."""
+    values = base.model_dump()
+    for budget, other in (("epochs", "max_steps"), ("max_steps", "epochs")):
+        if budget in overrides:
+            values[other] = None
+    return TrainSpec(**{**values, **overrides})
+
+
 class MethodSpec(_Strict):
     name: str
     options: dict[str, Any]
+    train: dict[str, Any] = {}  # this method's own training settings (TUNABLE_TRAIN), e.g. from a sweep
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: Any) -> Any:
+        """No ``train`` key when empty, so experiments without one hash as they always did."""
+        data = handler(self)
+        if not self.train:
+            data.pop("train", None)
+        return data
+
+
+class PrunerSpec(_Strict):
+    """What stops hopeless trials early, judged on the validation metric at each evaluation."""
+
+    name: Literal["median", "hyperband", "none"] = "median"
+    startup_trials: NonNegativeInt = 3  # median: trials that must complete before any is pruned
+    warmup_steps: NonNegativeInt = 0  # median: no pruning before this training step
+    reduction_factor: int = Field(3, ge=2)  # hyperband: 1/η of the trials go on at each rung
+
+
+class SweepSpec(_Strict):
+    """``tunelab sweep``: an Optuna study per method, then the best of each compared on every seed."""
+
+    trials: PositiveInt = 20  # per method
+    pruner: PrunerSpec = PrunerSpec()
+    storage: str | None = None  # an Optuna storage URL; sqlite:///<workdir>/optuna.db when omitted
+    seed: int = 0  # the sampler's; trials train on the experiment's first seed
+    space: dict[str, dict[str, Any]] = {}  # {method or "train": {option: dimension}}, see methods/space.py
+
+    @field_validator("pruner", mode="before")
+    @classmethod
+    def _pruner(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
 
 
 class ExperimentSpec(_Strict):
@@ -98,6 +148,43 @@ class ExperimentSpec(_Strict):
     workdir: str = "tunelab-work"
     trust_remote_code: bool = False
     allow_pickle: bool = False  # load pickled .bin checkpoints (they can run code)
+    sweep: SweepSpec | None = None
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: Any) -> Any:
+        """No ``sweep`` key when there is none, so experiments without one hash as they always did."""
+        data = handler(self)
+        if self.sweep is None:
+            data.pop("sweep", None)
+        return data
+
+    def train_for(self, method: MethodSpec) -> TrainSpec:
+        """The training settings of one method: the experiment's, with the method's own on top."""
+        return merge_train(self.train, method.train) if method.train else self.train
+
+    @model_validator(mode="after")
+    def _methods_train(self) -> ExperimentSpec:
+        for index, method in enumerate(self.methods):
+            try:
+                self.train_for(method)
+            except ValidationError as err:
+                raise TunelabError(_first_error(err, f"methods[{index}] ({method.name}).train")) from None
+        return self
+
+    @model_validator(mode="after")
+    def _sweep_space(self) -> ExperimentSpec:
+        if self.sweep is None:
+            return self
+        names = [m.name for m in self.methods]
+        for key in self.sweep.space:
+            if key != "train" and key not in names:
+                close = difflib.get_close_matches(key, names + ["train"], n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise TunelabError(f"sweep.space.{key}: not a method of this experiment",
+                                   f"{hint}give one of {', '.join(names)}, or train")
+        for method in self.methods:
+            sweep_space(self, method)
+        return self
 
     @field_validator("data", mode="before")
     @classmethod
@@ -141,6 +228,7 @@ def _method_spec(index: int, entry: Any) -> MethodSpec:
         raise TunelabError(
             f"methods[{index}]: expected a method name or a mapping with 'name', got {entry!r}"
         )
+    train = _method_train(index, name, overrides.pop("train", None) or {})
     if isinstance(overrides.get("options"), dict):  # the normalised form, as stored
         overrides = overrides["options"]
     method = method_registry.get(name)
@@ -150,7 +238,72 @@ def _method_spec(index: int, entry: Any) -> MethodSpec:
         raise TunelabError(
             _first_error(err, f"methods[{index}] ({name})", method.Options.model_fields)
         ) from None
-    return MethodSpec(name=name, options=options.model_dump())
+    return MethodSpec(name=name, options=options.model_dump(), train=train)
+
+
+def _method_train(index: int, name: str, train: Any) -> dict[str, Any]:
+    """A method's own training settings: only those that may differ between methods."""
+    if not isinstance(train, dict):
+        raise TunelabError(f"methods[{index}] ({name}).train: expected a mapping (got {train!r})")
+    for key in train:
+        if key not in TUNABLE_TRAIN:
+            raise TunelabError(f"methods[{index}] ({name}).train.{key}: not a per-method setting",
+                               f"per method: {', '.join(TUNABLE_TRAIN)}; the rest of train is shared")
+    return dict(train)
+
+
+def sweep_space(spec: ExperimentSpec, method: MethodSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a sweep of ``method`` varies: (its options, the training settings), each the built-in
+    space with the experiment's ``sweep.space`` on top, every candidate value checked."""
+    overrides = spec.sweep.space if spec.sweep else {}
+    cls = method_registry.get(method.name)
+    options = cls.Options(**method.options)
+    where = f"sweep.space.{method.name}"
+    option_space = dict(cls.search_space(options))
+    for key, raw in overrides.get(method.name, {}).items():
+        if key not in cls.Options.model_fields:
+            close = difflib.get_close_matches(key, list(cls.Options.model_fields), n=1)
+            suggestion = f"; did you mean {close[0]!r}?" if close else ""
+            raise TunelabError(f"{where}.{key}: unknown option{suggestion} "
+                               f"(accepted: {', '.join(cls.Options.model_fields)})")
+        option_space[key] = _dimension(raw, f"{where}.{key}", cls.Options.model_fields[key], option_space.get(key))
+        for value in option_space[key].candidates():
+            try:
+                cls.Options(**{**method.options, key: value})
+            except ValidationError as err:
+                raise TunelabError(_first_error(err, where)) from None
+
+    base_train = spec.train_for(method)
+    train_space = dict(search.train_space(base_train.model_dump()))
+    for key, raw in overrides.get("train", {}).items():
+        if key not in TUNABLE_TRAIN:
+            raise TunelabError(f"sweep.space.train.{key}: not tunable", f"tunable: {', '.join(TUNABLE_TRAIN)}")
+        train_space[key] = _dimension(raw, f"sweep.space.train.{key}", TrainSpec.model_fields[key], None)
+        for value in train_space[key].candidates():
+            try:
+                merge_train(base_train, {key: value})
+            except ValidationError as err:
+                raise TunelabError(_first_error(err, "sweep.space.train")) from None
+    if "epochs" in train_space and "max_steps" in train_space:
+        raise TunelabError("sweep.space.train: give either epochs or max_steps, not both")
+    return option_space, train_space
+
+
+def _dimension(raw: Any, where: str, field: Any, builtin: Any) -> Any:
+    """Parse a dimension for an option: integer options get integer ranges, and the shorthand's two
+    floats are log-scaled where the built-in dimension is (learning rates)."""
+    return search.parse(raw, where, integer=_numeric_kinds(field.annotation) == {int},
+                        log=isinstance(builtin, search.Range) and builtin.log)
+
+
+def _numeric_kinds(annotation: Any) -> set[type]:
+    """int and/or float inside an annotation such as ``PositiveInt | None``."""
+    if annotation in (int, float):
+        return {annotation}
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _numeric_kinds(args[0])
+    return {kind for arg in args for kind in _numeric_kinds(arg)}
 
 
 def _first_error(err: ValidationError, where: str, accepted: Any = None) -> str:
@@ -175,9 +328,11 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
     for part in loc:
         field = model.model_fields.get(str(part)) if isinstance(part, str) else None
         annotation = field.annotation if field else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        candidates = [annotation, *typing.get_args(annotation)]  # `SweepSpec | None` too
+        nested = [a for a in candidates if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not nested:
             break
-        model = annotation
+        model = nested[0]
     return list(model.model_fields)
 
 
@@ -221,6 +376,11 @@ def load_spec(path: str | Path | None = None, overrides: dict[str, Any] | None =
             raw["train"] = train
         elif key in DataSpec.model_fields:
             raw["data"] = {**raw.get("data", {}), key: value}
+        elif key in ("trials", "pruner", "storage"):  # sweep flags
+            sweep = dict(raw.get("sweep") or {})
+            pruner = sweep.get("pruner")
+            sweep[key] = {**pruner, "name": value} if key == "pruner" and isinstance(pruner, dict) else value
+            raw["sweep"] = sweep
         else:
             raw[key] = value
     return build_spec(raw, source=str(path) if path else "experiment")

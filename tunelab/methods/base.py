@@ -7,10 +7,13 @@ measurement — is shared, so that methods differ only where they really differ.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, PositiveFloat
+
+from .space import Dimension, lr_range
 
 if TYPE_CHECKING:
     import torch
@@ -47,6 +50,25 @@ class Method:
     @classmethod
     def default_lr(cls) -> float:
         return cls.Options.model_fields["lr"].default
+
+    @classmethod
+    def search_space(cls, options: MethodOptions) -> dict[str, Dimension]:
+        """What a sweep varies, centred on the configured options (the method's defaults unless the
+        experiment overrides them). Every method searches its learning rate, log-uniform over a
+        decade either side, because one rate for all methods is what makes comparisons unfair;
+        subclasses add their own options."""
+        return {"lr": lr_range(options.lr)}
+
+    @classmethod
+    def suggest(
+        cls, trial: Any, options: MethodOptions | None = None, overrides: Mapping[str, Dimension] | None = None
+    ) -> dict[str, Any]:
+        """The options of one trial: the search space (with the experiment's ``overrides`` on top)
+        asked of an Optuna ``trial``, on top of ``options``; validated, every option named."""
+        options = options or cls.Options()
+        space = {**cls.search_space(options), **(overrides or {})}
+        values = {name: dimension.suggest(trial, name) for name, dimension in space.items()}
+        return cls.Options(**{**options.model_dump(), **values}).model_dump()
 
     def apply(self, model: torch.nn.Module, ctx: ModelContext) -> torch.nn.Module:
         """Return the model to train, with ``requires_grad`` set on exactly what trains."""

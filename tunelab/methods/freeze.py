@@ -6,6 +6,7 @@ from pydantic import Field, PositiveFloat
 from . import register
 from .base import Method, MethodOptions, ModelContext
 from .layers import parameter_depths
+from .space import Dimension, Range
 
 if TYPE_CHECKING:
     import torch
@@ -27,6 +28,12 @@ class Freeze(Method):
     description = "only the top k transformer layers (default 2) and the head train"
     lr_source = "as full (Devlin et al. 2019), the unfrozen layers are fine-tuned the same way"
     Options = FreezeOptions
+
+    @classmethod
+    def search_space(cls, options: MethodOptions) -> dict[str, Dimension]:
+        """From the top layer alone to twice the configured k (the model's depth is not known here;
+        a k above it trains every layer)."""
+        return {**super().search_space(options), "k": Range(1, max(4, 2 * options.k), integer=True)}
 
     def apply(self, model: torch.nn.Module, ctx: ModelContext) -> torch.nn.Module:
         num_layers, params = parameter_depths(model)

@@ -6,6 +6,7 @@ from pydantic import Field, PositiveFloat
 from . import register
 from .base import Method, MethodOptions, ModelContext, decay_groups
 from .layers import parameter_depths
+from .space import Dimension, Range
 
 if TYPE_CHECKING:
     import torch
@@ -28,6 +29,11 @@ class LLRD(Method):
     description = "every parameter; layer l of L at lr·ξ^(L−l), embeddings lowest, head at lr"
     lr_source = "Sun et al. 2019 (How to Fine-Tune BERT): ξ = 0.95; top rate as for full"
     Options = LLRDOptions
+
+    @classmethod
+    def search_space(cls, options: MethodOptions) -> dict[str, Dimension]:
+        """ξ from 0.7 (the bottom layers barely move) to 1.0 (plain full fine-tuning)."""
+        return {**super().search_space(options), "decay": Range(0.7, 1.0)}
 
     def apply(self, model: torch.nn.Module, ctx: ModelContext) -> torch.nn.Module:
         model.requires_grad_(True)

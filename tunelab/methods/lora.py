@@ -6,6 +6,7 @@ from pydantic import Field, PositiveFloat, PositiveInt
 from ..errors import TunelabError
 from . import register
 from .base import Method, MethodOptions, ModelContext
+from .space import Choice, Dimension, Range
 
 if TYPE_CHECKING:
     import torch
@@ -27,6 +28,12 @@ class Lora(Method):
     description = "low-rank adapters on the attention projections + the head (peft)"
     lr_source = "Hu et al. 2021 (LoRA), RoBERTa-base on GLUE: 4e-4 to 5e-4"
     Options = LoraOptions
+
+    @classmethod
+    def search_space(cls, options: MethodOptions) -> dict[str, Dimension]:
+        """Rank and scale as in Hu et al.'s ablations (r 4-16 is where GLUE results plateau)."""
+        return {**super().search_space(options), "r": Choice((4, 8, 16)), "alpha": Choice((8, 16, 32)),
+                "dropout": Range(0.0, 0.2)}
 
     def apply(self, model: torch.nn.Module, ctx: ModelContext) -> torch.nn.Module:
         from peft import LoraConfig, TaskType, get_peft_model

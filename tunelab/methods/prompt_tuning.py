@@ -5,6 +5,11 @@ from pydantic import PositiveFloat, PositiveInt
 
 from . import register
 from .base import Method, MethodOptions, ModelContext
+from .space import Choice, Dimension, Range
+
+# Text initialisation needs a text; without one in the experiment, this neutral instruction (Lester et
+# al. 2021 found any real-word initialisation better than random for small models).
+DEFAULT_INIT_TEXT = "Classify this text:"
 
 if TYPE_CHECKING:
     import torch
@@ -22,6 +27,13 @@ class PromptTuning(Method):
     description = "n virtual token embeddings prepended to the input + the head (peft)"
     lr_source = "peft's prompt-tuning examples (1e-2 to 3e-2; Lester et al. 2021 used 0.3)"
     Options = PromptTuningOptions
+
+    @classmethod
+    def search_space(cls, options: MethodOptions) -> dict[str, Dimension]:
+        """Prompt length 5-50 (Lester et al. 2021: gains flatten past ~20) and random or text init."""
+        text = options.init_text or DEFAULT_INIT_TEXT
+        return {**super().search_space(options), "num_virtual_tokens": Range(5, 50, integer=True),
+                "init_text": Choice((None, text))}
 
     def apply(self, model: torch.nn.Module, ctx: ModelContext) -> torch.nn.Module:
         from peft import PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
