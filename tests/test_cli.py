@@ -23,3 +23,14 @@ def test_help_and_methods_do_not_import_torch():
     assert out.stdout.strip().endswith("[]")
     for name in ("full", "llrd", "freeze", "head", "lora", "prompt-tuning"):
         assert name in out.stdout
+
+
+def test_bad_executor_flags_get_one_line_and_exit_2(tmp_path):
+    cases = ((["--executor", "nope"], "error: unknown executor 'nope' (use local or ray)"),
+             (["--address", "127.0.0.1:6379"], "error: --address goes with --executor ray"))
+    for args, expected in cases:
+        for command in ("compare", "sweep"):
+            out = subprocess.run([sys.executable, "-m", "tunelab", command, "--workdir", str(tmp_path), *args],
+                                 capture_output=True, text=True, timeout=60)
+            assert out.returncode == 2 and out.stderr.strip().splitlines() == [expected], out.stderr
+            assert not (tmp_path / "tunelab.db").exists()

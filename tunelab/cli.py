@@ -18,6 +18,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console() if sys.stdout.isatty() else Console(width=220)  # a log file gets the whole table
 errors = Console(stderr=True)
 
+# Where runs train: shared by `compare` and `sweep`.
+_EXECUTOR = typer.Option("local", help="local (a process per run) or ray (Ray tasks on a cluster).")
+_ADDRESS = typer.Option(None, help="Ray cluster address, e.g. 127.0.0.1:6379 (ray executor).")
+_CPUS_PER_RUN = typer.Option(1.0, help="CPUs each run declares to Ray.")
+_GPUS_PER_RUN = typer.Option(0.0, help="GPUs each run declares to Ray.")
+
 
 @app.command()
 def compare(
@@ -37,10 +43,10 @@ def compare(
     force: bool = typer.Option(False, help="Retrain runs the store already has."),
     trust_remote_code: Optional[bool] = typer.Option(None, help="Run model code from the hub (off by default)."),
     allow_pickle: Optional[bool] = typer.Option(None, help="Load pickled .bin weights (they can run code)."),
-    executor: str = typer.Option("local", help="local (a process per run) or ray (Ray tasks on a cluster)."),
-    address: Optional[str] = typer.Option(None, help="Ray cluster address, e.g. 127.0.0.1:6379 (ray executor)."),
-    cpus_per_run: float = typer.Option(1, help="CPUs each run declares to Ray."),
-    gpus_per_run: float = typer.Option(0, help="GPUs each run declares to Ray."),
+    executor: str = _EXECUTOR,
+    address: Optional[str] = _ADDRESS,
+    cpus_per_run: float = _CPUS_PER_RUN,
+    gpus_per_run: float = _GPUS_PER_RUN,
 ) -> None:
     """Train each method under one protocol and print what each cost and achieved."""
     from .experiment import compare as run_comparison
@@ -74,10 +80,10 @@ def sweep_command(
     epochs: Optional[float] = typer.Option(None),
     max_steps: Optional[int] = typer.Option(None),
     workdir: Optional[str] = typer.Option(None, help="Where the store, studies, runs and reports go."),
-    executor: str = typer.Option("local", help="local (a process per run) or ray (Ray tasks on a cluster)."),
-    address: Optional[str] = typer.Option(None, help="Ray cluster address, e.g. 127.0.0.1:6379 (ray executor)."),
-    cpus_per_run: float = typer.Option(1, help="CPUs each run declares to Ray."),
-    gpus_per_run: float = typer.Option(0, help="GPUs each run declares to Ray."),
+    executor: str = _EXECUTOR,
+    address: Optional[str] = _ADDRESS,
+    cpus_per_run: float = _CPUS_PER_RUN,
+    gpus_per_run: float = _GPUS_PER_RUN,
 ) -> None:
     """Tune each method's hyperparameters (Optuna, pruned), then compare the best of each on every seed."""
     import optuna
