@@ -68,6 +68,12 @@ def test_tensorboard_has_the_validation_metric(experiment):
     accuracy = events.Scalars("eval/accuracy")
     assert [e.step for e in accuracy] == [2, 4]
 
+    from tunelab.store import Store
+
+    series = Store(workdir).series(run_dir.name)  # the same curve, kept in the store for reports
+    assert [step for step, name, _ in series if name == "eval_accuracy"] == [2, 4]
+    assert [value for _, name, value in series if name == "eval_accuracy"] == pytest.approx([e.value for e in accuracy])
+
 
 def test_a_second_compare_skips_finished_runs_and_force_reruns(experiment):
     workdir, path, _ = experiment

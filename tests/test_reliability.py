@@ -51,7 +51,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_matches_an_uninterrupted_r
     resumed = compare(build_spec(killed))
     (run_dir,) = runs.iterdir()
     assert "tunelab: resuming from" in (run_dir / "run.log").read_text()
-    straight = compare(build_spec(tiny_spec(tmp_path / "straight", ["lora"], **train)))
+    compare(build_spec(tiny_spec(tmp_path / "straight", ["lora"], **train)))  # the same run, uninterrupted
     (a,), (b,) = _store(tmp_path / "killed"), _store(tmp_path / "straight")
     assert a["key"] == b["key"] and a["status"] == b["status"] == "done"
     ma, mb = json.loads(a["metrics"]), json.loads(b["metrics"])
