@@ -16,7 +16,7 @@ from importlib import util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import TunelabError
+from .errors import TunelabError, first_line
 from .models import ModelRef
 from .spec import DataSpec
 
@@ -201,8 +201,7 @@ def _first_line(err: BaseException) -> str:
     """The first line of the root cause: datasets wraps parser errors in a generic one."""
     while err.__cause__ is not None:
         err = err.__cause__
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    return first_line(err) or type(err).__name__
 
 
 # --- columns, labels, splits, samples ---------------------------------------------------------

@@ -13,3 +13,9 @@ class TunelabError(Exception):
         self.message = message
         self.hint = hint
         super().__init__(f"{message} ({hint})" if hint else message)
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message ('' when it has none): libraries' errors run long."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else ""

@@ -9,7 +9,7 @@ from importlib import util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import TunelabError
+from .errors import TunelabError, first_line
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
@@ -84,7 +84,7 @@ def load_config(path: str, trust_remote_code: bool = False) -> PretrainedConfig:
     try:
         return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err) or type(err).__name__
         raise TunelabError(
             f"cannot load model {path!r}: {first}",
             "check the hub id (and network / HF_TOKEN), or give a local folder",

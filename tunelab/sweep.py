@@ -47,7 +47,7 @@ from pydantic import ValidationError
 
 from . import methods as method_registry
 from . import report
-from .errors import TunelabError
+from .errors import TunelabError, first_line
 from .executor import Executor, LocalExecutor
 from .experiment import Comparison, Listener, compare, prepare
 from .locks import RunLock
@@ -185,7 +185,7 @@ def open_storage(url: str) -> Any:
         engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
         return optuna.storages.RDBStorage(url, engine_kwargs=engine)
     except Exception as err:  # a bad URL, a missing database driver, an unreachable server
-        first = (str(err).strip().splitlines() or [""])[0]
+        first = first_line(err)
         raise TunelabError(f"cannot open the Optuna storage {display_url(url)}: {type(err).__name__}: {first}",
                            "check --storage; PostgreSQL needs `pip install psycopg2-binary`") from None
 

@@ -13,6 +13,7 @@ import traceback
 from dataclasses import asdict
 from typing import Any, TextIO
 
+from .errors import first_line
 from .plan import RunResult, RunSpec
 
 
@@ -40,17 +41,12 @@ def main() -> int:
     except Diverged as err:  # stopped at once; the experiment goes on
         result = RunResult(key=run.key, status="diverged", error=str(err), costs={"diverged_at_step": err.step})
     except torch.OutOfMemoryError as err:
-        result = RunResult(key=run.key, status="oom", error=_first_line(err))
+        result = RunResult(key=run.key, status="oom", error=first_line(err))
     except Exception as err:  # any failure of one run is recorded; the experiment goes on
         traceback.print_exc()
-        result = RunResult(key=run.key, status="failed", error=f"{type(err).__name__}: {_first_line(err)}")
+        result = RunResult(key=run.key, status="failed", error=f"{type(err).__name__}: {first_line(err)}")
     emit({"result": asdict(result)})
     return 0
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else ""
 
 
 if __name__ == "__main__":
