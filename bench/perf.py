@@ -62,7 +62,7 @@ def naive_script(method: str, workdir: Path) -> dict:
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
     method = methods.get(method)
     options = method.Options()
-    model = method(options).apply(model, methods.ModelContext(path, "bert", 2))
+    model = method(options).apply(model, methods.ModelContext(path))
     args = TrainingArguments(output_dir=str(workdir / "naive"), num_train_epochs=1, per_device_train_batch_size=16,
                              learning_rate=options.lr, seed=0, report_to=[], save_strategy="no", disable_tqdm=True)
     trainer = Trainer(model=model, args=args, train_dataset=train,
@@ -145,7 +145,7 @@ def step_times(method: str, side: str, workdir: Path) -> dict:
             optimizer.step()
             optimizer.zero_grad()
             stamps.append(time.perf_counter())
-    per_step = [b - a for a, b in zip(stamps, stamps[1:])][WARMUP:]
+    per_step = [b - a for a, b in zip(stamps, stamps[1:], strict=False)][WARMUP:]
     memory, _ = peak_memory_mb()
     non_embedding = sum(p.numel() for n, p in trainer.model.named_parameters() if "embeddings" not in n)
     config = trainer.model.config

@@ -37,10 +37,10 @@ def one_sweep(pruner: str, trials: int, workdir: Path) -> dict:
     })
     result = sweep(spec)
     store = Store(workdir)
-    trial_runs = [r for r in store.runs() if r["spec"].get("trial")]
+    trial_runs = [r for r in store.runs() if r.spec.trial]
     store.close()
     (method,) = result.methods
-    return {"best": method.best_value, "seconds": sum(r["costs"].get("train_seconds", 0.0) for r in trial_runs),
+    return {"best": method.best_value, "seconds": sum(r.costs.train_seconds or 0.0 for r in trial_runs),
             "complete": method.complete, "pruned": method.pruned, "failed": method.failed}
 
 

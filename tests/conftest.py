@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).parent))  # tests import helpers.py by name
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("TUNELAB_TEST_DATA", ROOT.parent / "shared" / "data"))
-TINY_SAMPLE = {"train": 48, "validation": 24, "test": 24}
-TINY_TRAIN = {"max_steps": 4, "batch_size": 8, "eval_every": 2, "max_length": 64}
-
-
-def tiny_spec(workdir: Path, methods: list, data: str = "sst2", **train: object) -> dict:
-    """A raw experiment dict: a few dozen real examples, a few steps."""
-    return {
-        "model": "builtin:minilm",
-        "data": {"path": str(DATA / data), "sample": TINY_SAMPLE},
-        "methods": methods,
-        "train": {**TINY_TRAIN, **train},
-        "seeds": [0],
-        "workdir": str(workdir),
-    }
+from helpers import tiny_spec  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
-import subprocess
-import sys
 
 import pytest
 import yaml
-from conftest import tiny_spec
-
-
-def tunelab(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "tunelab", *args], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=600)
+from helpers import DATA, stored_runs, tiny_spec, tunelab
 
 
 @pytest.fixture(scope="module")
@@ -30,19 +20,14 @@ def experiment(tmp_path_factory):
     return workdir / "work", path, first
 
 
-def _runs(workdir) -> list[dict]:
-    db = sqlite3.connect(workdir / "tunelab.db")
-    db.row_factory = sqlite3.Row
-    return [dict(r) for r in db.execute("SELECT key, method, status, error, metrics, costs, artifact FROM runs")]
-
-
 def test_a_failed_run_is_recorded_and_the_others_finish(experiment):
     workdir, _, first = experiment
     assert first.returncode == 0, first.stderr
-    status = {r["method"]: r["status"] for r in _runs(workdir)}
+    runs = stored_runs(workdir).values()
+    status = {r.method: r.status for r in runs}
     assert status == {"head": "done", "lora": "failed", "prompt-tuning": "done"}
-    (lora,) = [r for r in _runs(workdir) if r["method"] == "lora"]
-    assert "no_such_module" in lora["error"]
+    (lora,) = [r for r in runs if r.method == "lora"]
+    assert "no_such_module" in lora.error
 
 
 def test_the_table_reports_costs_and_metrics(experiment):
@@ -77,13 +62,13 @@ def test_tensorboard_has_the_validation_metric(experiment):
 
 def test_a_second_compare_skips_finished_runs_and_force_reruns(experiment):
     workdir, path, _ = experiment
-    before = {r["key"]: r for r in _runs(workdir)}
+    before = stored_runs(workdir)
     again = tunelab("compare", str(path))
     assert again.returncode == 0, again.stderr
     assert "2 run(s) already finished in the store: skipped" in again.stdout
-    after = {r["key"]: r for r in _runs(workdir)}
-    done = [k for k, r in before.items() if r["status"] == "done"]
-    assert all(after[k]["metrics"] == before[k]["metrics"] for k in done)
+    after = stored_runs(workdir)
+    done = [k for k, r in before.items() if r.status == "done"]
+    assert len(done) == 2 and all(after[k].metrics == before[k].metrics for k in done)
     assert "lora" in again.stdout  # the failed run was tried again
 
 
@@ -97,7 +82,7 @@ def test_runs_and_report_read_the_store(experiment):
 
 def test_predict_reloads_an_artifact_from_the_cli(experiment):
     workdir, _, _ = experiment
-    (artifact,) = [r["artifact"] for r in _runs(workdir) if r["method"] == "head"]
+    (artifact,) = [r.artifact for r in stored_runs(workdir).values() if r.method == "head"]
     out = tunelab("predict", artifact, "a gorgeous, witty, seductive movie .")
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\t")[0] in {"0", "1"}
@@ -114,8 +99,6 @@ def test_predict_reloads_an_artifact_from_the_cli(experiment):
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_no_store(tmp_path, args, expected):
-    from conftest import DATA
-
     workdir = tmp_path / "work"
     out = tunelab("compare", "--data", str(DATA / "trec"), "--workdir", str(workdir), *args)
     assert out.returncode == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import DATA
+from helpers import DATA
 
 from tunelab.data import prepare_data
 from tunelab.errors import TunelabError
@@ -33,7 +33,7 @@ def _examples(prepared) -> dict[str, list[tuple[tuple[int, ...], str]]]:
 
     data = load_from_disk(prepared.path)
     return {
-        split: sorted((tuple(ids), prepared.labels[y]) for ids, y in zip(data[split]["input_ids"], data[split]["labels"]))
+        split: sorted((tuple(ids), prepared.labels[y]) for ids, y in zip(data[split]["input_ids"], data[split]["labels"], strict=False))
         for split in ("train", "validation", "test")
     }
 
@@ -64,8 +64,14 @@ def test_every_format_gives_the_same_examples(minilm, tmp_path):
         _write(tmp_path / fmt, fmt, splits)
         prepared = _load(tmp_path / fmt, minilm, tmp_path / f"w-{fmt}")
         assert prepared.sizes == {"train": 40, "validation": 12, "test": 12}
-        assert prepared.text_column == "sentence" and prepared.labels == ["0", "1"]
+        assert prepared.labels == ["0", "1"]
         seen[fmt] = _examples(prepared)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm.path)  # the inferred text column is the sentence
+    expected = sorted((tuple(tokenizer(r["sentence"], truncation=True, max_length=64)["input_ids"]), str(r["label"]))
+                      for r in splits["test"])
+    assert seen["csv"]["test"] == expected
     first = seen.pop("csv")
     for fmt, examples in seen.items():
         assert examples == first, fmt
@@ -139,7 +145,7 @@ def _file(folder, name: str, text: str):
 
 
 def test_a_second_method_or_seed_does_not_tokenise_again(tmp_path, monkeypatch):
-    from conftest import tiny_spec
+    from helpers import tiny_spec
 
     from tunelab import data as data_module
     from tunelab.experiment import prepare

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import DATA, tiny_spec
+from helpers import DATA, tiny_spec
 
 
 def _jsonl(folder, name, rows):

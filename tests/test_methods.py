@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 import torch
@@ -62,3 +63,41 @@ def test_saved_artifact_reloads_and_predicts_the_same(tiny_runs, method, tmp_pat
     assert Classifier.load(artifact).predict(texts) == before
     if method != "full":  # an adapter, not a copy of the model
         assert sum(f.stat().st_size for f in artifact.iterdir()) < 5 * 2**20
+
+
+def test_a_method_is_one_file_discovered_without_a_list(tmp_path, monkeypatch):
+    """A new file beside the others registers itself: no import line to add anywhere."""
+    import tunelab.methods as registry
+
+    registry.available()  # the shipped methods, discovered
+    (tmp_path / "bias_only.py").write_text(
+        "from . import register\n"
+        "from .base import Method, MethodOptions, learning_rate\n\n\n"
+        "class BiasOptions(MethodOptions):\n    lr: float = learning_rate(1e-3)\n\n\n"
+        "@register\nclass BiasOnly(Method):\n"
+        "    name = 'bias-only'\n    description = 'biases only'\n    lr_source = 'a test'\n"
+        "    Options = BiasOptions\n\n"
+        "    def apply(self, model, ctx):\n"
+        "        for name, param in model.named_parameters():\n"
+        "            param.requires_grad_(name.endswith('.bias'))\n"
+        "        return model\n")
+    monkeypatch.setattr(registry, "__path__", [*registry.__path__, str(tmp_path)])  # as if it sat in the package
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_discovered", False)
+    monkeypatch.delitem(sys.modules, "tunelab.methods.bias_only", raising=False)
+    assert "bias-only" in registry.available() and "lora" in registry.available()
+    assert registry.get("bias-only").default_lr() == 1e-3
+    sys.modules.pop("tunelab.methods.bias_only", None)
+
+
+def test_every_method_documents_every_option_and_overrides_apply():
+    from tunelab import methods
+
+    for name in methods.available():
+        method = methods.get(name)
+        assert method.description and method.lr_source, name
+        assert "apply" in vars(method), f"{name} must say what it trains"
+        for option, field in method.Options.model_fields.items():
+            assert field.description, f"{name}.{option} has no description for `tunelab methods`"
+    with pytest.raises(TypeError):  # the base class is abstract: a method without apply cannot exist
+        methods.Method(methods.MethodOptions())  # type: ignore[abstract]

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import tiny_spec
+from helpers import tiny_spec
 
 ray = pytest.importorskip("ray")
 
@@ -49,6 +49,8 @@ def test_two_runs_on_a_local_ray_cluster_reach_the_store(cluster, tmp_path):
     result = compare(spec, executor=RayExecutor(address=cluster))
     store = Store(tmp_path / "work")
     runs = store.runs(result.experiment_id)
-    assert [(r["method"], r["status"]) for r in runs] == [("head", "done"), ("prompt-tuning", "done")]
-    assert all(r["metrics"]["test_accuracy"] >= 0 and r["artifact"] for r in runs)
-    assert sorted(result.ran) == sorted(r["key"] for r in runs)
+    assert [(r.method, r.status) for r in runs] == [("head", "done"), ("prompt-tuning", "done")]
+    for run in runs:  # trained for real on the cluster: metrics, costs and a reloadable artifact came back
+        assert 0.2 <= run.metrics["test_accuracy"] <= 1 and run.costs.steps == 4 and run.costs.train_seconds > 0
+        assert (Path(run.artifact) / "tunelab.json").is_file()
+    assert sorted(result.ran) == sorted(r.key for r in runs)

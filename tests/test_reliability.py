@@ -3,17 +3,15 @@ a work directory without training a run twice, and a run is reproducible."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
 import yaml
-from conftest import tiny_spec
+from helpers import stored_runs, tiny_spec
 
 from tunelab import runner
 from tunelab.experiment import compare
@@ -27,10 +25,8 @@ def _start(spec: dict, path) -> subprocess.Popen:
                             env={**os.environ, "COLUMNS": "200"})
 
 
-def _store(workdir) -> list[dict]:
-    db = sqlite3.connect(workdir / "tunelab.db")
-    db.row_factory = sqlite3.Row
-    return [dict(r) for r in db.execute("SELECT * FROM runs ORDER BY key")]
+def _store(workdir) -> list:
+    return sorted(stored_runs(workdir).values(), key=lambda run: run.key)
 
 
 @pytest.mark.slow
@@ -46,26 +42,26 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_matches_an_uninterrupted_r
         time.sleep(0.2)
     os.killpg(worker.pid, signal.SIGKILL)  # the experiment and its worker, mid-training
     worker.wait()
-    assert [r["status"] for r in _store(tmp_path / "killed")] == ["pending"]
+    assert [r.status for r in _store(tmp_path / "killed")] == ["pending"]
 
     resumed = compare(build_spec(killed))
     (run_dir,) = runs.iterdir()
     assert "tunelab: resuming from" in (run_dir / "run.log").read_text()
     compare(build_spec(tiny_spec(tmp_path / "straight", ["lora"], **train)))  # the same run, uninterrupted
     (a,), (b,) = _store(tmp_path / "killed"), _store(tmp_path / "straight")
-    assert a["key"] == b["key"] and a["status"] == b["status"] == "done"
-    ma, mb = json.loads(a["metrics"]), json.loads(b["metrics"])
-    for name in mb:
-        assert ma[name] == pytest.approx(mb[name], abs=1e-3), name
-    assert resumed.ran == [a["key"]]
-    assert json.loads(a["costs"])["resumed_from_step"] >= kill_after
+    assert a.key == b.key and a.status == b.status == "done"
+    assert set(a.metrics) == set(b.metrics) and "test_accuracy" in a.metrics
+    for name in b.metrics:
+        assert a.metrics[name] == pytest.approx(b.metrics[name], abs=1e-3), name
+    assert resumed.ran == [a.key]
+    assert a.costs.resumed_from_step >= kill_after
 
 
 @pytest.mark.slow
 def test_a_nan_loss_marks_the_run_diverged_and_the_others_finish(tmp_path):
     spec = build_spec(tiny_spec(tmp_path, [{"name": "full", "lr": 1e6}, "head"], max_steps=6))
     result = compare(spec)
-    status = {r["method"]: (r["status"], r["error"]) for r in _store(tmp_path)}
+    status = {r.method: (r.status, r.error) for r in _store(tmp_path)}
     assert status["head"] == ("done", None)
     assert status["full"][0] == "diverged" and "training loss became nan at step" in status["full"][1]
     assert any("diverged" in f for row in result.rows for f in row.failed)
@@ -81,13 +77,14 @@ def test_two_processes_on_one_workdir_train_each_run_exactly_once(tmp_path):
     trained = [line.split(": ", 1)[1].split(", ") for out, _ in outputs for line in out.splitlines()
                if line.startswith("trained ") and ": " in line]
     keys = [key for keys in trained for key in keys]
-    assert sorted(keys) == sorted(r["key"] for r in _store(tmp_path / "work"))  # each once, none twice
-    assert all(r["status"] == "done" for r in _store(tmp_path / "work"))
+    assert sorted(keys) == sorted(r.key for r in _store(tmp_path / "work"))  # each once, none twice
+    assert all(r.status == "done" for r in _store(tmp_path / "work"))
 
 
 def test_same_spec_and_seed_give_the_same_metrics(tiny_runs):
     (run,) = tiny_runs(["lora"])
     first, second = runner.train(run), runner.train(run)
+    assert {"validation_accuracy", "test_accuracy", "validation_loss"} <= set(first.metrics)
     assert first.metrics == second.metrics
     assert first.environment["torch"] and first.environment["transformers"] and first.environment["peft"]
     assert len(run.data_fingerprint) == 64

@@ -13,14 +13,14 @@ def test_default_experiment_is_the_four_core_methods_on_builtin_data():
     assert [m.name for m in spec.methods] == ["full", "llrd", "lora", "prompt-tuning"]
     assert spec.model == "builtin:minilm" and spec.data.path == "builtin:imdb"
     llrd = spec.methods[1].options
-    assert llrd == {"lr": 5e-5, "decay": 0.95}  # defaults filled in, so run keys name every value
+    assert llrd.model_dump() == {"lr": 5e-5, "decay": 0.95}  # defaults filled in, so run keys name every value
 
 
 def test_methods_accept_names_mappings_and_comma_lists():
     spec = load_spec(None, {"methods": "head, lora"})
     assert [m.name for m in spec.methods] == ["head", "lora"]
     spec = build_spec({**DEFAULT_EXPERIMENT, "methods": [{"name": "lora", "r": 4, "lr": 1e-3}]})
-    assert spec.methods[0].options["r"] == 4 and spec.methods[0].options["lr"] == 1e-3
+    assert spec.methods[0].options.r == 4 and spec.methods[0].options.lr == 1e-3
 
 
 def test_seed_count_becomes_seed_list():
@@ -39,7 +39,7 @@ def test_data_flag_replaces_default_sample():
         ({"modle": "x"}, "modle: unknown key; did you mean 'model'?"),
         ({"train": {"batch_size": 0}}, "train.batch_size: Input should be greater than 0"),
         ({"train": {"epochs": 1, "max_steps": 3}}, "give either epochs or max_steps, not both"),
-        ({"methods": ["lorra"]}, "unknown method 'lorra' (did you mean 'lora'? known methods: full, llrd"),
+        ({"methods": ["lorra"]}, "unknown method 'lorra' (did you mean 'lora'? known methods: freeze, full, head, llrd"),
         ({"methods": [{"name": "lora", "r": 0}]}, "methods[0] (lora).r: Input should be greater than 0"),
         ({"methods": [{"name": "full", "lr": -1e-5}]}, "methods[0] (full).lr: Input should be greater than 0"),
         ({"methods": [{"name": "lora", "rank": 4}]}, "methods[0] (lora).rank: unknown key (accepted: lr, r,"),

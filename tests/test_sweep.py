@@ -14,7 +14,7 @@ import time
 
 import pytest
 import yaml
-from conftest import tiny_spec
+from helpers import stored_runs, tiny_spec, tunelab
 
 from tunelab.errors import TunelabError
 from tunelab.plan import RunSpec
@@ -40,7 +40,7 @@ def _ask(method: str, raw: dict | None = None) -> tuple[dict, dict]:
     option_space, _ = sweep_space(spec, spec.methods[0])
     trial = optuna.create_study(direction="maximize").ask()
     cls = methods.get(method)
-    return cls.suggest(trial, cls.Options(**spec.methods[0].options), option_space), trial.distributions
+    return cls.suggest(trial, spec.methods[0].options, option_space).model_dump(), trial.distributions
 
 
 def test_each_method_owns_its_search_space_centred_on_its_default_lr():
@@ -102,13 +102,16 @@ def test_a_bad_sweep_section_names_the_field(sweep, expected):
 
 
 def test_the_trial_stays_out_of_the_run_key_and_the_test_flag_does_not():
+    from tunelab.spec import PrunerSpec
+    from tunelab.trial import TrialRef
+
     run = RunSpec(task="classification", model_path="m", model_type="bert", model_fingerprint="f", data_path="d",
                   data_fingerprint="g", labels=["a", "b"], method="lora", options={"lr": 1e-3}, train={}, seed=0,
                   workdir="w")
-    from dataclasses import replace
-
-    assert replace(run, trial={"study": "s", "trial_id": 3}).key == run.key  # a retried trial finds its checkpoints
-    assert replace(run, evaluate_test=False).key != run.key  # a trial's run is not the comparison's run
+    trial = TrialRef(storage="sqlite://", study="s", trial_id=3, number=3, pruner=PrunerSpec(), min_resource=2)
+    assert run.model_copy(update={"trial": trial}).key == run.key  # a retried trial finds its checkpoints
+    assert run.model_copy(update={"evaluate_test": False}).key != run.key  # a trial's run is not the comparison's
+    assert RunSpec.from_json(run.model_copy(update={"trial": trial}).to_json()).trial == trial  # crosses intact
 
 
 def test_sweep_help_imports_neither_torch_nor_optuna():
@@ -123,16 +126,6 @@ def test_sweep_help_imports_neither_torch_nor_optuna():
 
 def _trials(storage: str, name: str) -> list:
     return optuna.load_study(study_name=name, storage=storage).get_trials()
-
-
-def _store(workdir) -> dict[str, dict]:
-    db = sqlite3.connect(workdir / "tunelab.db")
-    db.row_factory = sqlite3.Row
-    rows = [dict(r) for r in db.execute("SELECT * FROM runs")]
-    for row in rows:
-        for column in ("spec", "metrics", "costs"):
-            row[column] = json.loads(row[column]) if row[column] else {}
-    return {row["key"]: row for row in rows}
 
 
 @pytest.mark.slow
@@ -166,17 +159,17 @@ def test_a_sweep_records_complete_pruned_and_failed_trials_and_only_the_comparis
     assert list(pruned.intermediate_values) == [2]  # reported from the worker, stopped at its first evaluation
     assert head[0].state == optuna.trial.TrialState.COMPLETE  # nothing to compare it with: never pruned
 
-    runs = _store(workdir)
-    trial_runs = [r for r in runs.values() if r["spec"]["trial"]]
+    runs = stored_runs(workdir)
+    trial_runs = [r for r in runs.values() if r.spec.trial]
     assert len(trial_runs) == 5
-    status = {r["key"]: r["status"] for r in trial_runs}
+    status = {r.key: r.status for r in trial_runs}
     assert status[pruned.user_attrs["run_key"]] == "pruned"
-    assert runs[pruned.user_attrs["run_key"]]["costs"]["steps"] == 2  # of 4
+    assert runs[pruned.user_attrs["run_key"]].costs.steps == 2  # of 4
     assert all(status[t.user_attrs["run_key"]] == "failed" for t in lora)
     assert status[head[0].user_attrs["run_key"]] == "done"
     for run in trial_runs:  # the test split is never touched during the sweep
-        assert run["spec"]["evaluate_test"] is False
-        assert not any(name.startswith("test_") for name in run["metrics"]), run["key"]
+        assert run.spec.evaluate_test is False
+        assert not any(name.startswith("test_") for name in run.metrics), run.key
 
     by_method = {s.method: s for s in result.methods}
     assert (by_method["lora"].failed, by_method["prompt-tuning"].pruned) == (2, 1)
@@ -185,18 +178,19 @@ def test_a_sweep_records_complete_pruned_and_failed_trials_and_only_the_comparis
     (row,) = result.comparison.rows
     assert row.method == "head" and row.options == by_method["head"].best_options
     assert {"test_accuracy", "test_f1_macro"} <= set(row.values)  # the comparison does evaluate on test
-    final = [r for r in runs.values() if not r["spec"]["trial"]]
-    assert len(final) == 1 and "test_accuracy" in final[0]["metrics"]
+    final = [r for r in runs.values() if not r.spec.trial]
+    assert len(final) == 1 and "test_accuracy" in final[0].metrics
     summary = json.loads((workdir / "comparison.json").read_text())
     assert summary["methods"][0]["sweep"]["trials"] == 2 and "lr" in summary["methods"][0]["sweep"]["params"]
-    assert "Tuned hyperparameters" in (workdir / "comparison.md").read_text()
+    markdown = (workdir / "comparison.md").read_text()
+    assert "Tuned hyperparameters" in markdown and "prompt-tuning: no trial completed" in markdown
+    report = tunelab("report", "--workdir", str(workdir))  # the store alone gives back the sweep's table
+    assert report.returncode == 0 and "trials (done/pruned/failed)" in report.stdout, report.stderr
+    head_search = by_method["head"]
+    counts = f"{head_search.finished} ({head_search.complete}/{head_search.pruned}/{head_search.failed})"
+    assert counts in report.stdout and "prompt-tuning: no trial completed" in report.stdout
     tuned = yaml.safe_load((workdir / "tuned.yaml").read_text())
     assert [m["name"] for m in tuned["methods"]] == ["head"]
-
-
-def _tunelab(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tunelab", *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "COLUMNS": "200"}, **kwargs)
 
 
 @pytest.mark.slow
@@ -223,11 +217,11 @@ def test_a_killed_sweep_resumes_from_its_checkpoint_without_repeating_a_finished
     first_log = workdir / "runs" / first.user_attrs["run_key"] / "run.log"
     first_written = first_log.stat().st_mtime_ns
 
-    again = _tunelab("sweep", str(path))
+    again = tunelab("sweep", str(path))
     assert again.returncode == 2 and "--resume" in again.stderr, again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
 
-    resumed = _tunelab("sweep", str(path), "--resume")
+    resumed = tunelab("sweep", str(path), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     trials = _trials(storage, name)
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
@@ -238,13 +232,13 @@ def test_a_killed_sweep_resumes_from_its_checkpoint_without_repeating_a_finished
     assert 2 in retry.intermediate_values and 4 in retry.intermediate_values  # the curve from before, carried over
     run_dir = workdir / "runs" / retry.user_attrs["run_key"]
     assert "tunelab: resuming from" in (run_dir / "run.log").read_text()
-    runs = _store(workdir)
-    assert runs[retry.user_attrs["run_key"]]["costs"]["resumed_from_step"] >= 2
+    runs = stored_runs(workdir)
+    assert runs[retry.user_attrs["run_key"]].costs.resumed_from_step >= 2
     assert first_log.stat().st_mtime_ns == first_written  # the finished trial was not trained again
-    assert sum(1 for r in runs.values() if r["spec"]["trial"]) == 2
-    final = [r for r in runs.values() if not r["spec"]["trial"]]
-    assert [r["status"] for r in final] == ["done"] and "test_accuracy" in final[0]["metrics"]
-    assert all("test_accuracy" not in r["metrics"] for r in runs.values() if r["spec"]["trial"])
+    assert sum(1 for r in runs.values() if r.spec.trial) == 2
+    final = [r for r in runs.values() if not r.spec.trial]
+    assert [r.status for r in final] == ["done"] and "test_accuracy" in final[0].metrics
+    assert all("test_accuracy" not in r.metrics for r in runs.values() if r.spec.trial)
 
 
 def _complete(workdir) -> bool:

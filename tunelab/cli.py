@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from .errors import TunelabError
+from .listeners import SweepListener
+from .spec.schema import DEFAULT_WORKDIR
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure what fine-tuning methods cost and achieve on your model and data.")
@@ -27,24 +30,24 @@ _GPUS_PER_RUN = typer.Option(0.0, help="GPUs each run declares to Ray.")
 
 @app.command()
 def compare(
-    spec: Optional[Path] = typer.Argument(None, help="Experiment YAML; the built-in default when omitted."),
-    model: Optional[str] = typer.Option(None, help="builtin:minilm, a hub id or a local folder."),
-    data: Optional[str] = typer.Option(None, help="A file, a folder of split files, a hub id or builtin:imdb."),
-    methods: Optional[str] = typer.Option(None, help="Comma-separated, e.g. full,llrd,lora,prompt-tuning."),
-    seeds: Optional[int] = typer.Option(None, help="How many seeds (0..N-1)."),
-    epochs: Optional[float] = typer.Option(None),
-    max_steps: Optional[int] = typer.Option(None),
-    batch_size: Optional[int] = typer.Option(None),
-    max_length: Optional[int] = typer.Option(None),
-    eval_every: Optional[int] = typer.Option(None, help="Evaluate on validation every N steps."),
-    text_column: Optional[str] = typer.Option(None),
-    label_column: Optional[str] = typer.Option(None),
-    workdir: Optional[str] = typer.Option(None, help="Where the store, runs and reports go."),
+    spec: Path | None = typer.Argument(None, help="Experiment YAML; the built-in default when omitted."),
+    model: str | None = typer.Option(None, help="builtin:minilm, a hub id or a local folder."),
+    data: str | None = typer.Option(None, help="A file, a folder of split files, a hub id or builtin:imdb."),
+    methods: str | None = typer.Option(None, help="Comma-separated, e.g. full,llrd,lora,prompt-tuning."),
+    seeds: int | None = typer.Option(None, help="How many seeds (0..N-1)."),
+    epochs: float | None = typer.Option(None),
+    max_steps: int | None = typer.Option(None),
+    batch_size: int | None = typer.Option(None),
+    max_length: int | None = typer.Option(None),
+    eval_every: int | None = typer.Option(None, help="Evaluate on validation every N steps."),
+    text_column: str | None = typer.Option(None),
+    label_column: str | None = typer.Option(None),
+    workdir: str | None = typer.Option(None, help="Where the store, runs and reports go."),
     force: bool = typer.Option(False, help="Retrain runs the store already has."),
-    trust_remote_code: Optional[bool] = typer.Option(None, help="Run model code from the hub (off by default)."),
-    allow_pickle: Optional[bool] = typer.Option(None, help="Load pickled .bin weights (they can run code)."),
+    trust_remote_code: bool | None = typer.Option(None, help="Run model code from the hub (off by default)."),
+    allow_pickle: bool | None = typer.Option(None, help="Load pickled .bin weights (they can run code)."),
     executor: str = _EXECUTOR,
-    address: Optional[str] = _ADDRESS,
+    address: str | None = _ADDRESS,
     cpus_per_run: float = _CPUS_PER_RUN,
     gpus_per_run: float = _GPUS_PER_RUN,
 ) -> None:
@@ -52,10 +55,10 @@ def compare(
     from .experiment import compare as run_comparison
     from .spec import load_spec
 
-    overrides = dict(model=model, data=data, methods=methods, seeds=seeds, epochs=epochs, max_steps=max_steps,
-                     batch_size=batch_size, max_length=max_length, eval_every=eval_every, text_column=text_column,
-                     label_column=label_column, workdir=workdir, trust_remote_code=trust_remote_code,
-                     allow_pickle=allow_pickle)
+    overrides = {"model": model, "data.path": data, "methods": methods, "seeds": seeds, "train.epochs": epochs,
+                 "train.max_steps": max_steps, "train.batch_size": batch_size, "train.max_length": max_length,
+                 "train.eval_every": eval_every, "data.text_column": text_column, "data.label_column": label_column,
+                 "workdir": workdir, "trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle}
     experiment = load_spec(spec, overrides)
     runner = _executor(executor, address, cpus_per_run, gpus_per_run)
     with _ProgressListener() as listener:
@@ -63,25 +66,25 @@ def compare(
     console.print(_rich_table(result.rows, f"{experiment.model} on {experiment.data.path}"))
     console.print(f"trained {len(result.ran)} run(s){': ' + ', '.join(result.ran) if result.ran else ''}",
                   highlight=False)
-    console.print(f"[dim]{result.markdown_path} · {result.json_path} · "
-                  f"tensorboard --logdir {Path(experiment.workdir) / 'runs'}[/dim]")
+    console.print(Text(f"{result.markdown_path} · {result.json_path} · "
+                       f"tensorboard --logdir {Path(experiment.workdir) / 'runs'}", style="dim"))
 
 
 @app.command("sweep")
 def sweep_command(
-    spec: Optional[Path] = typer.Argument(None, help="Experiment YAML, with an optional sweep: section."),
-    trials: Optional[int] = typer.Option(None, help="Trials per method (sweep.trials, else 20)."),
+    spec: Path | None = typer.Argument(None, help="Experiment YAML, with an optional sweep: section."),
+    trials: int | None = typer.Option(None, help="Trials per method (sweep.trials, else 20)."),
     resume: bool = typer.Option(False, help="Continue the existing studies after a crash or Ctrl-C."),
-    storage: Optional[str] = typer.Option(None, help="Optuna storage URL, e.g. postgresql://host/db; "
+    storage: str | None = typer.Option(None, help="Optuna storage URL, e.g. postgresql://host/db; "
                                           "default sqlite:///<workdir>/optuna.db."),
-    pruner: Optional[str] = typer.Option(None, help="median, hyperband or none."),
-    methods: Optional[str] = typer.Option(None, help="Comma-separated, e.g. full,lora."),
-    seeds: Optional[int] = typer.Option(None, help="Seeds of the final comparison (0..N-1); trials use the first."),
-    epochs: Optional[float] = typer.Option(None),
-    max_steps: Optional[int] = typer.Option(None),
-    workdir: Optional[str] = typer.Option(None, help="Where the store, studies, runs and reports go."),
+    pruner: str | None = typer.Option(None, help="median, hyperband or none."),
+    methods: str | None = typer.Option(None, help="Comma-separated, e.g. full,lora."),
+    seeds: int | None = typer.Option(None, help="Seeds of the final comparison (0..N-1); trials use the first."),
+    epochs: float | None = typer.Option(None),
+    max_steps: int | None = typer.Option(None),
+    workdir: str | None = typer.Option(None, help="Where the store, studies, runs and reports go."),
     executor: str = _EXECUTOR,
-    address: Optional[str] = _ADDRESS,
+    address: str | None = _ADDRESS,
     cpus_per_run: float = _CPUS_PER_RUN,
     gpus_per_run: float = _GPUS_PER_RUN,
 ) -> None:
@@ -92,8 +95,8 @@ def sweep_command(
     from .sweep import sweep as run_sweep
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress view says what matters
-    overrides = dict(methods=methods, seeds=seeds, epochs=epochs, max_steps=max_steps, workdir=workdir,
-                     trials=trials, pruner=pruner, storage=storage)
+    overrides = {"methods": methods, "seeds": seeds, "train.epochs": epochs, "train.max_steps": max_steps,
+                 "workdir": workdir, "sweep.trials": trials, "sweep.pruner": pruner, "sweep.storage": storage}
     experiment = load_spec(spec, overrides)
     runner = _executor(executor, address, cpus_per_run, gpus_per_run)
     try:
@@ -103,15 +106,14 @@ def sweep_command(
         errors.print("interrupted: run the same command with --resume to continue", highlight=False)
         sys.exit(130)
     console.print(_sweep_table(result))
-    for note in result.notes:
-        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+    _print_notes(result.notes)
     if result.comparison is None:
-        errors.print("[red]no method had a complete trial: nothing to compare[/red] "
-                     f"(tunelab runs --workdir {experiment.workdir} shows the errors)", highlight=False)
+        errors.print(Text.assemble(("no method had a complete trial: nothing to compare", "red"),
+                                   f" (tunelab runs --workdir {experiment.workdir} shows the errors)"))
         sys.exit(1)
     console.print(_rich_table(result.comparison.rows, f"{experiment.model} on {experiment.data.path}, tuned"))
-    console.print(f"[dim]{result.comparison.markdown_path} · {result.comparison.json_path} · {result.tuned_path} · "
-                  f"studies in {result.storage}[/dim]", highlight=False)
+    console.print(Text(f"{result.comparison.markdown_path} · {result.comparison.json_path} · {result.tuned_path} · "
+                       f"studies in {result.storage}", style="dim"))
 
 
 @app.command("methods")
@@ -123,43 +125,52 @@ def list_methods() -> None:
     for name in registry.available():
         method = registry.get(name)
         table.add_row(name, method.description, f"{method.default_lr():g}", method.lr_source)
+        for option, field in method.Options.model_fields.items():
+            if option != "lr":
+                default = "" if field.default is None else f" = {field.default}"
+                table.add_row("", Text(f"  {option}{default}: {field.description}"), "", "")
     console.print(table)
 
 
 @app.command()
-def runs(workdir: str = typer.Option("tunelab-work", help="The experiment's work directory.")) -> None:
+def runs(workdir: str = typer.Option(DEFAULT_WORKDIR, help="The experiment's work directory.")) -> None:
     """What the store holds: every run with its status and headline numbers."""
     store = _open_store(workdir)
     table = Table("run", "status", "val acc", "test acc", "train s", "error", box=None)
     for run in store.runs():
-        m, c = run["metrics"], run["costs"]
-        table.add_row(run["key"], run["status"], _pct(m.get("validation_accuracy")), _pct(m.get("test_accuracy")),
-                      f"{c['train_seconds']:.0f}" if "train_seconds" in c else "–", run["error"] or "")
+        seconds = run.costs.train_seconds
+        table.add_row(run.key, str(run.status), _pct(run.metrics.get("validation_accuracy")),
+                      _pct(run.metrics.get("test_accuracy")), "–" if seconds is None else f"{seconds:.0f}",
+                      Text(run.error or ""))
     console.print(table)
 
 
 @app.command()
-def report(workdir: str = typer.Option("tunelab-work", help="The experiment's work directory.")) -> None:
-    """Print the latest experiment's comparison again, from the store."""
+def report(workdir: str = typer.Option(DEFAULT_WORKDIR, help="The experiment's work directory.")) -> None:
+    """Print the latest experiment's comparison again, from the store, as it was first shown."""
     from . import report as reporting
 
     store = _open_store(workdir)
     experiment_id = store.latest_experiment()
     if experiment_id is None:
         raise TunelabError(f"{workdir} holds no experiment yet", "run tunelab compare first")
-    console.print(_rich_table(reporting.summarize(store.runs(experiment_id)), "latest experiment"))
+    summary = reporting.from_store(store, experiment_id)
+    console.print(_rich_table(summary.rows, summary.title))
+    _print_notes(summary.info.notes)
 
 
 @app.command()
 def predict(
     artifact: Path = typer.Argument(..., help="A run's artifact folder (runs/<key>/artifact)."),
     texts: list[str] = typer.Argument(..., help="Texts to classify."),
+    trust_remote_code: bool = typer.Option(False, help="Run the base model's code from the hub (off by default; "
+                                           "an artifact cannot turn it on)."),
 ) -> None:
     """Classify texts with a saved run: the check that an artifact really reloads."""
     from .predict import Classifier
 
-    classifier = Classifier.load(artifact)
-    for text, label in zip(texts, classifier.predict(texts)):
+    classifier = Classifier.load(artifact, trust_remote_code=trust_remote_code)
+    for text, label in zip(texts, classifier.predict(texts), strict=False):
         typer.echo(f"{label}\t{text}")
 
 
@@ -183,6 +194,11 @@ def _open_store(workdir: str) -> Any:
     return Store(Path(workdir))
 
 
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        console.print(Text.assemble(("note:", "yellow"), " ", note))
+
+
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
@@ -191,13 +207,13 @@ def _rich_table(rows: list[Any], title: str) -> Table:
     from .report import table
 
     header, body = table(rows)
-    out = Table(*header, title=title)
+    out = Table(*header, title=Text(title))
     for cells in body:
-        out.add_row(*cells)
+        out.add_row(*(Text(c) for c in cells))  # user strings (labels, options) are text, not markup
     return out
 
 
-class _ProgressListener:
+class _ProgressListener(SweepListener):
     """A progress bar per run; evaluation results show beside it as they come."""
 
     def __init__(self) -> None:
@@ -212,27 +228,28 @@ class _ProgressListener:
         self.progress.stop()
 
     def start(self, todo: list[Any], skipped: list[Any], notes: list[str]) -> None:
-        for note in notes:
-            console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+        _print_notes(notes)
         if skipped:
             console.print(f"{len(skipped)} run(s) already finished in the store: skipped (--force reruns them)")
         for run in todo:
             self.tasks[run.key] = self.progress.add_task(f"{run.method} · seed {run.seed}", total=None, note="")
         self.progress.start()
 
-    def event(self, run: Any, event: dict[str, Any]) -> None:
+    def event(self, run: Any, event: Any) -> None:
+        from .events import Evaluation
+
         task = self.tasks[run.key]
-        self.progress.update(task, completed=event["step"], total=event["max_steps"])
-        if "eval" in event:
-            self.progress.update(task, note=f"val acc {_pct(event['eval'].get('eval_accuracy'))} @ {event['step']}")
+        self.progress.update(task, completed=event.step, total=event.max_steps)
+        if isinstance(event, Evaluation):
+            self.progress.update(task, note=f"val acc {_pct(event.metrics.get('eval_accuracy'))} @ {event.step}")
 
     def finished(self, run: Any, result: Any) -> None:
         task = self.tasks[run.key]
         if result.status == "done":
-            note = f"test acc {_pct(result.metrics.get('test_accuracy'))}"
-            self.progress.update(task, completed=result.costs["steps"], total=result.costs["steps"], note=note)
+            note = Text(f"test acc {_pct(result.metrics.get('test_accuracy'))}")
+            self.progress.update(task, completed=result.costs.steps, total=result.costs.steps, note=note)
         else:
-            self.progress.update(task, note=f"[red]{result.status}: {result.error}[/red]")
+            self.progress.update(task, note=Text(f"{result.status}: {result.error}", style="red"))
 
 
 def _sweep_table(result: Any) -> Table:
@@ -258,8 +275,7 @@ class _SweepProgress(_ProgressListener):
         self.trial: Any = None
 
     def sweep_start(self, sweeps: list[Any], trials: int, storage: str, notes: list[str]) -> None:
-        for note in notes:
-            console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+        _print_notes(notes)
         console.print(f"studies in {storage}", highlight=False)
         self.progress.start()
         for state in sweeps:
@@ -271,19 +287,25 @@ class _SweepProgress(_ProgressListener):
             self.progress.remove_task(self.trial)
         self.trial = self.progress.add_task(f"  {state.method} trial {number}", total=None, note="")
 
-    def event(self, run: Any, event: dict[str, Any]) -> None:
+    def event(self, run: Any, event: Any) -> None:
+        from .events import Evaluation
+
         if run.trial is None:  # the comparison's runs
             return super().event(run, event)
-        self.progress.update(self.trial, completed=event["step"], total=event["max_steps"])
-        if "eval" in event:
-            value = event["eval"].get(f"eval_{run.train['metric']}")
-            self.progress.update(self.trial, note=f"val {run.train['metric']} {_pct(value)} @ {event['step']}")
+        self.progress.update(self.trial, completed=event.step, total=event.max_steps)
+        if isinstance(event, Evaluation):
+            value = event.metrics.get(f"eval_{run.train.metric}")
+            self.progress.update(self.trial, note=f"val {run.train.metric} {_pct(value)} @ {event.step}")
+
+    def finished(self, run: Any, result: Any) -> None:
+        if run.trial is None:  # a trial's end is told by trial_finished
+            super().finished(run, result)
 
     def trial_finished(self, state: Any, number: int, result: Any) -> None:
         self.progress.update(self.studies[state.method], completed=state.finished, note=_study_note(state))
         if result.status not in ("done", "pruned"):
-            self.progress.console.print(f"[red]{state.method} trial {number} {result.status}:[/red] {result.error}",
-                                        highlight=False)
+            self.progress.console.print(Text(f"{state.method} trial {number} {result.status}: {result.error}",
+                                             style="red"))
 
     def start(self, todo: list[Any], skipped: list[Any], notes: list[str]) -> None:
         if self.trial is not None:

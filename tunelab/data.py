@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from importlib import util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,8 +43,6 @@ BUILTIN_DATA = {
 class PreparedData:
     path: str  # a DatasetDict saved with save_to_disk: input_ids, attention_mask, labels, length
     labels: list[str]
-    text_column: str
-    label_column: str
     sizes: dict[str, int]
     fingerprint: str  # of the raw data and how it was read: recorded with every run
     notes: list[str] = field(default_factory=list)
@@ -58,18 +56,18 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
     target = workdir / "cache" / "data" / _hash(fingerprint, model.fingerprint, str(max_length))[:16]
     meta = target / "tunelab_data.json"
     if meta.is_file():
-        return PreparedData(**json.loads(meta.read_text()))
+        return _read_meta(meta)
 
     import datasets
 
     datasets.disable_progress_bars()  # tunelab shows its own progress
     datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # its errors reach the user as TunelabError
     raw = source.load(workdir / "cache" / "datasets")
-    splits, text_column, label_column, labels, notes = _labelled_splits(raw, spec, source.name)
+    splits, text_column, labels, notes = _labelled_splits(raw, spec, source.name)
     splits = _tokenise(splits, model.path, text_column, max_length, trust_remote_code)
     prepared = PreparedData(
-        path=str(target), labels=labels, text_column=text_column, label_column=label_column,
-        sizes={name: len(split) for name, split in splits.items()}, fingerprint=fingerprint, notes=notes,
+        path=str(target), labels=labels, sizes={name: len(split) for name, split in splits.items()},
+        fingerprint=fingerprint, notes=notes,
     )
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     splits.save_to_disk(str(tmp))
@@ -81,6 +79,13 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
             raise
         shutil.rmtree(tmp)
     return prepared
+
+
+def _read_meta(meta: Path) -> PreparedData:
+    """A finished cache's description (fields that older versions wrote and this one no longer
+    needs are ignored)."""
+    values = json.loads(meta.read_text())
+    return PreparedData(**{f.name: values[f.name] for f in fields(PreparedData) if f.name in values})
 
 
 def _hash(*parts: str) -> str:
@@ -207,7 +212,7 @@ def _first_line(err: BaseException) -> str:
 # --- columns, labels, splits, samples ---------------------------------------------------------
 
 
-def _labelled_splits(raw: DatasetDict, spec: DataSpec, name: str) -> tuple[DatasetDict, str, str, list[str], list[str]]:
+def _labelled_splits(raw: DatasetDict, spec: DataSpec, name: str) -> tuple[DatasetDict, str, list[str], list[str]]:
     from datasets import ClassLabel, DatasetDict
 
     for split, rows in raw.items():
@@ -261,7 +266,7 @@ def _labelled_splits(raw: DatasetDict, spec: DataSpec, name: str) -> tuple[Datas
         n = getattr(spec.sample, split)
         if n is not None and n < len(data[split]):
             data[split] = _stratified(data[split], n, spec.split_seed, f"{name} ({split} sample)")
-    return data, text_column, label_column, labels, notes
+    return data, text_column, labels, notes
 
 
 def _column(given: str | None, rows: Dataset, candidates: tuple[str, ...], what: str, name: str) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class TunelabError(Exception):
     """A user-facing failure: bad config, data, model path or flag.
@@ -19,3 +22,10 @@ def first_line(err: BaseException) -> str:
     """The first line of an exception's message ('' when it has none): libraries' errors run long."""
     text = str(err).strip()
     return text.splitlines()[0] if text else ""
+
+
+def did_you_mean(word: str, candidates: Iterable[str], prefix: str = "did you mean ", suffix: str = "? ") -> str:
+    """``"did you mean 'epochs'? "`` for the closest candidate, or ``""``: every misspelt name a user
+    can type (keys, methods, options, study spaces) gets the same hint."""
+    close = difflib.get_close_matches(word, list(candidates), n=1)
+    return f"{prefix}{close[0]!r}{suffix}" if close else ""

@@ -6,15 +6,16 @@ is recorded as that run's failure while the others go on.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Protocol
 
-from .plan import RunResult, RunSpec
+from . import events
+from .plan import RunSpec
+from .results import RunResult, RunStatus
 
-OnEvent = Callable[[RunSpec, dict[str, Any]], None]
+OnEvent = Callable[[RunSpec, events.Progress | events.Evaluation], None]
 
 
 class Executor(Protocol):
@@ -41,14 +42,17 @@ class LocalExecutor:
             worker.stdin.write(run.to_json())
             worker.stdin.close()
             for line in worker.stdout:
-                event = json.loads(line)
-                if "result" in event:  # keyed by the run we launched, whatever the worker computed
-                    result = RunResult(**{**event["result"], "key": run.key})
-                else:
+                event = events.decode(line)
+                if isinstance(event, events.Finished):  # keyed by the run we launched, whatever the worker computed
+                    result = event.result.model_copy(update={"key": run.key})
+                elif event is not None:
                     on_event(run, event)
+                else:  # not ours (a site hook's banner, a line cut by a kill): keep it in the log
+                    log.write(f"tunelab: not an event on the worker's channel: {line.rstrip()[:500]}\n")
+                    log.flush()
             code = worker.wait()
         if result is None:
             cause = "killed (SIGKILL: out of memory?)" if code == -9 else f"ended with code {code}"
-            result = RunResult(key=run.key, status="failed",
+            result = RunResult(key=run.key, status=RunStatus.FAILED,
                                error=f"worker process {cause} before reporting (log: {log_path})")
         return result

@@ -13,17 +13,18 @@ driver writes the store.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict
 from typing import Any
 
 from .errors import TunelabError
 from .executor import LocalExecutor, OnEvent
-from .plan import RunResult, RunSpec
+from .plan import RunSpec
+from .results import RunResult, RunStatus
 
 
-def _run_in_worker_process(run_json: str) -> dict[str, Any]:
+def _run_in_worker_process(run_json: str) -> str:
+    """On a node: the same worker process as locally; the result travels back as JSON."""
     run = RunSpec.from_json(run_json)
-    return asdict(LocalExecutor().run_one(run, lambda run, event: None))
+    return LocalExecutor().run_one(run, lambda run, event: None).model_dump_json()
 
 
 class RayExecutor:
@@ -42,9 +43,10 @@ class RayExecutor:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             run = pending.pop(ref)
             try:
-                result = RunResult(**{**ray.get(ref), "key": run.key})
+                result = RunResult.model_validate_json(ray.get(ref)).model_copy(update={"key": run.key})
             except Exception as err:  # a lost node or a killed task: that run failed, the others go on
-                result = RunResult(key=run.key, status="failed", error=f"ray: {type(err).__name__}: {err}"[:500])
+                result = RunResult(key=run.key, status=RunStatus.FAILED,
+                                   error=f"ray: {type(err).__name__}: {err}"[:500])
             yield result
 
     def _connect(self) -> Any:

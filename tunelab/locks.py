@@ -11,12 +11,15 @@ from pathlib import Path
 
 
 class RunLock:
+    """An exclusive lock on one run key; ``release`` is safe to call more than once."""
+
     def __init__(self, workdir: Path, key: str) -> None:
         folder = Path(workdir) / "locks"
         folder.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(folder / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd: int | None = os.open(folder / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
 
     def try_acquire(self) -> bool:
+        assert self._fd is not None, "a released lock cannot be acquired again"
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
@@ -24,8 +27,11 @@ class RunLock:
             return False
 
     def acquire(self) -> None:
+        assert self._fd is not None, "a released lock cannot be acquired again"
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def release(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

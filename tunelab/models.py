@@ -22,7 +22,6 @@ BUILTIN_MODELS = {
 
 @dataclass(frozen=True)
 class ModelRef:
-    ref: str  # as the user wrote it
     path: str  # what from_pretrained gets: a folder or a hub id
     model_type: str
     fingerprint: str  # changes when the weights may have changed
@@ -60,7 +59,7 @@ def resolve_model(ref: str, trust_remote_code: bool = False, allow_pickle: bool 
         _check_weights(Path(path), allow_pickle)
     config = load_config(path, trust_remote_code)
     _check_classification_head(ref, config)
-    return ModelRef(ref=ref, path=path, model_type=config.model_type, fingerprint=_fingerprint(path, config))
+    return ModelRef(path=path, model_type=config.model_type, fingerprint=_fingerprint(path, config))
 
 
 def _check_weights(folder: Path, allow_pickle: bool) -> None:
@@ -73,7 +72,8 @@ def _check_weights(folder: Path, allow_pickle: bool) -> None:
 def _check_classification_head(ref: str, config: Any) -> None:
     from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
 
-    if config.model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES and not getattr(config, "auto_map", None):
+    known = config.model_type in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+    if not known and not getattr(config, "auto_map", None):
         raise TunelabError(f"model {ref!r} ({config.model_type}) has no sequence-classification head in transformers",
                            "choose an encoder or decoder that AutoModelForSequenceClassification supports")
 

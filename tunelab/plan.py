@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, SerializeAsAny, model_validator
+
+from . import methods
 from .data import PreparedData
+from .methods import MethodOptions
 from .models import ModelRef
-from .spec import ExperimentSpec
+from .spec import ExperimentSpec, TrainSpec
+from .trial import TrialRef
 
 
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything one training run needs; JSON-serialisable so it can cross a process boundary."""
+class RunSpec(BaseModel):
+    """Everything one training run needs. It crosses the process boundary as JSON (``to_json``,
+    ``from_json``); everywhere else it is this typed object."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     task: str
     model_path: str
@@ -25,22 +31,26 @@ class RunSpec:
     data_fingerprint: str
     labels: list[str]
     method: str
-    options: dict[str, Any]
-    train: dict[str, Any]
+    options: SerializeAsAny[MethodOptions]
+    train: TrainSpec
     seed: int
     workdir: str
     trust_remote_code: bool = False
     allow_pickle: bool = False
     # False for sweep trials: the test split is evaluated only in the final comparison, never while tuning.
     evaluate_test: bool = True
-    # A sweep trial's identity, for reporting to Optuna from the worker: storage URL, study name,
-    # trial id and number, pruner settings. None outside sweeps.
-    trial: dict[str, Any] | None = None
+    trial: TrialRef | None = None  # a sweep trial's identity, for reporting to Optuna from the worker
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_options(cls, values: Any) -> Any:
+        """Options cross the boundary as a mapping: they become the method's own model again."""
+        return methods.typed_options(values, "method")
 
     @property
     def key(self) -> str:
         """Same inputs, same key: a finished key in the store is not trained again."""
-        identity = asdict(self)
+        identity = self.model_dump()
         for where in ("model_path", "data_path", "workdir"):  # where things are is not what they are
             identity.pop(where)
         # Which trial asks is not what is trained: a trial re-run after a crash keeps its key, so its
@@ -56,11 +66,11 @@ class RunSpec:
         return Path(self.workdir) / "runs" / self.key
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> RunSpec:
-        return cls(**json.loads(text))
+        return cls.model_validate(json.loads(text))
 
 
 def plan(spec: ExperimentSpec, model: ModelRef, data: PreparedData) -> list[RunSpec]:
@@ -76,7 +86,7 @@ def plan(spec: ExperimentSpec, model: ModelRef, data: PreparedData) -> list[RunS
             labels=data.labels,
             method=method.name,
             options=method.options,
-            train=spec.train_for(method).model_dump(),
+            train=spec.train_for(method),
             seed=seed,
             workdir=str(Path(spec.workdir).resolve()),
             trust_remote_code=spec.trust_remote_code,
@@ -85,15 +95,3 @@ def plan(spec: ExperimentSpec, model: ModelRef, data: PreparedData) -> list[RunS
         for method in spec.methods
         for seed in spec.seeds
     ]
-
-
-@dataclass
-class RunResult:
-    key: str
-    status: str  # "done" | "failed" | "diverged" | "oom" | "pruned" (a sweep trial its pruner stopped)
-    metrics: dict[str, float] = field(default_factory=dict)
-    costs: dict[str, Any] = field(default_factory=dict)
-    series: list[tuple[int, str, float]] = field(default_factory=list)
-    artifact: str | None = None
-    error: str | None = None
-    environment: dict[str, Any] = field(default_factory=dict)

@@ -1,15 +1,13 @@
-"""Reload a run's artifact and classify text with it."""
+"""Reload a run's artifact and classify text with it. Only inference: no training stack."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import TunelabError
+from . import artifact as artifacts
 from .models import load_for_classification
-from .runner import ARTIFACT_META
 
 
 @dataclass
@@ -20,25 +18,20 @@ class Classifier:
     max_length: int = 512
 
     @classmethod
-    def load(cls, artifact: str | Path) -> Classifier:
+    def load(cls, artifact: str | Path, trust_remote_code: bool = False) -> Classifier:
         from transformers import AutoTokenizer
 
         artifact = Path(artifact)
-        if not (artifact / ARTIFACT_META).is_file():
-            raise TunelabError(f"{artifact} is not a tunelab artifact (no {ARTIFACT_META})",
-                               "give a runs/<key>/artifact folder")
-        meta = json.loads((artifact / ARTIFACT_META).read_text())
-        trust = meta.get("trust_remote_code", False)
-        if (artifact / "adapter_config.json").is_file():
+        meta = artifacts.read_meta(artifact)
+        if artifacts.is_adapter(artifact):
             from peft import PeftModel
 
-            base = load_for_classification(meta["base_model"], meta["labels"], trust)
+            base = load_for_classification(meta.base_model, meta.labels, trust_remote_code)
             model = PeftModel.from_pretrained(base, str(artifact))
         else:
-            model = load_for_classification(str(artifact), meta["labels"], trust)
+            model = load_for_classification(str(artifact), meta.labels, trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(str(artifact))
-        return cls(model=model.eval(), tokenizer=tokenizer, labels=meta["labels"],
-                   max_length=meta.get("max_length", 512))
+        return cls(model=model.eval(), tokenizer=tokenizer, labels=meta.labels, max_length=meta.max_length)
 
     def predict(self, texts: list[str], batch_size: int = 32) -> list[str]:
         """Labels for ``texts``, truncated as in training."""

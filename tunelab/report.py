@@ -1,7 +1,8 @@
 """The comparison, read from the store only: one row per method, mean ± std over seeds.
 
 It is the measured version of the qualitative table ("LoRA: low cost, high effectiveness"):
-what each method trained, what it cost, and what it achieved on validation and test.
+what each method trained, what it cost, and what it achieved on validation and test. The
+terminal (``cli``), Markdown and JSON renderings share ``table``.
 """
 
 from __future__ import annotations
@@ -13,20 +14,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-# (key in the JSON summary, column title, where it comes from, format)
+from .results import ExperimentInfo, MethodSearch, RunStatus
+from .store import Store, StoredRun
+
+# (key in the run's costs or metrics, column title, format)
 COST_COLUMNS = [
-    ("trainable_params", "trainable params", "costs", "params"),
-    ("peak_memory_mb", "peak memory (MB)", "costs", "{:.0f}"),
-    ("train_seconds", "train time (s)", "costs", "{:.0f}"),
-    ("tokens_per_second", "tokens/s", "costs", "{:.0f}"),
-    ("seconds_to_best", "time to best (s)", "costs", "{:.0f}"),
-    ("artifact_bytes", "artifact (MB)", "costs", "mb"),
+    ("trainable_params", "trainable params", "params"),
+    ("peak_memory_mb", "peak memory (MB)", "{:.0f}"),
+    ("train_seconds", "train time (s)", "{:.0f}"),
+    ("tokens_per_second", "tokens/s", "{:.0f}"),
+    ("seconds_to_best", "time to best (s)", "{:.0f}"),
+    ("artifact_bytes", "artifact (MB)", "mb"),
 ]
 METRIC_COLUMNS = [
-    ("validation_accuracy", "val acc", "metrics", "pct"),
-    ("validation_f1_macro", "val F1", "metrics", "pct"),
-    ("test_accuracy", "test acc", "metrics", "pct"),
-    ("test_f1_macro", "test F1", "metrics", "pct"),
+    ("validation_accuracy", "val acc", "pct"),
+    ("validation_f1_macro", "val F1", "pct"),
+    ("test_accuracy", "test acc", "pct"),
+    ("test_f1_macro", "test F1", "pct"),
 ]
 COLUMNS = COST_COLUMNS + METRIC_COLUMNS
 
@@ -49,31 +53,55 @@ class MethodRow:
     options: dict[str, Any] = field(default_factory=dict)
     values: dict[str, Stat] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)  # the training settings its runs used
-    sweep: dict[str, Any] | None = None  # after `tunelab sweep`: the search that chose the settings
+    sweep: MethodSearch | None = None  # after `tunelab sweep`: the search that chose the settings
     label: str = ""  # the method, and the settings that tell it from other rows of the same method
 
 
-def summarize(runs: list[dict[str, Any]]) -> list[MethodRow]:
+@dataclass
+class Summary:
+    """An experiment as the store holds it, ready to render."""
+
+    title: str
+    spec: dict[str, Any]
+    info: ExperimentInfo
+    rows: list[MethodRow]
+
+
+def from_store(store: Store, experiment_id: int) -> Summary:
+    experiment = store.experiment(experiment_id)
+    rows = summarize(store.runs(experiment_id))
+    info = experiment.info
+    searches = {search.method: search for search in info.sweep.methods} if info.sweep else {}
+    for row in rows:
+        row.sweep = searches.get(row.method)
+    spec = experiment.spec
+    data = spec.get("data", {})
+    title = f"{spec.get('model')} on {data.get('path') if isinstance(data, dict) else data}"
+    if info.sweep:
+        title += f", tuned ({info.sweep.trials_per_method} trials per method)"
+    return Summary(title=title, spec=spec, info=info, rows=rows)
+
+
+def summarize(runs: list[StoredRun]) -> list[MethodRow]:
     """One row per method configuration: its seeds are aggregated; two configurations of one
     method (say two learning rates) are two rows, labelled by the settings that tell them apart."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str], list[StoredRun]] = {}
     for run in runs:
-        settings = {"options": run["spec"].get("options", {}), "train": run["spec"].get("train", {})}
-        groups.setdefault((run["method"], json.dumps(settings, sort_keys=True)), []).append(run)
+        settings = {"options": run.spec.options.model_dump(), "train": run.spec.train.model_dump()}
+        groups.setdefault((run.method, json.dumps(settings, sort_keys=True)), []).append(run)
     rows = []
     for (method, _), group in groups.items():
-        done = [r for r in group if r["status"] == "done"]
-        row = MethodRow(method=method, runs=len(group), done=len(done), options=group[0]["spec"].get("options", {}),
-                        train=group[0]["spec"].get("train", {}))
-        row.failed = [f"seed {r['seed']}: {r['status']}" + (f" ({r['error']})" if r["error"] else "")
-                      for r in group if r["status"] not in ("done",)]
+        done = [r for r in group if r.status is RunStatus.DONE]
+        row = MethodRow(method=method, runs=len(group), done=len(done), options=group[0].spec.options.model_dump(),
+                        train=group[0].spec.train.model_dump())
+        row.failed = [f"seed {r.seed}: {r.status}" + (f" ({r.error})" if r.error else "")
+                      for r in group if r.status is not RunStatus.DONE]
         if done:
-            row.trainable_pct = done[0]["costs"].get("trainable_pct")
-        for source in ("costs", "metrics"):  # every number a run recorded, not only the table's columns
-            keys = {k for r in done for k, v in r[source].items() if isinstance(v, (int, float))}
-            for key in sorted(keys):
-                values = [r[source][key] for r in done if r[source].get(key) is not None]
-                row.values[key] = _stat(values)
+            row.trainable_pct = done[0].costs.trainable_pct
+        # every number a run recorded, not only the table's columns
+        numbers = [{**r.costs.numbers(), **r.metrics} for r in done]
+        for key in sorted({k for n in numbers for k in n}):
+            row.values[key] = _stat([n[key] for n in numbers if key in n])
         rows.append(row)
     _label(rows)
     return rows
@@ -123,62 +151,77 @@ def _count(n: float) -> str:
 
 
 def table(rows: list[MethodRow]) -> tuple[list[str], list[list[str]]]:
-    """Header and cells, shared by the terminal, Markdown and HTML renderings. After a sweep, a
-    column says how many trials chose each method's settings."""
+    """Header and cells, shared by the terminal and Markdown renderings. After a sweep, a column
+    says how many trials chose each method's settings."""
     swept = any(row.sweep for row in rows)
     header = ["method", "seeds"] + (["trials (done/pruned/failed)"] if swept else [])
-    header += [title for _, title, _, _ in COLUMNS]
+    header += [title for _, title, _ in COLUMNS]
     body = []
     for row in rows:
         seeds = f"{row.done}/{row.runs}" if row.done != row.runs else str(row.runs)
         trials = [trial_counts(row.sweep)] if swept else []
-        body.append([row.label or row.method, seeds, *trials] + [cell(row, key, fmt) for key, _, _, fmt in COLUMNS])
+        body.append([row.label or row.method, seeds, *trials] + [cell(row, key, fmt) for key, _, fmt in COLUMNS])
     return header, body
 
 
-def trial_counts(sweep: dict[str, Any] | None) -> str:
-    if not sweep:
+def trial_counts(search: MethodSearch | None) -> str:
+    if search is None:
         return "–"
-    return f"{sweep['trials']} ({sweep['complete']}/{sweep['pruned']}/{sweep['failed']})"
+    return f"{search.trials} ({search.complete}/{search.pruned}/{search.failed})"
 
 
-def tuned_settings(sweep: dict[str, Any]) -> str:
+def tuned_settings(search: MethodSearch) -> str:
     """The searched values a sweep chose, as ``lr=3.2e-04, r=16, train.batch_size=16``."""
-    return ", ".join(f"{name}={_setting(value)}" for name, value in sweep.get("params", {}).items()) or "–"
+    return ", ".join(f"{name}={_setting(value)}" for name, value in search.params.items()) or "–"
 
 
 def _setting(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else json.dumps(value) if not isinstance(value, str) else value
 
 
-def markdown(rows: list[MethodRow], title: str = "Comparison", notes: list[str] | None = None) -> str:
+def markdown(summary: Summary) -> str:
+    rows = summary.rows
     header, body = table(rows)
-    lines = [f"# {_md_escape(title)}", "", "| " + " | ".join(header) + " |",
+    lines = [f"# {md_escape(summary.title)}", "", "| " + " | ".join(header) + " |",
              "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_md_escape(c) for c in cells) + " |" for cells in body]
-    tuned = [f"- {_md_escape(r.method)}: {_md_escape(tuned_settings(r.sweep))} (best validation "
-             f"{_md_escape(_setting(r.sweep['best_validation']))}, trial {r.sweep['best_trial']})"
+    lines += ["| " + " | ".join(md_escape(c) for c in cells) + " |" for cells in body]
+    tuned = [f"- {md_escape(r.label)}: {md_escape(tuned_settings(r.sweep))} (best validation "
+             f"{md_escape(_setting(r.sweep.best_validation))}, trial {r.sweep.best_trial})"
              for r in rows if r.sweep]
     if tuned:
         lines += ["", "Tuned hyperparameters (each method's best trial, on validation only):", *tuned]
-    failures = [f"- {_md_escape(r.method)} {_md_escape(f)}" for r in rows for f in r.failed]
+    failures = [f"- {md_escape(r.label)} {md_escape(f)}" for r in rows for f in r.failed]
     if failures:
         lines += ["", "Runs that did not finish:", *failures]
-    if notes:
-        lines += ["", "Notes:", *(f"- {_md_escape(n)}" for n in notes)]
+    if summary.info.notes:
+        lines += ["", "Notes:", *(f"- {md_escape(n)}" for n in summary.info.notes)]
     lines += ["", "Mean ± standard deviation over seeds. Accuracy and F1 in %. "
               "Peak memory: the run process's peak RSS on CPU, CUDA max allocated on GPU."]
     return "\n".join(lines) + "\n"
 
 
-def _md_escape(text: str) -> str:
+def md_escape(text: str) -> str:
+    """Markdown-safe on one line: a newline in a user string (a multi-line ``init_text``) would
+    end a table row, so it becomes a space, and every character Markdown reads is escaped."""
+    text = " ".join(text.splitlines())
     for char in "\\|*_`<>[]":
         text = text.replace(char, "\\" + char)
     return text
 
 
-def write(rows: list[MethodRow], workdir: Path, context: dict[str, Any]) -> tuple[Path, Path]:
+def as_json(summary: Summary) -> dict[str, Any]:
+    spec, info = summary.spec, summary.info
+    data = spec.get("data", {})
+    return {"title": summary.title, "model": spec.get("model"),
+            "data": data.get("path") if isinstance(data, dict) else data, "labels": info.labels,
+            "sizes": info.sizes, "seeds": spec.get("seeds"), "notes": info.notes,
+            "sweep": info.sweep.model_dump() if info.sweep else None,
+            "methods": [{**asdict(row), "sweep": row.sweep.model_dump() if row.sweep else None}
+                        for row in summary.rows]}
+
+
+def write(summary: Summary, workdir: Path) -> tuple[Path, Path]:
     md, js = Path(workdir) / "comparison.md", Path(workdir) / "comparison.json"
-    md.write_text(markdown(rows, title=context.get("title", "Comparison"), notes=context.get("notes")))
-    js.write_text(json.dumps({**context, "methods": [asdict(r) for r in rows]}, indent=2))
+    md.write_text(markdown(summary))
+    js.write_text(json.dumps(as_json(summary), indent=2))
     return md, js

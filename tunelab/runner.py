@@ -2,22 +2,22 @@
 
 Imported only in the process that trains (it pulls in torch and transformers).
 
-The Trainer brings evaluation cadence, checkpointing, early stopping, TensorBoard, mixed
-precision and multi-GPU; this module adds only what a comparison needs on top: the method's
-parameter groups, measured costs, and an artifact that reloads for prediction.
+The Trainer brings evaluation cadence, checkpointing, early stopping, TensorBoard and mixed
+precision; this module adds only what a comparison needs on top: the method's parameter groups,
+measured costs, and an artifact that reloads for prediction.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from datasets import DatasetDict, load_from_disk
@@ -31,14 +31,17 @@ from transformers import (
     set_seed,
 )
 
+from . import artifact as artifacts
 from . import methods
+from .events import Evaluation, Progress
 from .measure import count_parameters, directory_bytes, environment, peak_memory_mb
 from .metrics import classification_metrics
 from .models import load_for_classification
-from .plan import RunResult, RunSpec
+from .plan import RunSpec
+from .results import Costs, RunResult, RunStatus
+from .trial import TrialRef, load_trial
 
-Report = Callable[[dict[str, Any]], None]
-ARTIFACT_META = "tunelab.json"
+Report = Callable[[Progress | Evaluation], None]
 
 
 class Diverged(Exception):
@@ -85,12 +88,13 @@ class _Clock(TrainerCallback):
         self.started = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
-        self.report({"step": state.global_step, "max_steps": state.max_steps})
+        self.report(Progress(step=state.global_step, max_steps=state.max_steps))
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001, ANN201
         # The final evaluations on validation and test come at the same step: keep the first time.
         self.elapsed_at.setdefault(state.global_step, time.perf_counter() - self.started)
-        self.report({"step": state.global_step, "max_steps": state.max_steps, "eval": metrics or {}})
+        scores = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+        self.report(Evaluation(step=state.global_step, max_steps=state.max_steps, metrics=scores))
 
 
 class _TrialReporter(TrainerCallback):
@@ -100,9 +104,7 @@ class _TrialReporter(TrainerCallback):
     The parent process owns the trial (it asked for it and will tell its outcome); this process
     rebuilds it from its identity in the RunSpec, with the same pruner, only to report."""
 
-    def __init__(self, trial: dict[str, Any], metric: str) -> None:
-        from .sweep import load_trial
-
+    def __init__(self, trial: TrialRef, metric: str) -> None:
         self.trial = load_trial(trial)
         self.key = f"eval_{metric}"
         self.pruned_at: int | None = None
@@ -122,7 +124,7 @@ class _TrialReporter(TrainerCallback):
 class Session:
     """A run ready to train: the Trainer with the method applied, and what it was built from."""
 
-    trainer: Trainer
+    trainer: _MethodTrainer
     data: DatasetDict
     clock: _Clock
     trainable_params: int
@@ -130,25 +132,27 @@ class Session:
     reporter: _TrialReporter | None = None  # a sweep trial's link to its Optuna study
 
 
-def build(run: RunSpec, report: Report = lambda event: None) -> Session:
+def _ignore(event: Progress | Evaluation) -> None:
+    pass
+
+
+def build(run: RunSpec, report: Report = _ignore) -> Session:
     """Load data and model, apply the method, and wire its parameter groups into a Trainer."""
     set_seed(run.seed)
     run.run_dir.mkdir(parents=True, exist_ok=True)
     data = load_from_disk(run.data_path)
     tokenizer = AutoTokenizer.from_pretrained(run.model_path, trust_remote_code=run.trust_remote_code)
     model = load_for_classification(run.model_path, run.labels, run.trust_remote_code, run.allow_pickle)
-    method_cls = methods.get(run.method)
-    method = method_cls(method_cls.Options(**run.options))
-    ctx = methods.ModelContext(model_path=run.model_path, model_type=run.model_type, num_labels=len(run.labels))
-    model = method.apply(model, ctx)
+    method = methods.get(run.method)(run.options)
+    model = method.apply(model, methods.ModelContext(model_path=run.model_path))
     trainable, total = count_parameters(model)
-    optimizer = torch.optim.AdamW(method.param_groups(model, run.train["weight_decay"]))
+    optimizer = torch.optim.AdamW(method.param_groups(model, run.train.weight_decay))
 
     clock = _Clock(report)
     callbacks: list[Any] = [clock]
-    if run.train["early_stopping_patience"]:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=run.train["early_stopping_patience"]))
-    reporter = _TrialReporter(run.trial, run.train["metric"]) if run.trial else None
+    if run.train.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=run.train.early_stopping_patience))
+    reporter = _TrialReporter(run.trial, run.train.metric) if run.trial else None
     if reporter:
         callbacks.append(reporter)
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.run_dir / "tensorboard")
@@ -167,7 +171,7 @@ def build(run: RunSpec, report: Report = lambda event: None) -> Session:
                    reporter=reporter)
 
 
-def train(run: RunSpec, report: Report = lambda event: None) -> RunResult:
+def train(run: RunSpec, report: Report = _ignore) -> RunResult:
     """Train, evaluate on validation (and test unless ``run.evaluate_test`` is off), save the
     artifact, and measure what it all cost.
 
@@ -194,28 +198,26 @@ def train(run: RunSpec, report: Report = lambda event: None) -> RunResult:
     memory, memory_kind = peak_memory_mb()
     state = trainer.state
     tokens = int(state.num_input_tokens_seen)
-    costs = {
-        "trainable_params": trainable,
-        "total_params": total,
-        "trainable_pct": 100.0 * trainable / total,
-        "peak_memory_mb": memory,
-        "memory_kind": memory_kind,
-        "train_seconds": train_seconds,
-        "eval_seconds": eval_seconds,
-        "train_tokens": tokens,
-        "tokens_per_second": tokens / train_seconds if train_seconds else 0.0,
-        "padding_fraction": trainer.padded_tokens / max(trainer.processed_tokens, 1),  # of training tokens
-        "steps": state.global_step,
-        "resumed_from_step": int(checkpoint.rsplit("-", 1)[1]) if checkpoint else None,
-        "best_step": state.best_global_step,
-        "seconds_to_best": clock.elapsed_at.get(state.best_global_step),
-    }
-    if artifact:
-        costs["artifact_bytes"] = directory_bytes(artifact)
-    if pruned_at is not None:
-        costs["pruned_at_step"] = pruned_at
-    return RunResult(key=run.key, status="done" if pruned_at is None else "pruned", metrics=metrics, costs=costs,
-                     series=_series(state.log_history), artifact=str(artifact) if artifact else None,
+    costs = Costs(
+        trainable_params=trainable,
+        total_params=total,
+        trainable_pct=100.0 * trainable / total,
+        peak_memory_mb=memory,
+        memory_kind=memory_kind,
+        train_seconds=train_seconds,
+        eval_seconds=eval_seconds,
+        train_tokens=tokens,
+        tokens_per_second=tokens / train_seconds if train_seconds else 0.0,
+        padding_fraction=trainer.padded_tokens / max(trainer.processed_tokens, 1),
+        steps=state.global_step,
+        resumed_from_step=int(checkpoint.rsplit("-", 1)[1]) if checkpoint else None,
+        best_step=state.best_global_step,
+        seconds_to_best=clock.elapsed_at.get(state.best_global_step) if state.best_global_step is not None else None,
+        artifact_bytes=directory_bytes(artifact) if artifact else None,
+        pruned_at_step=pruned_at,
+    )
+    return RunResult(key=run.key, status=RunStatus.DONE if pruned_at is None else RunStatus.PRUNED, metrics=metrics,
+                     costs=costs, series=_series(state.log_history), artifact=str(artifact) if artifact else None,
                      environment=environment())
 
 
@@ -241,26 +243,25 @@ def _final_metrics(session: Session, run: RunSpec) -> dict[str, float]:
 
 def _training_args(run: RunSpec, output_dir: Path) -> Any:
     t = run.train
-    budget = {"max_steps": t["max_steps"]} if t["max_steps"] else {"num_train_epochs": t["epochs"]}
+    budget = {"max_steps": t.max_steps} if t.max_steps else {"num_train_epochs": t.epochs}
     cuda = torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported()
     return TrainingArguments(
         output_dir=str(output_dir),
         **budget,
-        per_device_train_batch_size=t["batch_size"],
-        per_device_eval_batch_size=t["eval_batch_size"] or 2 * t["batch_size"],
-        learning_rate=run.options["lr"],
-        warmup_steps=t["warmup_ratio"],  # a float below 1 is a ratio of the total steps
-        weight_decay=t["weight_decay"],
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size or 2 * t.batch_size,
+        warmup_steps=t.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        weight_decay=t.weight_decay,  # the method's groups carry it; the Trainer's own is unused
         eval_strategy="steps",
-        eval_steps=t["eval_every"],
+        eval_steps=t.eval_every,
         save_strategy="steps",
-        save_steps=t["eval_every"],
+        save_steps=t.eval_every,
         save_total_limit=1,  # the Trainer still keeps the best checkpoint beside the latest
         load_best_model_at_end=True,
-        metric_for_best_model=t["metric"],
+        metric_for_best_model=t.metric,
         greater_is_better=True,
-        logging_steps=max(1, min(10, t["eval_every"])),
+        logging_steps=max(1, min(10, t.eval_every)),
         logging_nan_inf_filter=False,
         report_to=["tensorboard"],
         seed=run.seed,
@@ -293,15 +294,7 @@ def _series(log_history: list[dict[str, Any]]) -> list[tuple[int, str, float]]:
 
 
 def save_artifact(model: Any, tokenizer: Any, run: RunSpec, target: Path) -> Path:
-    """Adapter or full weights, with tokenizer and labels; written aside, then renamed into place."""
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    meta = {"method": run.method, "base_model": run.model_path, "labels": run.labels, "run_key": run.key,
-            "options": run.options, "max_length": run.train["max_length"],
-            "trust_remote_code": run.trust_remote_code}
-    (tmp / ARTIFACT_META).write_text(json.dumps(meta, indent=2))
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
-    return target
+    """The run's artifact (see ``tunelab.artifact``): what prediction needs to repeat the run."""
+    meta = artifacts.ArtifactMeta(method=run.method, base_model=run.model_path, labels=run.labels, run_key=run.key,
+                                  options=run.options.model_dump(), max_length=run.train.max_length)
+    return artifacts.save(model, tokenizer, meta, target)

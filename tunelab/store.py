@@ -1,7 +1,9 @@
 """The store: one SQLite file in the work directory, the single source for every report.
 
-The parent process is its only writer; each write is one transaction, and WAL mode lets
-readers (``tunelab runs`` in another terminal) see a consistent state while runs go on.
+It holds the experiments (their spec, data notes and sweep summaries), every run (its RunSpec,
+status, metrics, costs, artifact) and every run's metric series. The parent process is its only
+writer; each write is one transaction, and WAL mode lets readers (``tunelab runs`` in another
+terminal) see a consistent state while runs go on.
 """
 
 from __future__ import annotations
@@ -9,19 +11,20 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .errors import TunelabError
-from .plan import RunResult, RunSpec
+from .plan import RunSpec
+from .results import Costs, ExperimentInfo, RunResult, RunStatus
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FILE_NAME = "tunelab.db"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS experiments (
     id INTEGER PRIMARY KEY, spec_hash TEXT UNIQUE NOT NULL, spec TEXT NOT NULL,
-    created REAL NOT NULL, updated REAL NOT NULL);
+    created REAL NOT NULL, updated REAL NOT NULL, info TEXT);
 CREATE TABLE IF NOT EXISTS runs (
     key TEXT PRIMARY KEY, method TEXT NOT NULL, seed INTEGER NOT NULL, spec TEXT NOT NULL,
     status TEXT NOT NULL, metrics TEXT, costs TEXT, artifact TEXT, error TEXT, environment TEXT,
@@ -33,19 +36,45 @@ CREATE TABLE IF NOT EXISTS series (
     run_key TEXT NOT NULL REFERENCES runs(key), step INTEGER NOT NULL, name TEXT NOT NULL, value REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS series_by_run ON series(run_key);
 """
+# What each older schema needs to become the current one, applied in the same transaction.
+_MIGRATIONS = {1: "ALTER TABLE experiments ADD COLUMN info TEXT;"}
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A run as the store holds it: the spec it was planned with and how it ended."""
+
+    key: str
+    method: str
+    seed: int
+    spec: RunSpec
+    status: RunStatus
+    metrics: dict[str, float]
+    costs: Costs
+    artifact: str | None
+    error: str | None
+    environment: dict[str, object]
+
+    def result(self) -> RunResult:
+        return RunResult(key=self.key, status=self.status, metrics=self.metrics, costs=self.costs,
+                         artifact=self.artifact, error=self.error, environment=self.environment)
+
+
+@dataclass(frozen=True)
+class StoredExperiment:
+    id: int
+    spec: dict[str, object]  # the ExperimentSpec as it was written (JSON)
+    info: ExperimentInfo
 
 
 class Store:
     def __init__(self, workdir: Path) -> None:
         self.path = Path(workdir) / FILE_NAME
-        self.db = sqlite3.connect(self.path, timeout=30)
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # transactions are explicit
         self.db.row_factory = sqlite3.Row
         try:
-            self._check_schema()  # before any write: a file we refuse stays byte for byte as it was
-            self.db.execute("PRAGMA journal_mode=WAL")
-            with self.db:
-                self.db.executescript(_SCHEMA)
-                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._create_or_migrate()  # before any other write: a file we refuse stays byte for byte as it was
+            self._use_wal()
         except sqlite3.DatabaseError as err:
             self.db.close()
             raise TunelabError(f"{self.path} is not a tunelab store ({err})",
@@ -54,52 +83,104 @@ class Store:
             self.db.close()
             raise
 
-    def _check_schema(self) -> None:
+    def _create_or_migrate(self) -> None:
+        """Check, create or upgrade the schema in one transaction: a second process starting on the
+        same fresh directory waits for it, and a file we refuse stays as it was."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._version()
+            if version is None:
+                for statement in _SCHEMA.split(";"):  # not executescript, which may commit on its own
+                    self.db.execute(statement)
+            for old in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
+                self.db.execute(_MIGRATIONS[old])
+            if version != SCHEMA_VERSION:
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
+    def _use_wal(self) -> None:
+        """WAL mode (readers never block the writer). Switching needs the file to itself, which a
+        second process opening the store at the same moment can deny for an instant: retry."""
+        for attempt in range(50):
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or attempt == 49:
+                    raise
+                time.sleep(0.1)
+
+    def _version(self) -> int | None:
         tables = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not tables:
-            return
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if "meta" in tables else None
-        if row is None:
+            return None
+        row = None
+        if "meta" in tables:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or not str(row[0]).isdigit():
             raise TunelabError(f"{self.path} is not a tunelab store (tables: {', '.join(sorted(tables))})",
                                "move it away or use another work directory")
         if int(row[0]) > SCHEMA_VERSION:
             raise TunelabError(f"{self.path} was written by a newer tunelab (schema {row[0]})",
                                "upgrade tunelab, or use another work directory")
+        return int(row[0])
 
     def close(self) -> None:
         self.db.close()
 
     def add_experiment(self, spec_json: str, spec_hash: str, runs: list[RunSpec]) -> int:
+        """The experiment (found again by its hash) and its runs, in plan order; runs already in the
+        store keep their status."""
         now = time.time()
-        with self.db:
+        with self._transaction():
             self.db.execute(
                 "INSERT INTO experiments (spec_hash, spec, created, updated) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(spec_hash) DO UPDATE SET updated = excluded.updated",
                 (spec_hash, spec_json, now, now),
             )
-            experiment_id = self.db.execute("SELECT id FROM experiments WHERE spec_hash = ?", (spec_hash,)).fetchone()[0]
+            experiment_id = int(self.db.execute("SELECT id FROM experiments WHERE spec_hash = ?",
+                                                (spec_hash,)).fetchone()[0])
             for position, run in enumerate(runs):
-                self.db.execute(
-                    "INSERT INTO runs (key, method, seed, spec, status, updated) VALUES (?, ?, ?, ?, 'pending', ?) "
-                    "ON CONFLICT(key) DO NOTHING",
-                    (run.key, run.method, run.seed, run.to_json(), now),
-                )
+                self._insert_run(run, now)
                 self.db.execute("INSERT OR REPLACE INTO experiment_runs VALUES (?, ?, ?)",
                                 (experiment_id, run.key, position))
         return experiment_id
 
-    def status(self, key: str) -> str | None:
+    def append_run(self, experiment_id: int, run: RunSpec) -> None:
+        """Add a run at the end of an experiment (a sweep's next trial); nothing if it is there."""
+        with self._transaction():
+            self._insert_run(run, time.time())
+            self.db.execute(
+                "INSERT OR IGNORE INTO experiment_runs SELECT ?, ?, COALESCE(MAX(position) + 1, 0) "
+                "FROM experiment_runs WHERE experiment_id = ?", (experiment_id, run.key, experiment_id))
+
+    def _insert_run(self, run: RunSpec, now: float) -> None:
+        self.db.execute(
+            "INSERT INTO runs (key, method, seed, spec, status, updated) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(key) DO NOTHING",
+            (run.key, run.method, run.seed, run.to_json(), RunStatus.PENDING.value, now),
+        )
+
+    def annotate(self, experiment_id: int, info: ExperimentInfo) -> None:
+        with self._transaction():
+            self.db.execute("UPDATE experiments SET info = ? WHERE id = ?", (info.model_dump_json(), experiment_id))
+
+    def status(self, key: str) -> RunStatus | None:
         row = self.db.execute("SELECT status FROM runs WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
+        return RunStatus(row[0]) if row else None
 
     def record(self, result: RunResult) -> None:
         """A run's outcome, its metric series and artifact, in one transaction."""
-        with self.db:
+        with self._transaction():
             self.db.execute(
                 "UPDATE runs SET status = ?, metrics = ?, costs = ?, artifact = ?, error = ?, environment = ?, "
                 "updated = ? WHERE key = ?",
-                (result.status, json.dumps(result.metrics), json.dumps(result.costs), result.artifact,
-                 result.error, json.dumps(result.environment), time.time(), result.key),
+                (result.status.value, json.dumps(result.metrics), result.costs.model_dump_json(exclude_none=True),
+                 result.artifact, result.error, json.dumps(result.environment), time.time(), result.key),
             )
             self.db.execute("DELETE FROM series WHERE run_key = ?", (result.key,))
             self.db.executemany("INSERT INTO series VALUES (?, ?, ?, ?)",
@@ -107,26 +188,54 @@ class Store:
 
     def latest_experiment(self) -> int | None:
         row = self.db.execute("SELECT id FROM experiments ORDER BY updated DESC, id DESC LIMIT 1").fetchone()
-        return row[0] if row else None
+        return int(row[0]) if row else None
 
-    def runs(self, experiment_id: int | None = None) -> list[dict[str, Any]]:
-        """Runs as plain dicts (JSON fields decoded), in plan order for an experiment."""
+    def experiment(self, experiment_id: int) -> StoredExperiment:
+        row = self.db.execute("SELECT id, spec, info FROM experiments WHERE id = ?", (experiment_id,)).fetchone()
+        info = ExperimentInfo.model_validate_json(row["info"]) if row["info"] else ExperimentInfo()
+        return StoredExperiment(id=row["id"], spec=json.loads(row["spec"]), info=info)
+
+    def runs(self, experiment_id: int | None = None) -> list[StoredRun]:
+        """Every run, oldest update first; or an experiment's runs, in plan order."""
         if experiment_id is None:
             rows = self.db.execute("SELECT * FROM runs ORDER BY updated").fetchall()
         else:
             rows = self.db.execute(
                 "SELECT runs.* FROM runs JOIN experiment_runs ON runs.key = experiment_runs.run_key "
                 "WHERE experiment_id = ? ORDER BY position", (experiment_id,)).fetchall()
-        return [_decode(row) for row in rows]
+        return [_stored_run(row) for row in rows]
+
+    def run(self, key: str) -> StoredRun | None:
+        row = self.db.execute("SELECT * FROM runs WHERE key = ?", (key,)).fetchone()
+        return _stored_run(row) if row else None
 
     def series(self, key: str) -> list[tuple[int, str, float]]:
         rows = self.db.execute("SELECT step, name, value FROM series WHERE run_key = ? ORDER BY rowid", (key,))
-        return [tuple(row) for row in rows]
+        return [(int(step), str(name), float(value)) for step, name, value in rows]
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.db)
 
 
-def _decode(row: sqlite3.Row) -> dict[str, Any]:
-    out = dict(row)
-    for column in ("spec", "metrics", "costs", "environment"):
-        out[column] = json.loads(out[column]) if out[column] else {}
-    return out
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on any exception (the connection runs in
+    autocommit mode so that schema creation, too, is one transaction)."""
 
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _stored_run(row: sqlite3.Row) -> StoredRun:
+    def decoded(column: str) -> dict:
+        return json.loads(row[column]) if row[column] else {}
+
+    return StoredRun(key=row["key"], method=row["method"], seed=row["seed"], spec=RunSpec.from_json(row["spec"]),
+                     status=RunStatus(row["status"]), metrics=decoded("metrics"),
+                     costs=Costs.model_validate(decoded("costs")), artifact=row["artifact"], error=row["error"],
+                     environment=decoded("environment"))

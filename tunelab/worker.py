@@ -1,20 +1,20 @@
 """The process one run trains in: ``python -m tunelab.worker`` with a RunSpec as JSON on stdin.
 
-It speaks JSON lines on its own stdout (progress events, then ``{"result": ...}``); everything
-the libraries print is sent to stderr, which the executor keeps as the run's log.
+It speaks events (``tunelab.events``) as JSON lines on its own stdout, ending with ``Finished``;
+everything the libraries print is sent to stderr, which the executor keeps as the run's log.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import traceback
-from dataclasses import asdict
-from typing import Any, TextIO
+from typing import TextIO
 
+from . import events
 from .errors import first_line
-from .plan import RunResult, RunSpec
+from .plan import RunSpec
+from .results import Costs, RunResult, RunStatus
 
 
 def _protocol_stream() -> TextIO:
@@ -29,8 +29,8 @@ def main() -> int:
     channel = _protocol_stream()
     run = RunSpec.from_json(sys.stdin.read())
 
-    def emit(event: dict[str, Any]) -> None:
-        channel.write(json.dumps(event) + "\n")
+    def emit(event: events.Progress | events.Evaluation | events.Finished) -> None:
+        channel.write(events.encode(event) + "\n")
 
     import torch
 
@@ -39,13 +39,14 @@ def main() -> int:
     try:
         result = train(run, emit)
     except Diverged as err:  # stopped at once; the experiment goes on
-        result = RunResult(key=run.key, status="diverged", error=str(err), costs={"diverged_at_step": err.step})
+        result = RunResult(key=run.key, status=RunStatus.DIVERGED, error=str(err),
+                           costs=Costs(diverged_at_step=err.step))
     except torch.OutOfMemoryError as err:
-        result = RunResult(key=run.key, status="oom", error=first_line(err))
+        result = RunResult(key=run.key, status=RunStatus.OOM, error=first_line(err))
     except Exception as err:  # any failure of one run is recorded; the experiment goes on
         traceback.print_exc()
-        result = RunResult(key=run.key, status="failed", error=f"{type(err).__name__}: {first_line(err)}")
-    emit({"result": asdict(result)})
+        result = RunResult(key=run.key, status=RunStatus.FAILED, error=f"{type(err).__name__}: {first_line(err)}")
+    emit(events.Finished(result=result))
     return 0
 
 

@@ -7,11 +7,12 @@ measurement — is shared, so that methods differ only where they really differ.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, PositiveFloat
+from pydantic import BaseModel, ConfigDict, Field
 
 from .space import Dimension, lr_range
 
@@ -19,25 +20,39 @@ if TYPE_CHECKING:
     import torch
 
 
+def learning_rate(default: float, description: str = "peak learning rate, after warm-up") -> Any:
+    """The ``lr`` field of a method's options: every method has one, each with its own default."""
+    return Field(default, gt=0, description=description)
+
+
 class MethodOptions(BaseModel):
-    """Per-method overrides from the experiment file; subclasses add their own fields."""
+    """A method's options, as the experiment file writes them; subclasses set ``lr``'s default
+    and add their own fields, each with a ``description`` (``tunelab methods`` shows it)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Defaults are validated too, so that a value is the same whether written or defaulted (LoRA's
+    # alpha 16 is 16.0 either way) and a RunSpec's key survives its trip through JSON.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
-    lr: PositiveFloat
+    lr: float = learning_rate(1e-4)
 
 
 @dataclass(frozen=True)
 class ModelContext:
     """What a method may need to know about the model beyond the module itself."""
 
-    model_path: str
-    model_type: str
-    num_labels: int
+    model_path: str  # a folder or hub id, for peft's tokenizer-based initialisations
 
 
-class Method:
-    """Base class of every registered method (see ``tunelab.methods.register``)."""
+class Method(ABC):
+    """A fine-tuning method. A new one subclasses this in a file of its own, decorated with
+    ``tunelab.methods.register``, and overrides:
+
+    - ``name``, ``description``, ``lr_source`` (where the default learning rate comes from);
+    - ``Options``: a ``MethodOptions`` subclass with the default ``lr`` and the method's options;
+    - ``apply``: the model to train, ``requires_grad`` set on exactly what trains;
+    - optionally ``param_groups`` (per-group learning rates, as LLRD) and ``search_space``
+      (what ``tunelab sweep`` varies beyond the learning rate).
+    """
 
     name: ClassVar[str]
     description: ClassVar[str]
@@ -49,7 +64,7 @@ class Method:
 
     @classmethod
     def default_lr(cls) -> float:
-        return cls.Options.model_fields["lr"].default
+        return float(cls.Options.model_fields["lr"].default)
 
     @classmethod
     def search_space(cls, options: MethodOptions) -> dict[str, Dimension]:
@@ -62,17 +77,17 @@ class Method:
     @classmethod
     def suggest(
         cls, trial: Any, options: MethodOptions | None = None, overrides: Mapping[str, Dimension] | None = None
-    ) -> dict[str, Any]:
+    ) -> MethodOptions:
         """The options of one trial: the search space (with the experiment's ``overrides`` on top)
         asked of an Optuna ``trial``, on top of ``options``; validated, every option named."""
         options = options or cls.Options()
         space = {**cls.search_space(options), **(overrides or {})}
         values = {name: dimension.suggest(trial, name) for name, dimension in space.items()}
-        return cls.Options(**{**options.model_dump(), **values}).model_dump()
+        return cls.Options(**{**options.model_dump(), **values})
 
+    @abstractmethod
     def apply(self, model: torch.nn.Module, ctx: ModelContext) -> torch.nn.Module:
         """Return the model to train, with ``requires_grad`` set on exactly what trains."""
-        raise NotImplementedError
 
     def param_groups(self, model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
         """Optimizer groups over the trainable parameters; one learning rate unless overridden."""

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-from pydantic import Field, PositiveFloat
+from typing import TYPE_CHECKING, cast
+
+from pydantic import Field
 
 from . import register
-from .base import Method, MethodOptions, ModelContext
+from .base import Method, MethodOptions, ModelContext, learning_rate
 from .layers import parameter_depths
 from .space import Dimension, Range
 
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 
 
 class FreezeOptions(MethodOptions):
-    lr: PositiveFloat = 5e-5
+    lr: float = learning_rate(5e-5)
     k: int = Field(2, ge=0, description="how many of the top transformer layers train")
 
 
@@ -28,12 +29,14 @@ class Freeze(Method):
     description = "only the top k transformer layers (default 2) and the head train"
     lr_source = "as full (Devlin et al. 2019), the unfrozen layers are fine-tuned the same way"
     Options = FreezeOptions
+    options: FreezeOptions
 
     @classmethod
     def search_space(cls, options: MethodOptions) -> dict[str, Dimension]:
         """From the top layer alone to twice the configured k (the model's depth is not known here;
         a k above it trains every layer)."""
-        return {**super().search_space(options), "k": Range(1, max(4, 2 * options.k), integer=True)}
+        k = cast(FreezeOptions, options).k
+        return {**super().search_space(options), "k": Range(1, max(4, 2 * k), integer=True)}
 
     def apply(self, model: torch.nn.Module, ctx: ModelContext) -> torch.nn.Module:
         num_layers, params = parameter_depths(model)

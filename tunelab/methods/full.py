@@ -1,17 +1,16 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from pydantic import PositiveFloat
 
 from . import register
-from .base import Method, MethodOptions, ModelContext
+from .base import Method, MethodOptions, ModelContext, learning_rate
 
 if TYPE_CHECKING:
     import torch
 
 
 class FullOptions(MethodOptions):
-    lr: PositiveFloat = 5e-5
+    lr: float = learning_rate(5e-5)
 
 
 @register

@@ -1,17 +1,16 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from pydantic import PositiveFloat
 
 from . import register
-from .base import Method, MethodOptions, ModelContext
+from .base import Method, MethodOptions, ModelContext, learning_rate
 
 if TYPE_CHECKING:
     import torch
 
 
 class HeadOptions(MethodOptions):
-    lr: PositiveFloat = 1e-3
+    lr: float = learning_rate(1e-3)
 
 
 def is_head(model: torch.nn.Module, name: str) -> bool:

@@ -8,7 +8,6 @@ everything registered after it (final norm, pooler, head) sits on top.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 from ..errors import TunelabError

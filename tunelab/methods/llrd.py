@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from pydantic import Field, PositiveFloat
+
+from pydantic import Field
 
 from . import register
-from .base import Method, MethodOptions, ModelContext, decay_groups
+from .base import Method, MethodOptions, ModelContext, decay_groups, learning_rate
 from .layers import parameter_depths
 from .space import Dimension, Range
 
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 
 
 class LLRDOptions(MethodOptions):
-    lr: PositiveFloat = 5e-5
+    lr: float = learning_rate(5e-5, "the top's learning rate (pooler and head); layer l of L gets lr·ξ^(L−l)")
     decay: float = Field(0.95, gt=0, le=1, description="ξ: each layer down gets ξ × the rate above")
 
 
@@ -29,6 +30,7 @@ class LLRD(Method):
     description = "every parameter; layer l of L at lr·ξ^(L−l), embeddings lowest, head at lr"
     lr_source = "Sun et al. 2019 (How to Fine-Tune BERT): ξ = 0.95; top rate as for full"
     Options = LLRDOptions
+    options: LLRDOptions
 
     @classmethod
     def search_space(cls, options: MethodOptions) -> dict[str, Dimension]:

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from pydantic import Field, PositiveFloat, PositiveInt
+
+from pydantic import Field
 
 from ..errors import TunelabError
 from . import register
-from .base import Method, MethodOptions, ModelContext
+from .base import Method, MethodOptions, ModelContext, learning_rate
 from .space import Choice, Dimension, Range
 
 if TYPE_CHECKING:
@@ -13,10 +14,10 @@ if TYPE_CHECKING:
 
 
 class LoraOptions(MethodOptions):
-    lr: PositiveFloat = 5e-4
-    r: PositiveInt = 8
-    alpha: PositiveFloat = 16
-    dropout: float = Field(0.1, ge=0, lt=1)
+    lr: float = learning_rate(5e-4)
+    r: int = Field(8, gt=0, description="rank of the adapters")
+    alpha: int = Field(16, gt=0, description="scaling: the update is multiplied by alpha / r")
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the adapters' input")
     target_modules: list[str] | None = Field(
         None, description="module names to adapt; peft's per-architecture default when omitted"
     )
@@ -28,6 +29,7 @@ class Lora(Method):
     description = "low-rank adapters on the attention projections + the head (peft)"
     lr_source = "Hu et al. 2021 (LoRA), RoBERTa-base on GLUE: 4e-4 to 5e-4"
     Options = LoraOptions
+    options: LoraOptions
 
     @classmethod
     def search_space(cls, options: MethodOptions) -> dict[str, Dimension]:

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-from pydantic import PositiveFloat, PositiveInt
+from typing import TYPE_CHECKING, cast
+
+from pydantic import Field
 
 from . import register
-from .base import Method, MethodOptions, ModelContext
+from .base import Method, MethodOptions, ModelContext, learning_rate
 from .space import Choice, Dimension, Range
 
 # Text initialisation needs a text; without one in the experiment, this neutral instruction (Lester et
@@ -16,9 +17,10 @@ if TYPE_CHECKING:
 
 
 class PromptTuningOptions(MethodOptions):
-    lr: PositiveFloat = 1e-2
-    num_virtual_tokens: PositiveInt = 10
-    init_text: str | None = None  # random initialisation when omitted
+    lr: float = learning_rate(1e-2)
+    num_virtual_tokens: int = Field(10, gt=0, description="how many virtual token embeddings are prepended")
+    init_text: str | None = Field(
+        None, description="text whose token embeddings initialise the prompt; random when omitted")
 
 
 @register
@@ -27,11 +29,12 @@ class PromptTuning(Method):
     description = "n virtual token embeddings prepended to the input + the head (peft)"
     lr_source = "peft's prompt-tuning examples (1e-2 to 3e-2; Lester et al. 2021 used 0.3)"
     Options = PromptTuningOptions
+    options: PromptTuningOptions
 
     @classmethod
     def search_space(cls, options: MethodOptions) -> dict[str, Dimension]:
         """Prompt length 5-50 (Lester et al. 2021: gains flatten past ~20) and random or text init."""
-        text = options.init_text or DEFAULT_INIT_TEXT
+        text = cast(PromptTuningOptions, options).init_text or DEFAULT_INIT_TEXT
         return {**super().search_space(options), "num_virtual_tokens": Range(5, 50, integer=True),
                 "init_text": Choice((None, text))}
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from ..errors import TunelabError
 
@@ -79,7 +79,7 @@ class Fixed:
         return {"value": self.value}
 
 
-Dimension = Union[Range, Choice, Fixed]
+Dimension = Range | Choice | Fixed
 
 
 def lr_range(lr: float) -> Range:

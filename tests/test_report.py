@@ -1,0 +1,259 @@
+"""The comparison report from a real store, without training: runs are recorded with known metrics
+and costs, and the summary, the table cells, the Markdown and the JSON are checked against them."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from tunelab import report
+from tunelab.plan import RunSpec
+from tunelab.results import Costs, ExperimentInfo, MethodSearch, RunResult, RunStatus, SweepSummary
+from tunelab.store import Store
+
+SPEC = {"model": "builtin:minilm", "data": {"path": "../shared/data/sst2"}, "seeds": [0, 1]}
+
+
+def run_spec(workdir: Path, method: str, seed: int, **options: object) -> RunSpec:
+    return RunSpec(task="classification", model_path="m", model_type="bert", model_fingerprint="f", data_path="d",
+                   data_fingerprint="g", labels=["neg", "pos"], method=method, options=options, train={}, seed=seed,
+                   workdir=str(workdir))
+
+
+def done(run: RunSpec, accuracy: float, memory: float, **costs: object) -> RunResult:
+    return RunResult(key=run.key, status=RunStatus.DONE,
+                     metrics={"validation_accuracy": accuracy, "test_accuracy": accuracy - 0.05},
+                     costs=Costs(peak_memory_mb=memory, **costs))
+
+
+def experiment(workdir: Path, results: list[tuple[RunSpec, RunResult]], info: ExperimentInfo | None = None,
+               spec: dict | None = None) -> tuple[Store, int]:
+    """A real store holding ``results``, in this order, as one experiment."""
+    store = Store(workdir)
+    experiment_id = store.add_experiment(json.dumps(spec or SPEC), "hash", [run for run, _ in results])
+    for _, result in results:
+        store.record(result)
+    if info is not None:
+        store.annotate(experiment_id, info)
+    return store, experiment_id
+
+
+@pytest.fixture
+def compared(tmp_path: Path):
+    """lora at lr 1e-3 on two seeds, lora at lr 1e-4 on one, head on two seeds of which one failed."""
+    lora = [run_spec(tmp_path, "lora", seed, lr=1e-3) for seed in (0, 1)]
+    slow_lora = run_spec(tmp_path, "lora", 0, lr=1e-4)
+    head = [run_spec(tmp_path, "head", seed) for seed in (0, 1)]
+    adapters = {"trainable_params": 74_500, "trainable_pct": 0.33, "artifact_bytes": 1.5 * 2**20}
+    results = [
+        (lora[0], done(lora[0], 0.80, 1500.0, **adapters)),
+        (lora[1], done(lora[1], 0.90, 1600.0, **adapters)),
+        (slow_lora, done(slow_lora, 0.60, 1400.0, **adapters)),
+        (head[0], done(head[0], 0.70, 1300.0, trainable_params=1_538, trainable_pct=0.0068)),
+        (head[1], RunResult(key=head[1].key, status=RunStatus.FAILED, error="RuntimeError: boom")),
+    ]
+    store, experiment_id = experiment(tmp_path, results)
+    yield store, experiment_id
+    store.close()
+
+
+def test_summarize_aggregates_seeds_per_configuration(compared):
+    store, experiment_id = compared
+    rows = report.summarize(store.runs(experiment_id))
+    assert [(r.method, r.runs, r.done) for r in rows] == [("lora", 2, 2), ("lora", 1, 1), ("head", 2, 1)]
+    fast, slow, head = rows
+
+    accuracy = fast.values["validation_accuracy"]
+    assert accuracy.n == 2
+    assert accuracy.mean == pytest.approx(0.85)
+    assert accuracy.std == pytest.approx(math.sqrt(0.005))  # sample std of 0.8 and 0.9
+    # the 95 % t interval with one degree of freedom: t = 12.7062, half-width t * std / sqrt(2)
+    assert accuracy.ci95 == pytest.approx(12.706204736 * math.sqrt(0.005) / math.sqrt(2))
+    assert accuracy.ci95 == pytest.approx(0.6353102, rel=1e-6)
+    scipy_stats = pytest.importorskip("scipy.stats")
+    low, high = scipy_stats.t.interval(0.95, df=1, loc=0.85, scale=scipy_stats.sem([0.8, 0.9]))
+    assert accuracy.ci95 == pytest.approx((high - low) / 2)
+    assert fast.values["peak_memory_mb"].mean == pytest.approx(1550.0)
+    assert fast.values["test_accuracy"].mean == pytest.approx(0.80)
+
+    # one seed: a mean, no spread
+    assert slow.values["validation_accuracy"].mean == pytest.approx(0.60)
+    assert slow.values["validation_accuracy"].std is None and slow.values["validation_accuracy"].ci95 is None
+    # the failed seed is listed, not averaged
+    assert head.values["validation_accuracy"].n == 1 and head.values["validation_accuracy"].mean == pytest.approx(0.7)
+    assert head.failed == ["seed 1: failed (RuntimeError: boom)"]
+    assert fast.failed == [] and slow.failed == []
+    assert head.trainable_pct == pytest.approx(0.0068)
+    assert fast.options["lr"] == 1e-3 and slow.options["lr"] == 1e-4
+
+    # two configurations of one method are told apart by the setting that differs, and only by it
+    assert "lr=0.001" in fast.label and "lr=0.0001" in slow.label
+    assert fast.label != slow.label
+    assert (fast.label, slow.label) == ("lora (lr=0.001)", "lora (lr=0.0001)")
+    assert head.label == "head"
+
+
+def test_labels_name_differing_training_settings(tmp_path):
+    runs = [RunSpec(**{**run_spec(tmp_path, "lora", 0).model_dump(), "train": {"batch_size": size}})
+            for size in (8, 16)]
+    store, experiment_id = experiment(tmp_path, [(r, done(r, 0.5, 100.0)) for r in runs])
+    try:
+        labels = [row.label for row in report.summarize(store.runs(experiment_id))]
+    finally:
+        store.close()
+    assert labels == ["lora (train.batch_size=8)", "lora (train.batch_size=16)"]
+
+
+def test_table_formats_each_kind_of_cell(compared):
+    store, experiment_id = compared
+    summary = report.from_store(store, experiment_id)
+    header, body = report.table(summary.rows)
+    assert "trials (done/pruned/failed)" not in header
+    assert len({len(header), *map(len, body)}) == 1
+    column = {title: i for i, title in enumerate(header)}
+    fast, slow, head = ({title: cells[i] for title, i in column.items()} for cells in body)
+
+    assert fast["seeds"] == "2" and slow["seeds"] == "1" and head["seeds"] == "1/2"
+    assert fast["val acc"] == "85.0 ± 7.1"  # percent, std in percent points
+    assert fast["test acc"] == "80.0 ± 7.1"
+    assert slow["val acc"] == "60.0"
+    assert fast["val F1"] == "–"  # not measured
+    assert fast["trainable params"] == "74.50k (0.33 %)"
+    assert head["trainable params"] == "1.54k (0.01 %)"
+    assert fast["peak memory (MB)"] == "1550 ± 71"
+    assert fast["artifact (MB)"] == "1.5 ± 0.0"  # bytes shown in MiB
+    assert head["artifact (MB)"] == "–"
+    assert summary.title == "builtin:minilm on ../shared/data/sst2"
+
+
+def test_a_sweep_adds_the_trials_column(tmp_path):
+    run = run_spec(tmp_path, "lora", 0, lr=3.2e-4)
+    head = run_spec(tmp_path, "head", 0)
+    search = MethodSearch(method="lora", study="lora-1", trials=10, complete=7, pruned=2, failed=1, best_trial=4,
+                          best_validation=0.81, params={"lr": 3.2e-4, "r": 16})
+    info = ExperimentInfo(sweep=SweepSummary(storage="sqlite:///optuna.db", metric="validation_accuracy",
+                                             trials_per_method=10, methods=[search]))
+    store, experiment_id = experiment(tmp_path, [(run, done(run, 0.8, 10.0)), (head, done(head, 0.7, 10.0))], info)
+    try:
+        summary = report.from_store(store, experiment_id)
+    finally:
+        store.close()
+    header, body = report.table(summary.rows)
+    assert header[:3] == ["method", "seeds", "trials (done/pruned/failed)"]
+    assert [cells[2] for cells in body] == ["10 (7/2/1)", "–"]
+    assert summary.rows[0].sweep == search and summary.rows[1].sweep is None
+    assert summary.title.endswith(", tuned (10 trials per method)")
+    text = report.markdown(summary)
+    assert "- lora: lr=0.00032, r=16 (best validation 0.81, trial 4)" in text
+
+
+def _unescaped_pipes(line: str) -> int:
+    """Pipes that separate cells: those not preceded by an odd number of backslashes."""
+    return sum(1 for m in re.finditer(r"(\\*)\|", line) if len(m.group(1)) % 2 == 0)
+
+
+def _hostile(tmp_path: Path) -> tuple[Store, int]:
+    """User strings full of Markdown: in option values, an error, notes, the model and data names."""
+    odd = run_spec(tmp_path, "lora", 0, target_modules=["query|key", "v_[0]", "a\\|b"])
+    plain = run_spec(tmp_path, "lora", 0)
+    broken = run_spec(tmp_path, "lora", 1)
+    info = ExperimentInfo(notes=["dropped | rows with *empty* text_column [see data_notes]", "C:\\data\\|x"])
+    spec = {"model": "my|model_[v2]", "data": {"path": "data_[x]|y"}}
+    return experiment(tmp_path, [(odd, done(odd, 0.5, 1.0)), (plain, done(plain, 0.6, 1.0)),
+                                 (broken, RunResult(key=broken.key, status=RunStatus.FAILED, error="a|b [c]_d"))],
+                      info, spec)
+
+
+def test_markdown_escapes_user_strings(tmp_path):
+    store, experiment_id = _hostile(tmp_path)
+    try:
+        summary = report.from_store(store, experiment_id)
+    finally:
+        store.close()
+    assert "query|key" in summary.rows[0].label  # the label itself is plain text
+    text = report.markdown(summary)
+    lines = text.splitlines()
+    table = [line for line in lines if line.startswith("|")]
+    header, _ = report.table(summary.rows)
+    assert len(table) == 2 + len(summary.rows)
+    assert {_unescaped_pipes(line) for line in table} == {len(header) + 1}
+    for line in lines:
+        if not line.startswith("|"):
+            assert _unescaped_pipes(line) == 0, line
+        assert not re.search(r"(?<!\\)[\[\]]", line), line  # every bracket escaped
+    assert lines[0] == "# my\\|model\\_\\[v2\\] on data\\_\\[x\\]\\|y"
+    assert "query\\|key" in table[2] and "v\\_\\[0\\]" in table[2]
+    assert "- dropped \\| rows with \\*empty\\* text\\_column \\[see data\\_notes\\]" in lines
+    assert "- C:\\\\data\\\\\\|x" in lines
+    assert "- lora (target\\_modules=null) seed 1: failed (a\\|b \\[c\\]\\_d)" in lines
+
+
+def test_markdown_table_parses_to_the_right_cells(tmp_path):
+    markdown_it = pytest.importorskip("markdown_it")
+    store, experiment_id = _hostile(tmp_path)
+    try:
+        summary = report.from_store(store, experiment_id)
+    finally:
+        store.close()
+    tokens = markdown_it.MarkdownIt("commonmark").enable("table").parse(report.markdown(summary))
+    header, body = report.table(summary.rows)
+    rows, cells = [], None
+    for token in tokens:
+        if token.type == "tr_open":
+            cells = []
+        elif token.type == "inline" and cells is not None:
+            cells.append(token.content)
+        elif token.type == "tr_close":
+            rows.append(cells)
+            cells = None
+    assert len(rows) == 1 + len(body)
+    assert all(len(r) == len(header) for r in rows)
+    # a cell still says what it said once Markdown has read it
+    assert markdown_it.MarkdownIt("commonmark").renderInline(rows[1][0]) == summary.rows[0].label.replace(
+        '"', "&quot;")
+
+
+def test_write_puts_the_markdown_and_the_json_beside_each_other(compared, tmp_path):
+    store, experiment_id = compared
+    store.annotate(experiment_id, ExperimentInfo(notes=["sampled 48 of 6920 training examples"],
+                                                 labels=["neg", "pos"], sizes={"train": 48}))
+    summary = report.from_store(store, experiment_id)
+    out = tmp_path / "out"
+    out.mkdir()
+    md, js = report.write(summary, out)
+    assert (md, js) == (out / "comparison.md", out / "comparison.json")
+    assert md.read_text() == report.markdown(summary)
+    assert "- sampled 48 of 6920 training examples" in md.read_text()
+
+    data = json.loads(js.read_text())
+    assert data["notes"] == ["sampled 48 of 6920 training examples"]
+    assert data["labels"] == ["neg", "pos"] and data["sizes"] == {"train": 48}
+    assert data["model"] == "builtin:minilm" and data["data"] == "../shared/data/sst2"
+    assert data["seeds"] == [0, 1] and data["sweep"] is None
+    assert [m["method"] for m in data["methods"]] == ["lora", "lora", "head"]
+    fast = data["methods"][0]
+    assert fast["label"] == "lora (lr=0.001)"
+    assert fast["options"]["lr"] == 1e-3
+    accuracy = fast["values"]["validation_accuracy"]
+    assert accuracy["n"] == 2
+    assert accuracy["mean"] == pytest.approx(0.85)
+    assert accuracy["ci95"] == pytest.approx(0.6353102, rel=1e-6)
+    assert data["methods"][2]["failed"] == ["seed 1: failed (RuntimeError: boom)"]
+    assert data["methods"][1]["values"]["validation_accuracy"]["std"] is None
+
+
+def test_a_newline_in_an_option_value_keeps_the_row_on_one_line(tmp_path):
+    runs = [RunSpec(**{**run_spec(tmp_path, "prompt-tuning", 0).model_dump(), "options": options})
+            for options in ({"init_text": "Classify the review:\nIs it positive?"}, {})]
+    store, experiment_id = experiment(tmp_path, [(r, done(r, 0.5, 1.0)) for r in runs])
+    try:
+        summary = report.from_store(store, experiment_id)
+    finally:
+        store.close()
+    lines = report.markdown(summary).splitlines()
+    assert len([line for line in lines if line.startswith("|")]) == 2 + len(summary.rows)
+    assert all(line.startswith("|") for line in lines[2:2 + 2 + len(summary.rows)])

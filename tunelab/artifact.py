@@ -1,0 +1,58 @@
+"""The artifact format, shared by the runner (which writes it) and ``predict`` (which reads it).
+
+An artifact folder holds the trained weights as ``save_pretrained`` writes them (a peft adapter
+with ``adapter_config.json``, or the whole model), the tokenizer, and ``tunelab.json``: the method,
+the base model, the labels and the settings that prediction must repeat (``max_length``).
+Nothing in it grants trust: whether remote code may run is for the person loading it to say.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import TunelabError
+
+META_FILE = "tunelab.json"
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+class ArtifactMeta(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # artifacts from before keep loading
+
+    method: str
+    base_model: str  # a folder or hub id: where an adapter's base weights come from
+    labels: list[str]
+    run_key: str
+    options: dict[str, Any] = {}
+    max_length: int = 512
+
+
+def save(model: Any, tokenizer: Any, meta: ArtifactMeta, target: Path) -> Path:
+    """Weights, tokenizer and metadata, written aside and then renamed into place, so that a kill
+    leaves either no artifact or a whole one."""
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    (tmp / META_FILE).write_text(meta.model_dump_json(indent=2))
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return target
+
+
+def read_meta(artifact: Path) -> ArtifactMeta:
+    path = Path(artifact) / META_FILE
+    if not path.is_file():
+        raise TunelabError(f"{artifact} is not a tunelab artifact (no {META_FILE})",
+                           "give a runs/<key>/artifact folder")
+    return ArtifactMeta.model_validate_json(path.read_text())
+
+
+def is_adapter(artifact: Path) -> bool:
+    """A peft adapter, loaded on top of its base model; otherwise the folder holds the whole model."""
+    return (Path(artifact) / ADAPTER_CONFIG).is_file()

@@ -1,0 +1,20 @@
+"""The experiment, validated once at the edge: schema, loading (YAML and flags), sweep spaces."""
+
+from .load import DEFAULT_EXPERIMENT, build_spec, load_spec, read_yaml
+from .schema import (
+    DEFAULT_WORKDIR,
+    TUNABLE_TRAIN,
+    DataSpec,
+    ExperimentSpec,
+    MethodSpec,
+    PrunerSpec,
+    Sample,
+    SweepSpec,
+    TrainSpec,
+    merge_train,
+)
+from .space import sweep_space
+
+__all__ = ["DEFAULT_EXPERIMENT", "DEFAULT_WORKDIR", "TUNABLE_TRAIN", "DataSpec", "ExperimentSpec", "MethodSpec",
+           "PrunerSpec", "Sample", "SweepSpec", "TrainSpec", "build_spec", "load_spec", "merge_train", "read_yaml",
+           "sweep_space"]

@@ -1,0 +1,80 @@
+"""Where an experiment comes from: a YAML file or the built-in default, with flags on top."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import TunelabError
+from .messages import first_error
+from .schema import DEFAULT_WORKDIR, ExperimentSpec
+from .space import check_sweep_space
+
+DEFAULT_EXPERIMENT: dict[str, Any] = {
+    "model": "builtin:minilm",
+    "task": "classification",
+    # Sized so that the four core methods finish in under 10 minutes on 2 CPU cores.
+    "data": {"path": "builtin:imdb", "sample": {"train": 1500, "validation": 250, "test": 500}},
+    "methods": ["full", "llrd", "lora", "prompt-tuning"],
+    "train": {"epochs": 1, "batch_size": 16, "max_length": 128, "eval_every": 25},
+    "seeds": [0],
+    "workdir": DEFAULT_WORKDIR,
+}
+
+
+def build_spec(raw: dict[str, Any], source: str = "experiment") -> ExperimentSpec:
+    """Validate a raw experiment (as read from YAML): the one place a spec is born."""
+    try:
+        spec = ExperimentSpec.model_validate(raw)
+    except ValidationError as err:
+        raise TunelabError(f"{source}: {first_error(err, '', root=ExperimentSpec)}") from None
+    check_sweep_space(spec)
+    return spec
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise TunelabError(f"experiment file {path} does not exist", "check the path")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise TunelabError(f"{path}: not valid YAML{where}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise TunelabError(f"{path}: expected a mapping of keys (model, data, methods, ...)")
+    return raw
+
+
+def load_spec(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentSpec:
+    """The experiment from a YAML file (or the built-in default), with ``overrides`` on top.
+
+    Overrides are keyed by where they go in the experiment: ``model``, ``data.path``,
+    ``train.max_steps``, ``sweep.trials``…; ``None`` values are ignored (a flag not given)."""
+    raw = read_yaml(path) if path else dict(DEFAULT_EXPERIMENT)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            raw = _override(raw, key, value, from_file=path is not None)
+    return build_spec(raw, source=str(path) if path else "experiment")
+
+
+def _override(raw: dict[str, Any], key: str, value: Any, from_file: bool) -> dict[str, Any]:
+    section, _, name = key.partition(".")
+    if not name:
+        return {**raw, key: value}
+    current = raw.get(section)
+    if section == "data" and isinstance(current, str):
+        current = {"path": current}
+    current = dict(current or {})
+    if section == "data" and name == "path" and not from_file:
+        current = {}  # a new data path replaces the default experiment's sample sizes too
+    if section == "train" and name in ("epochs", "max_steps"):  # a budget flag replaces the file's budget
+        current.pop("max_steps" if name == "epochs" else "epochs", None)
+    if section == "sweep" and name == "pruner" and isinstance(current.get("pruner"), dict):
+        value = {**current["pruner"], "name": value}  # --pruner keeps the file's pruner settings
+    return {**raw, section: {**current, name: value}}

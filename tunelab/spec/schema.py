@@ -1,0 +1,236 @@
+"""The experiment's schema: what a user may write, validated once at the edge.
+
+Everything downstream trusts an ``ExperimentSpec``: method options are already the method's own
+``Options`` model, filled with its defaults, so a run key names every value used.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+
+from .. import methods as method_registry
+from ..errors import TunelabError
+from ..methods.base import MethodOptions
+from .messages import first_error
+
+DEFAULT_WORKDIR = "tunelab-work"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sample(_Strict):
+    """How many examples to keep per split (stratified by label); all when omitted."""
+
+    train: PositiveInt | None = None
+    validation: PositiveInt | None = None
+    test: PositiveInt | None = None
+
+
+class DataSpec(_Strict):
+    path: str
+    text_column: str | None = None
+    label_column: str | None = None
+    sample: Sample = Sample()
+    split_seed: int = 0  # for the splits tunelab makes and for sampling; not the training seed
+
+
+class TrainSpec(_Strict):
+    epochs: PositiveFloat | None = None
+    max_steps: PositiveInt | None = None
+    batch_size: PositiveInt = 16
+    eval_batch_size: PositiveInt | None = None  # twice batch_size when omitted
+    max_length: PositiveInt = 128
+    eval_every: PositiveInt = 50
+    early_stopping_patience: NonNegativeInt | None = 3  # evaluations without improvement; null: off
+    metric: Literal["accuracy", "f1_macro"] = "accuracy"
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    weight_decay: NonNegativeFloat = 0.01
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_budget(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        if values.get("epochs") is not None and values.get("max_steps") is not None:
+            raise ValueError("give either epochs or max_steps, not both")
+        if values.get("epochs") is None and values.get("max_steps") is None:
+            return {**values, "epochs": 1.0}
+        return values
+
+
+# The training settings a method may have of its own (and a sweep may tune). The rest of ``train``
+# (max_length, evaluation cadence, metric, early stopping) is the protocol every method shares.
+TUNABLE_TRAIN = ("batch_size", "epochs", "max_steps", "warmup_ratio", "weight_decay")
+
+
+def merge_train(base: TrainSpec, overrides: dict[str, Any]) -> TrainSpec:
+    """``base`` with some values replaced; a budget (epochs or max_steps) replaces the other one."""
+    values = base.model_dump()
+    for budget, other in (("epochs", "max_steps"), ("max_steps", "epochs")):
+        if budget in overrides:
+            values[other] = None
+    return TrainSpec(**{**values, **overrides})
+
+
+class MethodSpec(_Strict):
+    """One method of the experiment: its name, its validated options, and the training settings
+    it has of its own (``TUNABLE_TRAIN``, e.g. from a sweep)."""
+
+    name: str
+    options: SerializeAsAny[MethodOptions]
+    train: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_options(cls, values: Any) -> Any:
+        """Options arrive as a mapping (a file, the store): they become the method's own model."""
+        return method_registry.typed_options(values, "name")
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: Any) -> Any:
+        """No ``train`` key when empty, so experiments without one hash as they always did."""
+        data = handler(self)
+        if not self.train:
+            data.pop("train", None)
+        return data
+
+
+class PrunerSpec(_Strict):
+    """What stops hopeless trials early, judged on the validation metric at each evaluation."""
+
+    name: Literal["median", "hyperband", "none"] = "median"
+    startup_trials: NonNegativeInt = 3  # median: trials that must complete before any is pruned
+    warmup_steps: NonNegativeInt = 0  # median: no pruning before this training step
+    reduction_factor: int = Field(3, ge=2)  # hyperband: 1/η of the trials go on at each rung
+
+
+class SweepSpec(_Strict):
+    """``tunelab sweep``: an Optuna study per method, then the best of each compared on every seed."""
+
+    trials: PositiveInt = 20  # per method
+    pruner: PrunerSpec = PrunerSpec()
+    storage: str | None = None  # an Optuna storage URL; sqlite:///<workdir>/optuna.db when omitted
+    seed: int = 0  # the sampler's; trials train on the experiment's first seed
+    space: dict[str, dict[str, Any]] = {}  # {method or "train": {option: dimension}}, see methods/space.py
+
+    @field_validator("pruner", mode="before")
+    @classmethod
+    def _pruner(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+
+class ExperimentSpec(_Strict):
+    model: str = "builtin:minilm"
+    task: Literal["classification"] = "classification"
+    data: DataSpec
+    methods: list[MethodSpec] = Field(min_length=1)
+    train: TrainSpec = TrainSpec()
+    seeds: list[int] = Field([0], min_length=1)
+    workdir: str = DEFAULT_WORKDIR
+    trust_remote_code: bool = False
+    allow_pickle: bool = False  # load pickled .bin checkpoints (they can run code)
+    sweep: SweepSpec | None = None
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: Any) -> Any:
+        """No ``sweep`` key when there is none, so experiments without one hash as they always did."""
+        data = handler(self)
+        if self.sweep is None:
+            data.pop("sweep", None)
+        return data
+
+    def train_for(self, method: MethodSpec) -> TrainSpec:
+        """The training settings of one method: the experiment's, with the method's own on top."""
+        return merge_train(self.train, method.train) if method.train else self.train
+
+    @model_validator(mode="after")
+    def _methods_train(self) -> ExperimentSpec:
+        for index, method in enumerate(self.methods):
+            try:
+                self.train_for(method)
+            except ValidationError as err:
+                where = f"methods[{index}] ({method.name}).train"
+                raise TunelabError(first_error(err, where, root=TrainSpec)) from None
+        return self
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str) else value
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _methods(cls, value: Any) -> list[MethodSpec]:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ValueError("give a list of method names or {name: ..., option: ...} mappings")
+        return [_method_spec(i, entry) for i, entry in enumerate(value)]
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise ValueError("a number of seeds must be at least 1")
+            return list(range(value))
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"seeds repeat: {value}")
+        return value
+
+
+def _method_spec(index: int, entry: Any) -> MethodSpec:
+    """A method entry as written (a name, ``{name, option: value}``, or the stored form
+    ``{name, options: {...}}``), its options checked against the method's own model."""
+    if isinstance(entry, MethodSpec):
+        return entry
+    if isinstance(entry, str):
+        name, overrides = entry, {}
+    elif isinstance(entry, dict) and "name" in entry:
+        name, overrides = entry["name"], {k: v for k, v in entry.items() if k != "name"}
+    else:
+        raise TunelabError(
+            f"methods[{index}]: expected a method name or a mapping with 'name', got {entry!r}"
+        )
+    train = _method_train(index, name, overrides.pop("train", None) or {})
+    if isinstance(overrides.get("options"), dict):  # the normalised form, as stored
+        overrides = overrides["options"]
+    method = method_registry.get(name)
+    try:
+        options = method.Options(**overrides)
+    except ValidationError as err:
+        raise TunelabError(first_error(err, f"methods[{index}] ({name})", method.Options.model_fields)) from None
+    return MethodSpec(name=name, options=options, train=train)
+
+
+def _method_train(index: int, name: str, train: Any) -> dict[str, Any]:
+    """A method's own training settings: only those that may differ between methods."""
+    if not isinstance(train, dict):
+        raise TunelabError(f"methods[{index}] ({name}).train: expected a mapping (got {train!r})")
+    for key in train:
+        if key not in TUNABLE_TRAIN:
+            raise TunelabError(f"methods[{index}] ({name}).train.{key}: not a per-method setting",
+                               f"per method: {', '.join(TUNABLE_TRAIN)}; the rest of train is shared")
+    return dict(train)

@@ -1,0 +1,48 @@
+"""Resuming a sweep: trials left RUNNING by a process that is gone are retried with the same
+parameters, so the same run key, so the runner continues them from their last checkpoint."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+
+def recover_interrupted(study: Any, method: str) -> list[str]:
+    """Trials left RUNNING by a process of this machine that is gone: enqueue their parameters
+    again (first, so that a kill during this leaves them to the next resume), then mark them failed
+    as interrupted. Trials running on other machines are theirs (a shared study): left alone, and
+    said so."""
+    import optuna
+    from optuna.trial import TrialState
+
+    notes = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        running_on = owner(trial.user_attrs)
+        if running_on:
+            notes.append(f"{method} trial {trial.number} is running on {running_on}: left to it")
+            continue
+        if trial.params:
+            study.enqueue_trial(trial.params, user_attrs={"resumes_trial": trial.number})
+        optuna.trial.Trial(study, trial._trial_id).set_user_attr("interrupted", True)
+        study.tell(trial.number, state=TrialState.FAIL)
+    return notes
+
+
+def owner(attrs: dict[str, Any]) -> str | None:
+    """Who runs a RUNNING trial, if anyone still may: another machine (which cannot be checked from
+    here) or a live process of this one; None when its process is gone."""
+    host, pid = attrs.get("host"), attrs.get("pid")
+    if host is None or pid is None:  # killed between ask and the first write: nothing ran
+        return None
+    if host != socket.gethostname():
+        return f"host {host} (pid {pid})"
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, another user's
+        pass
+    return f"this machine (pid {pid})"
