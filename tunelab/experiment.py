@@ -34,9 +34,12 @@ class Comparison:
 
 
 def prepare(spec: ExperimentSpec) -> tuple[ModelRef, PreparedData, list[RunSpec]]:
-    """Everything that can fail on bad input, done before anything is written to the store."""
-    workdir = writable_workdir(spec.workdir)
+    """Everything that can fail on bad input, done before anything is written to the store: the
+    model and what length of input it can take first (they only read), so that a bad model leaves
+    no new work directory behind; then the work directory; then the data (cached in it)."""
     model = resolve_model(spec.model, spec.trust_remote_code, spec.allow_pickle)
+    model.check_length(spec.train.max_length, *spec.prepended_tokens())
+    workdir = writable_workdir(spec.workdir)
     data = prepare_data(spec.data, model, spec.train.max_length, workdir, spec.trust_remote_code)
     return model, data, plan(spec, model, data)
 
@@ -65,12 +68,22 @@ def compare(
 
 
 def writable_workdir(path: str) -> Path:
-    workdir = Path(path)
+    """The work directory, created if needed and proven writable by writing a file in it.
+
+    ``os.access`` is not proof: it trusts mode bits, which root ignores, and knows nothing of a
+    full disk or a network mount that refuses writes, so such a directory would fail later, mid-run,
+    with the store half-written."""
+    workdir = Path(path).expanduser()
     try:
         workdir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise TunelabError(f"cannot create work directory {workdir}: {err.strerror}",
                            "choose another with --workdir") from None
-    if not os.access(workdir, os.W_OK | os.X_OK):
-        raise TunelabError(f"work directory {workdir} is not writable", "choose another with --workdir")
+    probe = workdir / f".tunelab-write-check-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        probe.unlink()
+    except OSError as err:
+        raise TunelabError(f"work directory {workdir} is not writable: {err.strerror}",
+                           "choose another with --workdir") from None
     return workdir

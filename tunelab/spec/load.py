@@ -40,7 +40,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise TunelabError(f"experiment file {path} does not exist", "check the path")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(_utf8_text(path))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -49,6 +49,45 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise TunelabError(f"{path}: expected a mapping of keys (model, data, methods, ...)")
     return raw
+
+
+def _utf8_text(path: Path) -> str:
+    """The file's text, read as UTF-8 whatever the locale says: the same file must mean the same
+    experiment on every machine. Anything else (Latin-1 accents, UTF-16 from a Windows editor) is
+    refused with where it goes wrong and how to convert it, instead of a UnicodeDecodeError
+    traceback or a YAML error about NUL characters. Data files get the same treatment (data.py)."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise TunelabError(f"cannot read experiment file {path}: {err.strerror}", "check its permissions") from None
+    wide = _wide_encoding(data)
+    if wide:
+        found, encoding = wide
+        raise TunelabError(f"{path}: not UTF-8 ({found})", _convert(path, encoding))
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise TunelabError(f"{path}: not UTF-8 (byte 0x{data[err.start]:02x} at line {line}, column {column}: "
+                           "Latin-1 or Windows-1252?)", _convert(path, "latin1")) from None
+
+
+def _wide_encoding(data: bytes) -> tuple[str, str] | None:
+    """(how a UTF-16 or UTF-32 file gives itself away, its iconv name), or None: its byte-order
+    mark, or NUL bytes, which no YAML text holds."""
+    for bom, name in ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+                      (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")):
+        if data.startswith(bom):
+            return f"it is {name}: it starts with a {name} byte-order mark", name.lower()
+    if b"\x00" in data:
+        order = "utf-16be" if data[:1] == b"\x00" else "utf-16le"  # ASCII's zero byte comes first or last
+        return "it holds NUL bytes: UTF-16 without a byte-order mark?", order
+    return None
+
+
+def _convert(path: Path, encoding: str) -> str:
+    return f"convert it to UTF-8, e.g. iconv -f {encoding} -t utf-8 {path} > utf8-{path.name}"
 
 
 def load_spec(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentSpec:
@@ -70,7 +109,10 @@ def _override(raw: dict[str, Any], key: str, value: Any, from_file: bool) -> dic
     current = raw.get(section)
     if section == "data" and isinstance(current, str):
         current = {"path": current}
-    current = dict(current or {})
+    if current is not None and not isinstance(current, dict):
+        raise TunelabError(f"{section}: expected a mapping of settings, got {current!r}, so {key} from the "
+                           "command line cannot be set in it", f"write {section}: {{{name}: ...}}, or leave it empty")
+    current = dict(current or {})  # an empty section (YAML null) is filled by the flag
     if section == "data" and name == "path" and not from_file:
         current = {}  # a new data path replaces the default experiment's sample sizes too
     if section == "train" and name in ("epochs", "max_steps"):  # a budget flag replaces the file's budget

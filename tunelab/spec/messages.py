@@ -9,6 +9,12 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import did_you_mean
 
+# What to write where a required key is missing: the one that a user can leave out by mistake.
+MISSING_HINTS = {
+    "data.path": "give the data: a file, a folder of split files, a hub id or builtin:imdb, "
+                 "as data: {path: ...} or --data",
+}
+
 
 def first_error(err: ValidationError, where: str, accepted: Any = None, root: type[BaseModel] | None = None) -> str:
     """One line from pydantic's errors. An unknown key gets the closest accepted one: from
@@ -22,6 +28,9 @@ def first_error(err: ValidationError, where: str, accepted: Any = None, root: ty
         names = list(accepted if accepted is not None else fields_at(root, first["loc"][:-1]) if root else [])
         suggestion = did_you_mean(key, names, prefix="; did you mean ", suffix="?")
         return f"{field}: unknown key{suggestion} (accepted: {', '.join(names)}){more}"
+    if first["type"] == "missing":
+        hint = MISSING_HINTS.get(field)
+        return f"{field}: missing{f' ({hint})' if hint else ''}{more}"
     message = first["msg"].removeprefix("Value error, ")
     return f"{field}: {message} (got {first['input']!r}){more}"
 

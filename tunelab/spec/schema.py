@@ -6,6 +6,7 @@ Everything downstream trusts an ``ExperimentSpec``: method options are already t
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 from pydantic import (
@@ -29,6 +30,9 @@ from ..methods.base import MethodOptions
 from .messages import first_error
 
 DEFAULT_WORKDIR = "tunelab-work"
+# numpy's RandomState (which transformers' set_seed seeds with torch) accepts 0 <= seed < 2**32 only.
+SEED_LIMIT = 2**32
+METHOD_EXAMPLE = "{name: lora, r: 8}"
 
 
 class _Strict(BaseModel):
@@ -49,6 +53,17 @@ class DataSpec(_Strict):
     label_column: str | None = None
     sample: Sample = Sample()
     split_seed: int = 0  # for the splits tunelab makes and for sampling; not the training seed
+
+    @field_validator("path")
+    @classmethod
+    def _home(cls, value: str) -> str:
+        return _expand_home(value)
+
+    @field_validator("sample", mode="before")
+    @classmethod
+    def _empty_sample(cls, value: Any) -> Any:
+        """``sample:`` with nothing under it (YAML null) means what leaving it out means: all rows."""
+        return {} if value is None else value
 
 
 class TrainSpec(_Strict):
@@ -156,6 +171,12 @@ class ExperimentSpec(_Strict):
             data.pop("sweep", None)
         return data
 
+    def prepended_tokens(self) -> tuple[int, str]:
+        """(how many, which method): the most tokens a method adds in front of ``max_length``
+        tokens of text (prompt tuning's virtual tokens), which the model must also have positions for."""
+        counts = [(int(getattr(m.options, "num_virtual_tokens", 0) or 0), m.name) for m in self.methods]
+        return max(counts, default=(0, ""))
+
     def train_for(self, method: MethodSpec) -> TrainSpec:
         """The training settings of one method: the experiment's, with the method's own on top."""
         return merge_train(self.train, method.train) if method.train else self.train
@@ -173,7 +194,23 @@ class ExperimentSpec(_Strict):
     @field_validator("data", mode="before")
     @classmethod
     def _data(cls, value: Any) -> Any:
+        """A string is the data's path; an empty ``data:`` is a section without its path, so that
+        the message names ``data.path`` (also when flags such as --text-column filled the rest)."""
+        if value is None:
+            return {}
         return {"path": value} if isinstance(value, str) else value
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _empty_train(cls, value: Any) -> Any:
+        """``train:`` with nothing under it (YAML null, e.g. every key commented out) means the
+        defaults, as leaving the section out does: refusing it would only make the user delete a line."""
+        return {} if value is None else value
+
+    @field_validator("model", "workdir")
+    @classmethod
+    def _home(cls, value: str) -> str:
+        return _expand_home(value)
 
     @field_validator("methods", mode="before")
     @classmethod
@@ -181,16 +218,27 @@ class ExperimentSpec(_Strict):
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list):
-            raise ValueError("give a list of method names or {name: ..., option: ...} mappings")
+            raise ValueError(f"give a list of method names or {METHOD_EXAMPLE} mappings; "
+                             f"known methods: {', '.join(method_registry.available())}")
         return [_method_spec(i, entry) for i, entry in enumerate(value)]
 
     @field_validator("seeds", mode="before")
     @classmethod
     def _seeds(cls, value: Any) -> Any:
+        """A number of seeds (0..N-1) or a list of seeds, each one numpy and torch accept. Checked
+        here, strictly: pydantic would take ``true`` as 1 and ``2.0`` as 2, and numpy refuses
+        negative or 2**32 seeds only when the run starts, after the store has recorded it."""
         if isinstance(value, int) and not isinstance(value, bool):
             if value < 1:
                 raise ValueError("a number of seeds must be at least 1")
+            if value > SEED_LIMIT:
+                raise ValueError(f"{value} seeds would go past the largest seed, {SEED_LIMIT - 1}")
             return list(range(value))
+        if not isinstance(value, list):
+            raise TunelabError(f"seeds: expected a number of seeds or a list of seeds, got {value!r}",
+                               f"e.g. seeds: 3, or seeds: [0, 1, 2], each from 0 to {SEED_LIMIT - 1}")
+        for index, seed in enumerate(value):
+            _check_seed(index, seed)
         return value
 
     @field_validator("seeds")
@@ -201,28 +249,71 @@ class ExperimentSpec(_Strict):
         return value
 
 
+def _expand_home(path: str) -> str:
+    """``~/x`` is the home folder's x, as in a shell: YAML and ``--workdir=~/x`` are not expanded
+    by one, and a literal ``~`` folder in the current directory is never what was meant."""
+    return os.path.expanduser(path) if path.startswith("~") else path
+
+
+def _check_seed(index: int, seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TunelabError(f"seeds[{index}]: {seed!r} is not a seed",
+                           f"a seed is a whole number from 0 to {SEED_LIMIT - 1}, e.g. seeds: [0, 1, 2]")
+    if not 0 <= seed < SEED_LIMIT:
+        raise TunelabError(f"seeds[{index}]: {seed} is outside what numpy and torch accept",
+                           f"a seed is a whole number from 0 to {SEED_LIMIT - 1}")
+
+
 def _method_spec(index: int, entry: Any) -> MethodSpec:
     """A method entry as written (a name, ``{name, option: value}``, or the stored form
     ``{name, options: {...}}``), its options checked against the method's own model."""
     if isinstance(entry, MethodSpec):
         return entry
-    if isinstance(entry, str):
-        name, overrides = entry, {}
-    elif isinstance(entry, dict) and "name" in entry:
-        name, overrides = entry["name"], {k: v for k, v in entry.items() if k != "name"}
-    else:
-        raise TunelabError(
-            f"methods[{index}]: expected a method name or a mapping with 'name', got {entry!r}"
-        )
+    name, overrides = _method_entry(index, entry)
     train = _method_train(index, name, overrides.pop("train", None) or {})
     if isinstance(overrides.get("options"), dict):  # the normalised form, as stored
         overrides = overrides["options"]
     method = method_registry.get(name)
+    odd = [key for key in overrides if not isinstance(key, str)]
+    if odd:
+        raise TunelabError(f"methods[{index}] ({name}): option {odd[0]!r} is not an option name",
+                           f"accepted: {', '.join(method.Options.model_fields)}")
     try:
         options = method.Options(**overrides)
     except ValidationError as err:
         raise TunelabError(first_error(err, f"methods[{index}] ({name})", method.Options.model_fields)) from None
     return MethodSpec(name=name, options=options, train=train)
+
+
+def _method_entry(index: int, entry: Any) -> tuple[str, dict[str, Any]]:
+    """(name, everything else) of one entry of ``methods``, which must name a method: a number,
+    null, a nested list or an empty name is refused here, with what a method entry looks like."""
+    names = method_registry.available()
+    known = f"known methods: {', '.join(names)}"
+    where = f"methods[{index}]"
+    if isinstance(entry, dict) and "name" not in entry and len(entry) == 1 and next(iter(entry)) in names:
+        # `- lora: {r: 8}` or `- lora:` with options indented below: the name written as a key
+        name, options = next(iter(entry.items()))
+        example = {"name": name, **options} if isinstance(options, dict) else {"name": name}
+        raise TunelabError(f"{where}: {entry!r} has no 'name'",
+                           f"write {_flow(example)}, the method's name under 'name'")
+    hint = f"write a method's name, or {METHOD_EXAMPLE} with options; {known}"
+    if isinstance(entry, dict) and "name" not in entry:
+        raise TunelabError(f"{where}: {entry!r} has no 'name'", hint)
+    if isinstance(entry, dict):
+        name, overrides, where = entry["name"], {k: v for k, v in entry.items() if k != "name"}, f"{where}.name"
+    else:
+        name, overrides = entry, {}
+    if not isinstance(name, str):
+        raise TunelabError(f"{where}: {name!r} is not a method name", hint)
+    if not name.strip():
+        raise TunelabError(f"{where}: the method name is empty", hint)
+    return name.strip(), overrides
+
+
+def _flow(value: dict[str, Any]) -> str:
+    """A mapping as the user would write it in a flow-style YAML line: ``{name: lora, r: 8}``."""
+    return "{" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "}"
 
 
 def _method_train(index: int, name: str, train: Any) -> dict[str, Any]:
