@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -23,6 +24,9 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory):
     workdir = tmp_path_factory.mktemp("tiny")
 
     def make(methods: list, **train: object):
-        return prepare(build_spec(tiny_spec(workdir, methods, **train)))[2]
+        runs = prepare(build_spec(tiny_spec(workdir, methods, **train)))[2]
+        for run in runs:  # each test trains from scratch, not from another test's checkpoints
+            shutil.rmtree(run.run_dir, ignore_errors=True)
+        return runs
 
     return make

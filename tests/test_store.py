@@ -303,3 +303,51 @@ def test_two_processes_opening_a_fresh_directory_both_succeed(tmp_path):
             assert len(store.runs()) == 0
         finally:
             store.close()
+
+
+def test_a_failure_inside_a_record_leaves_the_run_as_it_was(store, tmp_path, monkeypatch):
+    """A kill during the store write: the transaction is all or nothing, so the run stays pending
+    (and is retried) rather than half-recorded."""
+    run = run_spec(tmp_path)
+    store.add_experiment("{}", "h", [run])
+
+    def dies(*args: object, **kwargs: object) -> None:  # the series write is the record's last step
+        raise sqlite3.OperationalError("disk I/O error (as if killed mid-write)")
+
+    monkeypatch.setattr(store, "db", _Wrapped(store.db, executemany=dies))
+    with pytest.raises(sqlite3.OperationalError):
+        store.record(RunResult(key=run.key, status=RunStatus.DONE, metrics={"validation_accuracy": 0.9},
+                               series=[(2, "eval_accuracy", 0.9)]))
+    monkeypatch.setattr(store, "db", store.db._db)
+    stored = store.run(run.key)
+    assert stored is not None and stored.status is RunStatus.PENDING and stored.metrics == {}
+    assert store.series(run.key) == []
+
+
+class _Wrapped:
+    """A connection whose one method is replaced: the rest is the real one."""
+
+    def __init__(self, db: sqlite3.Connection, **replaced: object) -> None:
+        self._db, self._replaced = db, replaced
+
+    def __getattr__(self, name: str) -> object:
+        return self._replaced.get(name) or getattr(self._db, name)
+
+
+def test_publishing_an_artifact_keeps_only_the_recorded_version(tmp_path):
+    """A kill during an artifact write leaves a ``.tmp`` folder, a kill before the record a newer
+    version the store never saw: both go at the next publish; the link points at what is recorded."""
+    from tunelab import artifact
+
+    recorded = tmp_path / "artifact-1"
+    for folder in (recorded, tmp_path / "artifact-2", tmp_path / "artifact-3.tmp"):
+        folder.mkdir()
+        (folder / "tunelab.json").write_text("{}")
+    artifact.publish(tmp_path, recorded)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact", "artifact-1"]
+    assert (tmp_path / "artifact").resolve() == recorded.resolve()
+    newer = tmp_path / "artifact-4"
+    newer.mkdir()
+    artifact.publish(tmp_path, newer)  # the link moves in one rename; the old version goes after
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact", "artifact-4"]
+    assert (tmp_path / "artifact").resolve() == newer.resolve()

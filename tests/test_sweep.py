@@ -250,3 +250,56 @@ def _complete(workdir) -> bool:
             return db.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0] > 0
     except sqlite3.OperationalError:  # the tables are not there yet
         return False
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_resuming_twice_enqueues_an_interrupted_trial_once_and_counts_each_run_once():
+    """A kill between re-enqueueing an interrupted trial and marking it failed (or two --resume
+    processes) must not run its settings twice, nor count one run as two trials."""
+    import socket
+
+    from tunelab.sweep.recovery import recover_interrupted
+    from tunelab.sweep.studies import MethodSweep, StudyPlan, tally
+
+    study = optuna.create_study(direction="maximize")
+    lost = study.ask({"lr": optuna.distributions.FloatDistribution(1e-5, 1e-3, log=True)})
+    for name, value in {"host": socket.gethostname(), "pid": _dead_pid(), "run_key": "lora-s0-x"}.items():
+        lost.set_user_attr(name, value)
+    study.enqueue_trial(lost.params, user_attrs={"resumes_trial": lost.number})  # a resume killed right here
+    recover_interrupted(study, "lora")  # the next resume
+    recover_interrupted(study, "lora")  # and another one beside it
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert len(waiting) == 1 and waiting[0].system_attrs["fixed_params"] == lost.params
+
+    for _ in range(2):  # the same settings finished twice: one run
+        trial = study.ask()
+        trial.set_user_attr("run_key", "lora-s0-x")
+        trial.set_user_attr("options", {"lr": 1e-4})
+        trial.set_user_attr("train", {})
+        study.tell(trial, 0.8)
+    plan = StudyPlan(method=build_spec({**DEFAULT_EXPERIMENT, "methods": ["lora"]}).methods[0], template=None,  # type: ignore[arg-type]
+                     option_space={}, train_space={}, name="s")
+    state = tally(MethodSweep("lora", "s", {}), study, plan)
+    assert (state.complete, state.failed, state.interrupted, state.finished) == (1, 0, 1, 1)
+
+
+def test_each_trial_draws_its_own_random_stream_whichever_process_asks():
+    """Two sweep processes sharing a study with one sampler seed must not draw the same start-up
+    samples; one process alone stays reproducible."""
+    from tunelab.sweep.studies import trial_seeded_sampler
+
+    space = {"lr": optuna.distributions.FloatDistribution(1e-5, 1e-3, log=True)}
+    shared = optuna.create_study(direction="maximize")
+    first, second = trial_seeded_sampler(0, 10), trial_seeded_sampler(0, 10)  # two processes, same seed
+    shared.sampler = first
+    a = shared.ask(space).params["lr"]
+    shared.sampler = second
+    b = shared.ask(space).params["lr"]
+    assert a != b
+    alone = optuna.create_study(direction="maximize", sampler=trial_seeded_sampler(0, 10))
+    assert alone.ask(space).params["lr"] == a  # trial 0 of seed 0, in any study: the same draw

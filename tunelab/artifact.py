@@ -1,7 +1,8 @@
 """The artifact format, shared by the runner (which writes it) and ``predict`` (which reads it).
 
-An artifact folder holds the trained weights as ``save_pretrained`` writes them (a peft adapter
-with ``adapter_config.json``, or the whole model), the tokenizer, and ``tunelab.json``: the method,
+An artifact folder (``<run>/artifact``, a link to the version the store records) holds the
+trained weights as ``save_pretrained`` writes them (a peft adapter with ``adapter_config.json``,
+or the whole model), the tokenizer, and ``tunelab.json``: the method,
 the base model, the labels and the settings that prediction must repeat (``max_length``).
 Nothing in it grants trust: whether remote code may run is for the person loading it to say.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from .errors import TunelabError
 
 META_FILE = "tunelab.json"
+LINK = "artifact"  # <run>/artifact: the current version, for people and `tunelab predict`
 ADAPTER_CONFIG = "adapter_config.json"
 
 
@@ -32,6 +35,12 @@ class ArtifactMeta(BaseModel):
     max_length: int = 512
 
 
+def new_version(run_dir: Path) -> Path:
+    """Where a new artifact of a run goes: a folder of its own, so that the one the store points at
+    stays whole until the store points at the new one (``publish``)."""
+    return Path(run_dir) / f"{LINK}-{time.time_ns()}"
+
+
 def save(model: Any, tokenizer: Any, meta: ArtifactMeta, target: Path) -> Path:
     """Weights, tokenizer and metadata, written aside and then renamed into place, so that a kill
     leaves either no artifact or a whole one."""
@@ -43,6 +52,26 @@ def save(model: Any, tokenizer: Any, meta: ArtifactMeta, target: Path) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     return target
+
+
+def publish(run_dir: Path, current: Path | None) -> None:
+    """After the store has recorded ``current`` (or no artifact): ``<run>/artifact`` points at it,
+    swapped in one rename, and every other version or half-written folder is removed. A kill at
+    any point leaves the store's artifact whole; leftovers are removed by the next publish."""
+    run_dir = Path(run_dir)
+    link = run_dir / LINK
+    if current is not None:
+        tmp = run_dir / f"{LINK}.link-{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        os.symlink(Path(current).name, tmp)
+        if link.is_dir() and not link.is_symlink():  # a folder from before versions: make room
+            shutil.rmtree(link)
+        os.replace(tmp, link)
+    for old in run_dir.glob(f"{LINK}-*"):
+        if current is None or old.name != Path(current).name:
+            shutil.rmtree(old, ignore_errors=True)
+    if current is None and link.is_symlink():
+        link.unlink()
 
 
 def read_meta(artifact: Path) -> ArtifactMeta:

@@ -165,11 +165,12 @@ def predict(
     texts: list[str] = typer.Argument(..., help="Texts to classify."),
     trust_remote_code: bool = typer.Option(False, help="Run the base model's code from the hub (off by default; "
                                            "an artifact cannot turn it on)."),
+    allow_pickle: bool = typer.Option(False, help="Load the base model's pickled .bin weights (they can run code)."),
 ) -> None:
     """Classify texts with a saved run: the check that an artifact really reloads."""
     from .predict import Classifier
 
-    classifier = Classifier.load(artifact, trust_remote_code=trust_remote_code)
+    classifier = Classifier.load(artifact, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
     for text, label in zip(texts, classifier.predict(texts), strict=False):
         typer.echo(f"{label}\t{text}")
 
@@ -187,11 +188,10 @@ def _executor(name: str, address: str | None, cpus: float, gpus: float) -> Any:
 
 
 def _open_store(workdir: str) -> Any:
-    from .store import FILE_NAME, Store
+    """The store, read-only: listing and reporting never write to it."""
+    from .store import Store
 
-    if not (Path(workdir) / FILE_NAME).is_file():
-        raise TunelabError(f"no tunelab store in {workdir}", "pass the experiment's --workdir")
-    return Store(Path(workdir))
+    return Store(Path(workdir).expanduser(), readonly=True)
 
 
 def _print_notes(notes: list[str]) -> None:
@@ -250,6 +250,12 @@ class _ProgressListener(SweepListener):
             self.progress.update(task, completed=result.costs.steps, total=result.costs.steps, note=note)
         else:
             self.progress.update(task, note=Text(f"{result.status}: {result.error}", style="red"))
+
+    def waiting(self, run: Any, holder: str) -> None:
+        if run.key in self.tasks:
+            self.progress.update(self.tasks[run.key], note=Text(f"waiting: another process trains it ({holder})"))
+        else:
+            self.progress.console.print(Text(f"waiting for run {run.key}: held by {holder}"))
 
 
 def _sweep_table(result: Any) -> Table:

@@ -27,20 +27,26 @@ class Evaluation(BaseModel):
     metrics: dict[str, float]
 
 
+class Heartbeat(BaseModel):
+    """The worker is alive (sent every few seconds by a thread, whatever training is doing)."""
+
+    kind: Literal["heartbeat"] = "heartbeat"
+
+
 class Finished(BaseModel):
     kind: Literal["finished"] = "finished"
     result: RunResult
 
 
-Event = Annotated[Progress | Evaluation | Finished, Field(discriminator="kind")]
+Event = Annotated[Progress | Evaluation | Heartbeat | Finished, Field(discriminator="kind")]
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
 
 
-def encode(event: Progress | Evaluation | Finished) -> str:
+def encode(event: Progress | Evaluation | Heartbeat | Finished) -> str:
     return event.model_dump_json()
 
 
-def decode(line: str) -> Progress | Evaluation | Finished | None:
+def decode(line: str) -> Progress | Evaluation | Heartbeat | Finished | None:
     try:
         return _EVENT.validate_json(line)
     except ValidationError:

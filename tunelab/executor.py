@@ -6,24 +6,45 @@ is recorded as that run's failure while the others go on.
 
 from __future__ import annotations
 
+import os
+import queue
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from pathlib import Path
+from typing import IO, Protocol
 
 from . import events
 from .plan import RunSpec
 from .results import RunResult, RunStatus
 
 OnEvent = Callable[[RunSpec, events.Progress | events.Evaluation], None]
+PARENT_ENV = "TUNELAB_PARENT_PID"  # the worker dies with this process (worker._die_with_parent)
 
 
 class Executor(Protocol):
+    parallel: int  # how many runs it trains at once: how many locks are worth taking at a time
+
     def execute(self, runs: list[RunSpec], on_event: OnEvent) -> Iterator[RunResult]: ...
+
+
+def heartbeat_timeout() -> float:
+    """Seconds without a word from a worker (it sends a heartbeat every 5) before it counts as hung."""
+    return float(os.environ.get("TUNELAB_HEARTBEAT_TIMEOUT", "120"))
+
+
+def worker_command() -> list[str]:
+    """``python -m tunelab.worker``, importing only from the installed environment: ``-P`` keeps the
+    current directory off ``sys.path`` (Python 3.11+), and the worker starts in its run directory,
+    which holds nothing tunelab did not write (on 3.10 that is the only guard)."""
+    return [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-m", "tunelab.worker"]
 
 
 class LocalExecutor:
     """One run after another, each in a fresh ``python -m tunelab.worker`` process."""
+
+    parallel = 1
 
     def execute(self, runs: list[RunSpec], on_event: OnEvent) -> Iterator[RunResult]:
         for run in runs:
@@ -32,27 +53,53 @@ class LocalExecutor:
     def run_one(self, run: RunSpec, on_event: OnEvent) -> RunResult:
         run.run_dir.mkdir(parents=True, exist_ok=True)
         log_path = run.run_dir / "run.log"
-        result: RunResult | None = None
         with open(log_path, "w") as log:
             worker = subprocess.Popen(
-                [sys.executable, "-m", "tunelab.worker"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+                worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+                cwd=run.run_dir, env={**os.environ, PARENT_ENV: str(os.getpid()), "PYTHONSAFEPATH": "1"},
             )
-            assert worker.stdin is not None and worker.stdout is not None
-            worker.stdin.write(run.to_json())
-            worker.stdin.close()
-            for line in worker.stdout:
-                event = events.decode(line)
-                if isinstance(event, events.Finished):  # keyed by the run we launched, whatever the worker computed
-                    result = event.result.model_copy(update={"key": run.key})
-                elif event is not None:
-                    on_event(run, event)
-                else:  # not ours (a site hook's banner, a line cut by a kill): keep it in the log
-                    log.write(f"tunelab: not an event on the worker's channel: {line.rstrip()[:500]}\n")
-                    log.flush()
-            code = worker.wait()
+            try:
+                assert worker.stdin is not None and worker.stdout is not None
+                worker.stdin.write(run.to_json())
+                worker.stdin.close()
+                result = _listen(worker.stdout, run, on_event, log)
+            finally:  # an exception here (Ctrl-C, a hung worker) must not leave it training
+                if worker.poll() is None:
+                    worker.kill()
+                code = worker.wait()
         if result is None:
             cause = "killed (SIGKILL: out of memory?)" if code == -9 else f"ended with code {code}"
             result = RunResult(key=run.key, status=RunStatus.FAILED,
                                error=f"worker process {cause} before reporting (log: {log_path})")
         return result
+
+
+def _listen(stdout: IO[str], run: RunSpec, on_event: OnEvent, log: IO[str]) -> RunResult | None:
+    """Read the worker's events until its result, the end of the channel, or a silence longer than
+    the heartbeat timeout (a hung worker: it is then killed by the caller)."""
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_pump, args=(stdout, lines), daemon=True).start()
+    timeout = heartbeat_timeout()
+    while True:
+        try:
+            line = lines.get(timeout=timeout)
+        except queue.Empty:
+            return RunResult(key=run.key, status=RunStatus.FAILED,
+                             error=f"worker sent nothing for {timeout:.0f} s (hung?) and was stopped "
+                                   f"(log: {Path(log.name)})")
+        if line is None:
+            return None
+        event = events.decode(line)
+        if isinstance(event, events.Finished):  # keyed by the run we launched, whatever the worker computed
+            return event.result.model_copy(update={"key": run.key})
+        if isinstance(event, (events.Progress, events.Evaluation)):
+            on_event(run, event)
+        elif event is None:  # not ours (a site hook's banner, a line cut by a kill): kept in the log
+            log.write(f"tunelab: not an event on the worker's channel: {line.rstrip()[:500]}\n")
+            log.flush()
+
+
+def _pump(stdout: IO[str], lines: queue.Queue[str | None]) -> None:
+    for line in stdout:
+        lines.put(line)
+    lines.put(None)

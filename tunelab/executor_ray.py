@@ -28,6 +28,8 @@ def _run_in_worker_process(run_json: str) -> str:
 
 
 class RayExecutor:
+    parallel = 1_000_000  # every run is submitted at once; Ray schedules them on the cluster's resources
+
     def __init__(self, address: str | None = None, cpus_per_run: float = 1, gpus_per_run: float = 0) -> None:
         self.address = address
         self.cpus_per_run = cpus_per_run

@@ -19,6 +19,9 @@ class Listener:
 
     def finished(self, run: RunSpec, result: RunResult) -> None: ...
 
+    def waiting(self, run: RunSpec, holder: str) -> None:
+        """Another process is training ``run``: this one waits for it (and says whom for)."""
+
 
 class SweepListener(Listener):
     """A sweep's hooks; the comparison that follows the studies reports through ``Listener``'s."""

@@ -18,7 +18,9 @@ class Classifier:
     max_length: int = 512
 
     @classmethod
-    def load(cls, artifact: str | Path, trust_remote_code: bool = False) -> Classifier:
+    def load(cls, artifact: str | Path, trust_remote_code: bool = False, allow_pickle: bool = False) -> Classifier:
+        """The artifact's model and tokenizer. Whether remote code may run or pickled base weights
+        may load is the caller's to say: nothing in the artifact can turn either on."""
         from transformers import AutoTokenizer
 
         artifact = Path(artifact)
@@ -26,7 +28,7 @@ class Classifier:
         if artifacts.is_adapter(artifact):
             from peft import PeftModel
 
-            base = load_for_classification(meta.base_model, meta.labels, trust_remote_code)
+            base = load_for_classification(meta.base_model, meta.labels, trust_remote_code, allow_pickle)
             model = PeftModel.from_pretrained(base, str(artifact))
         else:
             model = load_for_classification(str(artifact), meta.labels, trust_remote_code)

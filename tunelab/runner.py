@@ -9,6 +9,7 @@ measured costs, and an artifact that reloads for prediction.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -30,6 +31,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.trainer_callback import ExportableState
 
 from . import artifact as artifacts
 from . import methods
@@ -76,25 +78,44 @@ class _MethodTrainer(Trainer):
         super().log(logs, start_time)
 
 
-class _Clock(TrainerCallback):
-    """Progress events for the parent process, and the wall time at which each evaluation ran."""
+class _Progress(TrainerCallback):
+    """Progress events for the parent process."""
 
     def __init__(self, report: Report) -> None:
         self.report = report
-        self.started = time.perf_counter()
-        self.elapsed_at: dict[int, float] = {}
-
-    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
-        self.started = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
         self.report(Progress(step=state.global_step, max_steps=state.max_steps))
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001, ANN201
-        # The final evaluations on validation and test come at the same step: keep the first time.
-        self.elapsed_at.setdefault(state.global_step, time.perf_counter() - self.started)
         scores = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
         self.report(Evaluation(step=state.global_step, max_steps=state.max_steps, metrics=scores))
+
+
+class _Clock(TrainerCallback, ExportableState):
+    """Training wall time, and the time at which each evaluation ran. It is saved in every
+    checkpoint and restored on resume (``restore_callback_states_from_checkpoint``), so that a
+    resumed run's time, tokens/s and time to best count the time before the interruption too."""
+
+    def __init__(self, seconds_before: float = 0.0, elapsed_at: dict[str, float] | None = None) -> None:
+        self.seconds_before = seconds_before  # training time up to the checkpoint this run resumed from
+        self.elapsed_at = {int(step): seconds for step, seconds in (elapsed_at or {}).items()}
+        self.started = time.perf_counter()
+
+    def now(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.started
+
+    def state(self) -> dict[str, Any]:
+        return {"args": {"seconds_before": self.now(),
+                         "elapsed_at": {str(step): seconds for step, seconds in self.elapsed_at.items()}},
+                "attributes": {}}
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        self.started = time.perf_counter()
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001, ANN201
+        # The final evaluations on validation and test come at the same step: keep the first time.
+        self.elapsed_at.setdefault(state.global_step, self.now())
 
 
 class _TrialReporter(TrainerCallback):
@@ -126,7 +147,6 @@ class Session:
 
     trainer: _MethodTrainer
     data: DatasetDict
-    clock: _Clock
     trainable_params: int
     total_params: int
     reporter: _TrialReporter | None = None  # a sweep trial's link to its Optuna study
@@ -148,8 +168,7 @@ def build(run: RunSpec, report: Report = _ignore) -> Session:
     trainable, total = count_parameters(model)
     optimizer = torch.optim.AdamW(method.param_groups(model, run.train.weight_decay))
 
-    clock = _Clock(report)
-    callbacks: list[Any] = [clock]
+    callbacks: list[Any] = [_Progress(report), _Clock()]
     if run.train.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=run.train.early_stopping_patience))
     reporter = _TrialReporter(run.trial, run.train.metric) if run.trial else None
@@ -167,8 +186,7 @@ def build(run: RunSpec, report: Report = _ignore) -> Session:
         callbacks=callbacks,
         optimizers=(optimizer, None),  # the Trainer adds its warmup + linear decay schedule
     )
-    return Session(trainer=trainer, data=data, clock=clock, trainable_params=trainable, total_params=total,
-                   reporter=reporter)
+    return Session(trainer=trainer, data=data, trainable_params=trainable, total_params=total, reporter=reporter)
 
 
 def train(run: RunSpec, report: Report = _ignore) -> RunResult:
@@ -179,22 +197,23 @@ def train(run: RunSpec, report: Report = _ignore) -> RunResult:
     artifact: the sweep's final comparison retrains the best settings on every seed, and a copy of
     the weights per trial would fill the disk (87 MB per full fine-tuning trial of MiniLM)."""
     session = build(run, report)
-    trainer, clock, run_dir = session.trainer, session.clock, run.run_dir
+    trainer, run_dir = session.trainer, run.run_dir
     trainable, total = session.trainable_params, session.total_params
-    started = time.perf_counter()
-    checkpoint = _last_checkpoint(run_dir / "checkpoints")  # left by a run that was interrupted
+    checkpoint = last_checkpoint(run_dir / "checkpoints")  # left by a run that was interrupted
     if checkpoint:
         print(f"tunelab: resuming from {checkpoint}", file=sys.stderr)
-    trainer.train(resume_from_checkpoint=checkpoint)
-    train_seconds = time.perf_counter() - started
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    clock = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, _Clock))  # restored on resume
+    train_seconds = clock.now()
 
     pruned_at = session.reporter.pruned_at if session.reporter else None
     started = time.perf_counter()
     metrics = _final_metrics(session, run)
     eval_seconds = time.perf_counter() - started
 
-    artifact = None if run.trial else save_artifact(trainer.model, trainer.processing_class, run, run_dir / "artifact")
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # the best model is in the artifact
+    # The checkpoints stay until the parent has recorded this result: a kill before that resumes
+    # from them instead of training again (``training.train_runs`` removes them).
+    artifact = None if run.trial else save_artifact(trainer.model, trainer.processing_class, run)
     memory, memory_kind = peak_memory_mb()
     state = trainer.state
     tokens = int(state.num_input_tokens_seen)
@@ -210,7 +229,7 @@ def train(run: RunSpec, report: Report = _ignore) -> RunResult:
         tokens_per_second=tokens / train_seconds if train_seconds else 0.0,
         padding_fraction=trainer.padded_tokens / max(trainer.processed_tokens, 1),
         steps=state.global_step,
-        resumed_from_step=int(checkpoint.rsplit("-", 1)[1]) if checkpoint else None,
+        resumed_from_step=int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else None,
         best_step=state.best_global_step,
         seconds_to_best=clock.elapsed_at.get(state.best_global_step) if state.best_global_step is not None else None,
         artifact_bytes=directory_bytes(artifact) if artifact else None,
@@ -263,6 +282,7 @@ def _training_args(run: RunSpec, output_dir: Path) -> Any:
         greater_is_better=True,
         logging_steps=max(1, min(10, t.eval_every)),
         logging_nan_inf_filter=False,
+        restore_callback_states_from_checkpoint=True,  # early stopping's patience and the clock, on resume
         report_to=["tensorboard"],
         seed=run.seed,
         data_seed=run.seed,
@@ -276,11 +296,27 @@ def _training_args(run: RunSpec, output_dir: Path) -> Any:
     )
 
 
-def _last_checkpoint(folder: Path) -> str | None:
-    """The newest complete checkpoint: a kill can land while one is being written, and the Trainer
-    writes ``trainer_state.json`` last."""
-    complete = [c for c in folder.glob("checkpoint-*") if (c / "trainer_state.json").is_file()]
-    return str(max(complete, key=lambda c: int(c.name.split("-")[1]))) if complete else None
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint, or None. A kill can land while one is being written: the
+    Trainer writes ``trainer_state.json`` last, so a checkpoint whose state does not parse (or is
+    missing) is incomplete; it is removed, and the one before it is used."""
+    found = sorted((c for c in folder.glob("checkpoint-*") if c.name.split("-", 1)[1].isdigit()),
+                   key=lambda c: int(c.name.split("-", 1)[1]), reverse=True)
+    for checkpoint in found:
+        if _complete(checkpoint):
+            return checkpoint
+        print(f"tunelab: {checkpoint} is incomplete (interrupted while it was written): removed", file=sys.stderr)
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    return None
+
+
+def _complete(checkpoint: Path) -> bool:
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    weights = any(checkpoint.glob("*.safetensors")) or any(checkpoint.glob("*.bin"))
+    return isinstance(state, dict) and "global_step" in state and weights and (checkpoint / "optimizer.pt").is_file()
 
 
 def _series(log_history: list[dict[str, Any]]) -> list[tuple[int, str, float]]:
@@ -293,8 +329,9 @@ def _series(log_history: list[dict[str, Any]]) -> list[tuple[int, str, float]]:
     return out
 
 
-def save_artifact(model: Any, tokenizer: Any, run: RunSpec, target: Path) -> Path:
-    """The run's artifact (see ``tunelab.artifact``): what prediction needs to repeat the run."""
+def save_artifact(model: Any, tokenizer: Any, run: RunSpec, target: Path | None = None) -> Path:
+    """The run's artifact (see ``tunelab.artifact``): what prediction needs to repeat the run; a new
+    version in the run directory unless ``target`` says where."""
     meta = artifacts.ArtifactMeta(method=run.method, base_model=run.model_path, labels=run.labels, run_key=run.key,
                                   options=run.options.model_dump(), max_length=run.train.max_length)
-    return artifacts.save(model, tokenizer, meta, target)
+    return artifacts.save(model, tokenizer, meta, target or artifacts.new_version(run.run_dir))

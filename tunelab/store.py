@@ -68,13 +68,22 @@ class StoredExperiment:
 
 
 class Store:
-    def __init__(self, workdir: Path) -> None:
+    """The store of one work directory. ``readonly`` (``tunelab runs``, ``tunelab report``) opens
+    an existing store without writing anything to it, not even a schema upgrade."""
+
+    def __init__(self, workdir: Path, readonly: bool = False) -> None:
         self.path = Path(workdir) / FILE_NAME
-        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # transactions are explicit
+        if readonly and not self.path.is_file():
+            raise TunelabError(f"no tunelab store in {workdir}", "pass the experiment's --workdir")
+        target = f"{self.path.resolve().as_uri()}?mode=ro" if readonly else str(self.path)
+        self.db = sqlite3.connect(target, timeout=30, isolation_level=None, uri=readonly)  # explicit transactions
         self.db.row_factory = sqlite3.Row
         try:
-            self._create_or_migrate()  # before any other write: a file we refuse stays byte for byte as it was
-            self._use_wal()
+            if readonly:
+                self._version()
+            else:
+                self._create_or_migrate()  # before any other write: a file we refuse stays byte for byte as it was
+                self._use_wal()
         except sqlite3.DatabaseError as err:
             self.db.close()
             raise TunelabError(f"{self.path} is not a tunelab store ({err})",
@@ -191,8 +200,9 @@ class Store:
         return int(row[0]) if row else None
 
     def experiment(self, experiment_id: int) -> StoredExperiment:
-        row = self.db.execute("SELECT id, spec, info FROM experiments WHERE id = ?", (experiment_id,)).fetchone()
-        info = ExperimentInfo.model_validate_json(row["info"]) if row["info"] else ExperimentInfo()
+        row = self.db.execute("SELECT * FROM experiments WHERE id = ?", (experiment_id,)).fetchone()
+        stored = row["info"] if "info" in row.keys() else None  # a schema-1 store read without upgrading
+        info = ExperimentInfo.model_validate_json(stored) if stored else ExperimentInfo()
         return StoredExperiment(id=row["id"], spec=json.loads(row["spec"]), info=info)
 
     def runs(self, experiment_id: int | None = None) -> list[StoredRun]:

@@ -1,43 +1,80 @@
 """The process one run trains in: ``python -m tunelab.worker`` with a RunSpec as JSON on stdin.
 
 It speaks events (``tunelab.events``) as JSON lines on its own stdout, ending with ``Finished``;
-everything the libraries print is sent to stderr, which the executor keeps as the run's log.
+everything the libraries print is sent to stderr, which the executor keeps as the run's log. A
+thread sends a heartbeat every few seconds, so that the parent can tell a slow run from a hung
+one, and ends the process if the parent is gone, so that no orphan keeps training.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 import traceback
 from typing import TextIO
 
 from . import events
 from .errors import first_line
+from .executor import PARENT_ENV
 from .plan import RunSpec
 from .results import Costs, RunResult, RunStatus
 
+HEARTBEAT_SECONDS = 5.0
 
-def _protocol_stream() -> TextIO:
-    """Keep the real stdout for events and point fd 1 at stderr, so stray prints cannot corrupt it."""
-    channel = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    return channel
+
+class _Channel:
+    """The real stdout, kept for events; fd 1 then points at stderr, so stray prints cannot corrupt
+    it. Writes are whole lines under a lock (the heartbeat thread writes too)."""
+
+    def __init__(self) -> None:
+        self._stream: TextIO = os.fdopen(os.dup(1), "w", buffering=1)
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+        self._lock = threading.Lock()
+
+    def emit(self, event: events.Progress | events.Evaluation | events.Finished | events.Heartbeat) -> None:
+        with self._lock:
+            self._stream.write(events.encode(event) + "\n")
+
+
+def _heartbeat(channel: _Channel, parent: int) -> None:
+    stop = threading.Event()
+    while not stop.wait(HEARTBEAT_SECONDS):
+        if os.getppid() != parent:  # the parent died: nobody will record this run
+            os._exit(1)
+        try:
+            channel.emit(events.Heartbeat())
+        except OSError:  # the parent closed the channel
+            os._exit(1)
+
+
+def _die_with_parent() -> int:
+    """Ask Linux to kill this process when its parent dies (the heartbeat thread checks too, on
+    every system), and return the parent's pid."""
+    parent = int(os.environ.get(PARENT_ENV, os.getppid()))
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before we asked
+        os._exit(1)
+    return parent
 
 
 def main() -> int:
-    channel = _protocol_stream()
+    parent = _die_with_parent()
+    channel = _Channel()
     run = RunSpec.from_json(sys.stdin.read())
-
-    def emit(event: events.Progress | events.Evaluation | events.Finished) -> None:
-        channel.write(events.encode(event) + "\n")
+    threading.Thread(target=_heartbeat, args=(channel, parent), daemon=True).start()
 
     import torch
 
     from .runner import Diverged, train
 
     try:
-        result = train(run, emit)
+        result = train(run, channel.emit)
     except Diverged as err:  # stopped at once; the experiment goes on
         result = RunResult(key=run.key, status=RunStatus.DIVERGED, error=str(err),
                            costs=Costs(diverged_at_step=err.step))
@@ -46,7 +83,7 @@ def main() -> int:
     except Exception as err:  # any failure of one run is recorded; the experiment goes on
         traceback.print_exc()
         result = RunResult(key=run.key, status=RunStatus.FAILED, error=f"{type(err).__name__}: {first_line(err)}")
-    emit(events.Finished(result=result))
+    channel.emit(events.Finished(result=result))
     return 0
 
 

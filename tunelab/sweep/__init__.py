@@ -105,8 +105,13 @@ def sweep(
         listener.sweep_start(sweeps, trials, display_url(url), notes)
         for plan, study, state in zip(plans, studies, sweeps, strict=False):
             context = TrialContext(spec, plan, url, config, store, experiment_id, executor, listener, state)
-            while tally(state, study, plan).finished < trials:
+            for _ in range(3 * trials):  # a space with fewer distinct settings than trials runs out
+                if tally(state, study, plan).finished >= trials:
+                    break
                 run_trial(study, context)
+            if tally(state, study, plan).finished < trials:
+                notes.append(f"{plan.method.name}: only {state.finished} distinct settings in {3 * trials} "
+                             "trials; its search space is smaller than --trials")
     finally:
         store.close()
     result = SweepResult(storage=display_url(url), metric=spec.train.metric, trials=trials, methods=sweeps,

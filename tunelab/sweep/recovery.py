@@ -17,12 +17,13 @@ def recover_interrupted(study: Any, method: str) -> list[str]:
     from optuna.trial import TrialState
 
     notes = []
+    queued = {t.user_attrs.get("resumes_trial") for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         running_on = owner(trial.user_attrs)
         if running_on:
             notes.append(f"{method} trial {trial.number} is running on {running_on}: left to it")
             continue
-        if trial.params:
+        if trial.params and trial.number not in queued:  # a kill after enqueueing already queued it
             study.enqueue_trial(trial.params, user_attrs={"resumes_trial": trial.number})
         optuna.trial.Trial(study, trial._trial_id).set_user_attr("interrupted", True)
         study.tell(trial.number, state=TrialState.FAIL)

@@ -99,10 +99,7 @@ def open_study(plan: StudyPlan, storage: Any, spec: ExperimentSpec, config: Swee
 
     study = optuna.create_study(storage=storage, study_name=plan.name, direction="maximize",
                                 pruner=make_pruner(config.pruner, spec.train.eval_every), load_if_exists=True)
-    # Seeded, and offset by the trials already there: a resumed study must not replay the random
-    # start-up samples of its first run.
-    study.sampler = optuna.samplers.TPESampler(seed=config.seed + len(study.trials),
-                                               n_startup_trials=max(1, min(10, trials // 2)))
+    study.sampler = trial_seeded_sampler(config.seed, n_startup_trials=max(1, min(10, trials // 2)))
     if not study.user_attrs:
         study.set_user_attr("tunelab", {"method": plan.method.name, "metric": spec.train.metric,
                                         "space": plan.describe(), "model": spec.model, "data": spec.data.path})
@@ -111,15 +108,42 @@ def open_study(plan: StudyPlan, storage: Any, spec: ExperimentSpec, config: Swee
     return study
 
 
+def trial_seeded_sampler(seed: int, n_startup_trials: int) -> Any:
+    """TPE whose random stream is reseeded from (seed, trial number) at the start of every trial.
+
+    A trial's number is unique in its study, whichever process asked for it, so sweep processes
+    sharing a study never draw the same start-up samples, a resumed study never replays the ones of
+    its first run, and one process alone is as reproducible as a plainly seeded sampler."""
+    import numpy as np
+    import optuna
+
+    class TrialSeededTPE(optuna.samplers.TPESampler):
+        def before_trial(self, study: Any, trial: Any) -> None:
+            stream = np.random.SeedSequence([seed, trial.number]).generate_state(2)
+            self._rng.rng.seed(int(stream[0]))
+            self._random_sampler._rng.rng.seed(int(stream[1]))
+            super().before_trial(study, trial)
+
+    return TrialSeededTPE(seed=seed, n_startup_trials=n_startup_trials)
+
+
 def tally(state: MethodSweep, study: Any, plan: StudyPlan) -> MethodSweep:
-    """Count the study's trials by outcome and find the best one tunelab ran."""
+    """Count the study's trials by outcome and find the best one tunelab ran.
+
+    Each run key counts once: the same settings asked twice (a retry enqueued by two resuming
+    processes, or by a kill between enqueueing and marking the interrupted trial) are one run."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
-    state.complete = sum(t.state == TrialState.COMPLETE for t in trials)
-    state.pruned = sum(t.state == TrialState.PRUNED for t in trials)
     state.interrupted = sum(t.state == TrialState.FAIL and bool(t.user_attrs.get("interrupted")) for t in trials)
-    state.failed = sum(t.state == TrialState.FAIL for t in trials) - state.interrupted
+    outcome: dict[Any, Any] = {}  # run key (or the trial itself, when it never got one) -> its last state
+    for t in sorted(trials, key=lambda t: t.number):
+        if t.state.is_finished() and not t.user_attrs.get("interrupted"):
+            outcome[t.user_attrs.get("run_key", t.number)] = t.state
+    states = list(outcome.values())
+    state.complete = states.count(TrialState.COMPLETE)
+    state.pruned = states.count(TrialState.PRUNED)
+    state.failed = states.count(TrialState.FAIL)
     ours = [t for t in trials if t.state == TrialState.COMPLETE and "options" in t.user_attrs]
     if ours:  # trials added by hand (no options recorded) cannot be rerun, so they are not candidates
         best = max(ours, key=lambda t: (t.value, -t.number))
