@@ -38,6 +38,9 @@ def test_the_table_reports_costs_and_metrics(experiment):
     assert head["trainable_params"]["mean"] == 384 * 2 + 2  # the linear probe: 384 → 2
     assert 0 <= head["test_accuracy"]["mean"] <= 1 and head["peak_memory_mb"]["mean"] > 100
     assert head["tokens_per_second"]["mean"] > 0 and head["artifact_bytes"]["mean"] > 0
+    # the run's fixed cost: the worker's whole life, less its training
+    assert head["process_seconds"]["mean"] == pytest.approx(head["train_seconds"]["mean"] + head["fixed_seconds"]["mean"])
+    assert head["fixed_seconds"]["mean"] > 0
     assert rows["lora"]["done"] == 0 and "no_such_module" in rows["lora"]["failed"][0]
     markdown = (workdir / "comparison.md").read_text()
     assert "| head | 1 |" in markdown and "| prompt-tuning | 1 |" in markdown
@@ -105,3 +108,14 @@ def test_bad_input_exits_2_with_one_line_and_writes_no_store(tmp_path, args, exp
     assert expected in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert "Traceback" not in out.stderr
     assert not (workdir / "tunelab.db").exists()
+
+
+def test_without_a_terminal_progress_is_one_plain_line_per_start_evaluation_and_end(experiment):
+    """A CI log or a nohup file shows where the experiment is while it runs, not only at the end."""
+    workdir, path, _ = experiment
+    out = tunelab("compare", str(path), "--force", "--methods", "head")
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.startswith("head · seed 0: ")]
+    assert lines[0].startswith("head · seed 0: started (head-s0-")
+    assert [line.split(": ", 1)[1].split(",")[0] for line in lines[1:3]] == ["step 2/4", "step 4/4"]
+    assert "val acc" in lines[1] and lines[-1].startswith("head · seed 0: done in ") and "test acc" in lines[-1]

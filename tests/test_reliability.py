@@ -155,7 +155,7 @@ def test_a_nan_loss_marks_the_run_diverged_and_the_others_finish(tmp_path):
     result = compare(spec)
     status = {r.method: (r.status, r.error) for r in _store(tmp_path)}
     assert status["head"] == ("done", None)
-    assert status["full"][0] == "diverged" and "training loss became nan at step" in status["full"][1]
+    assert status["full"][0] == "diverged" and "training loss became nan by step" in status["full"][1]
     assert any("diverged" in f for row in result.rows for f in row.failed)
     (diverged,) = [r for r in _store(tmp_path) if r.method == "full"]
     assert not (tmp_path / "runs" / diverged.key / "checkpoints").exists()  # a retry must not resume into it
@@ -212,8 +212,10 @@ def test_a_waiting_process_says_whom_it_waits_for_and_gives_up(tmp_path):
         out = subprocess.run([sys.executable, "-m", "tunelab", "compare", str(path)], capture_output=True,
                              text=True, timeout=120, env={**os.environ, "TUNELAB_LOCK_TIMEOUT": "2"})
     assert out.returncode == 2, out.stderr
-    (line,) = out.stderr.strip().splitlines()
-    assert f"run {run.key} is still held by pid {os.getpid()}" in line and "TUNELAB_LOCK_TIMEOUT" in line
+    *progress, line = out.stderr.strip().splitlines()
+    assert f"waiting: another process trains it (pid {os.getpid()}" in progress[-1]  # said while it waited
+    assert line.startswith("error: ") and "TUNELAB_LOCK_TIMEOUT" in line
+    assert f"run {run.key} is still held by pid {os.getpid()}" in line
 
 
 @pytest.mark.slow

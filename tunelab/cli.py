@@ -214,12 +214,21 @@ def _rich_table(rows: list[Any], title: str) -> Table:
 
 
 class _ProgressListener(SweepListener):
-    """A progress bar per run; evaluation results show beside it as they come."""
+    """A progress bar per run; evaluation results show beside it as they come. When stderr is not a
+    terminal (a CI log, ``nohup``), bars would show nothing until the end: then one plain line per
+    run start, evaluation and end goes to stderr instead."""
 
     def __init__(self) -> None:
+        self.plain = not errors.is_terminal
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=console)
+                                 TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=console,
+                                 disable=self.plain)
         self.tasks: dict[str, Any] = {}
+        self.started: set[str] = set()
+
+    def say(self, run: Any, text: str) -> None:
+        if self.plain:
+            errors.print(Text(f"{run.method} · seed {run.seed}: {text}"), soft_wrap=True)
 
     def __enter__(self) -> _ProgressListener:
         return self  # the bars start with the first run: an error before it prints nothing else
@@ -239,19 +248,27 @@ class _ProgressListener(SweepListener):
         from .events import Evaluation
 
         task = self.tasks[run.key]
+        if run.key not in self.started:
+            self.started.add(run.key)
+            self.say(run, f"started ({run.key})")
         self.progress.update(task, completed=event.step, total=event.max_steps)
         if isinstance(event, Evaluation):
-            self.progress.update(task, note=f"val acc {_pct(event.metrics.get('eval_accuracy'))} @ {event.step}")
+            note = f"val acc {_pct(event.metrics.get('eval_accuracy'))} @ {event.step}"
+            self.progress.update(task, note=note)
+            self.say(run, f"step {event.step}/{event.max_steps}, {note.rsplit(' @', 1)[0]}")
 
     def finished(self, run: Any, result: Any) -> None:
         task = self.tasks[run.key]
         if result.status == "done":
             note = Text(f"test acc {_pct(result.metrics.get('test_accuracy'))}")
             self.progress.update(task, completed=result.costs.steps, total=result.costs.steps, note=note)
+            self.say(run, f"done in {result.costs.train_seconds:.0f} s, {note}")
         else:
             self.progress.update(task, note=Text(f"{result.status}: {result.error}", style="red"))
+            self.say(run, f"{result.status}: {result.error}")
 
     def waiting(self, run: Any, holder: str) -> None:
+        self.say(run, f"waiting: another process trains it ({holder})")
         if run.key in self.tasks:
             self.progress.update(self.tasks[run.key], note=Text(f"waiting: another process trains it ({holder})"))
         else:
@@ -292,6 +309,7 @@ class _SweepProgress(_ProgressListener):
         if self.trial is not None:
             self.progress.remove_task(self.trial)
         self.trial = self.progress.add_task(f"  {state.method} trial {number}", total=None, note="")
+        self.say(run, f"trial {number} started ({run.key})")
 
     def event(self, run: Any, event: Any) -> None:
         from .events import Evaluation
@@ -302,6 +320,7 @@ class _SweepProgress(_ProgressListener):
         if isinstance(event, Evaluation):
             value = event.metrics.get(f"eval_{run.train.metric}")
             self.progress.update(self.trial, note=f"val {run.train.metric} {_pct(value)} @ {event.step}")
+            self.say(run, f"trial step {event.step}/{event.max_steps}, val {run.train.metric} {_pct(value)}")
 
     def finished(self, run: Any, result: Any) -> None:
         if run.trial is None:  # a trial's end is told by trial_finished
@@ -309,6 +328,8 @@ class _SweepProgress(_ProgressListener):
 
     def trial_finished(self, state: Any, number: int, result: Any) -> None:
         self.progress.update(self.studies[state.method], completed=state.finished, note=_study_note(state))
+        if self.plain:
+            errors.print(Text(f"sweep {state.method}: trial {number} {result.status}; {_study_note(state)}"))
         if result.status not in ("done", "pruned"):
             self.progress.console.print(Text(f"{state.method} trial {number} {result.status}: {result.error}",
                                              style="red"))
@@ -331,5 +352,5 @@ def main() -> None:
     try:
         app()
     except TunelabError as err:
-        errors.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        errors.print(Text.assemble(("error:", "red"), f" {err}"), soft_wrap=True)  # user strings: text, not markup
         sys.exit(2)

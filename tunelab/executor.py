@@ -11,6 +11,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Protocol
@@ -53,6 +54,7 @@ class LocalExecutor:
     def run_one(self, run: RunSpec, on_event: OnEvent) -> RunResult:
         run.run_dir.mkdir(parents=True, exist_ok=True)
         log_path = run.run_dir / "run.log"
+        started = time.perf_counter()
         with open(log_path, "w") as log:
             worker = subprocess.Popen(
                 worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
@@ -71,7 +73,16 @@ class LocalExecutor:
             cause = "killed (SIGKILL: out of memory?)" if code == -9 else f"ended with code {code}"
             result = RunResult(key=run.key, status=RunStatus.FAILED,
                                error=f"worker process {cause} before reporting (log: {log_path})")
-        return result
+        return _with_fixed_cost(result, time.perf_counter() - started)
+
+
+def _with_fixed_cost(result: RunResult, process_seconds: float) -> RunResult:
+    """What a run cost beyond training: the process's life minus its training time."""
+    trained = result.costs.train_seconds
+    costs = result.costs.model_copy(update={
+        "process_seconds": process_seconds,
+        "fixed_seconds": None if trained is None else max(process_seconds - trained, 0.0)})
+    return result.model_copy(update={"costs": costs})
 
 
 def _listen(stdout: IO[str], run: RunSpec, on_event: OnEvent, log: IO[str]) -> RunResult | None:

@@ -44,6 +44,8 @@ class Costs(BaseModel):
     artifact_bytes: int | None = None
     pruned_at_step: int | None = None
     diverged_at_step: int | None = None
+    process_seconds: float | None = None  # the worker process's whole life, measured by its parent
+    fixed_seconds: float | None = None  # of it, what was not training: start-up, loading, final evaluations, saving
 
     def numbers(self) -> dict[str, float]:
         """Every cost that was measured and is a number: what the report aggregates over seeds."""

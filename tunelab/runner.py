@@ -47,30 +47,37 @@ Report = Callable[[Progress | Evaluation], None]
 
 
 class Diverged(Exception):
-    """The training loss stopped being a finite number."""
+    """The training loss stopped being a finite number (seen at a logging step: within 10 steps)."""
 
     def __init__(self, step: int, loss: float) -> None:
-        super().__init__(f"training loss became {loss} at step {step}")
+        super().__init__(f"training loss became {loss} by step {step}")
         self.step = step
 
 
 class _MethodTrainer(Trainer):
-    """The Trainer, plus: stop at the first non-finite loss, count the padding processed, and log
-    the rate of every named optimizer group (so LLRD's decay shows in TensorBoard)."""
+    """The Trainer, plus: stop at a non-finite loss, count the padding processed, and log the rate
+    of every named optimizer group (so LLRD's decay shows in TensorBoard).
+
+    Neither check synchronises the device on every step: real tokens add up in a device tensor read
+    once at the end, and the loss is checked where the Trainer reads it anyway, at each logging step
+    (which divides the evaluation cadence, so no evaluation or checkpoint comes after a NaN unseen)."""
 
     processed_tokens = 0
-    padded_tokens = 0
+    real_tokens: torch.Tensor | int = 0
 
     def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
         mask = inputs["attention_mask"]
         self.processed_tokens += mask.numel()
-        self.padded_tokens += mask.numel() - int(mask.sum())
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        if not torch.isfinite(loss).item():
-            raise Diverged(self.state.global_step + 1, loss.item())
-        return loss
+        self.real_tokens = self.real_tokens + mask.sum()
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    @property
+    def padding_fraction(self) -> float:
+        return 1 - int(self.real_tokens) / max(self.processed_tokens, 1)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and not math.isfinite(logs["loss"]):
+            raise Diverged(self.state.global_step, logs["loss"])
         if "loss" in logs and self.optimizer is not None:
             for group in self.optimizer.param_groups:
                 if "name" in group:
@@ -227,7 +234,7 @@ def train(run: RunSpec, report: Report = _ignore) -> RunResult:
         eval_seconds=eval_seconds,
         train_tokens=tokens,
         tokens_per_second=tokens / train_seconds if train_seconds else 0.0,
-        padding_fraction=trainer.padded_tokens / max(trainer.processed_tokens, 1),
+        padding_fraction=trainer.padding_fraction,
         steps=state.global_step,
         resumed_from_step=int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else None,
         best_step=state.best_global_step,
@@ -280,7 +287,7 @@ def _training_args(run: RunSpec, output_dir: Path) -> Any:
         load_best_model_at_end=True,
         metric_for_best_model=t.metric,
         greater_is_better=True,
-        logging_steps=max(1, min(10, t.eval_every)),
+        logging_steps=math.gcd(t.eval_every, 10),  # divides eval_every: a NaN is seen before it is evaluated
         logging_nan_inf_filter=False,
         restore_callback_states_from_checkpoint=True,  # early stopping's patience and the clock, on resume
         report_to=["tensorboard"],
