@@ -117,5 +117,5 @@ def test_without_a_terminal_progress_is_one_plain_line_per_start_evaluation_and_
     assert out.returncode == 0, out.stderr
     lines = [line for line in out.stderr.splitlines() if line.startswith("head · seed 0: ")]
     assert lines[0].startswith("head · seed 0: started (head-s0-")
-    assert [line.split(": ", 1)[1].split(",")[0] for line in lines[1:3]] == ["step 2/4", "step 4/4"]
+    assert [line.split(": ", 1)[1].split(",")[0] for line in lines[1:-1]] == ["step 2/4", "step 4/4"]
     assert "val acc" in lines[1] and lines[-1].startswith("head · seed 0: done in ") and "test acc" in lines[-1]

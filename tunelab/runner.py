@@ -96,7 +96,8 @@ class _Progress(TrainerCallback):
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001, ANN201
         scores = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
-        self.report(Evaluation(step=state.global_step, max_steps=state.max_steps, metrics=scores))
+        if any(k.startswith("eval_") for k in scores):  # not the final validation_*/test_* evaluations
+            self.report(Evaluation(step=state.global_step, max_steps=state.max_steps, metrics=scores))
 
 
 class _Clock(TrainerCallback, ExportableState):
