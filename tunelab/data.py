@@ -7,7 +7,6 @@ It is also where bad data is caught, before any run starts.
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import json
 import os
@@ -18,6 +17,7 @@ from importlib import util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .encoding import find_non_utf8
 from .errors import TunelabError, first_line
 from .models import ModelRef
 from .spec import DataSpec
@@ -203,37 +203,12 @@ def _format(path: Path) -> tuple[str, dict[str, Any]]:
 
 
 def _check_utf8(file: str) -> None:
-    """pandas and pyarrow read UTF-8 only, and fail deep inside (or read garbage) on a file saved as
-    Latin-1 or UTF-16: say which file, where, and how to convert it."""
-    hint = f"convert it to UTF-8, e.g. iconv -f {{}} -t utf-8 {file} > utf8-{Path(file).name}"
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset, line = 0, 1  # where the block being decoded starts in the file
-    with open(file, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            if offset == 0 and block.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-                raise TunelabError(f"{file}: not UTF-8 (it is UTF-16: it starts with a UTF-16 byte-order mark)",
-                                   hint.format("utf-16"))
-            if offset == 0 and b"\0" in block:
-                raise TunelabError(f"{file}: not UTF-8 (it holds NUL bytes: UTF-16 without a byte-order mark?)",
-                                   hint.format("utf-16"))
-            try:
-                decoder.decode(block)
-            except UnicodeDecodeError as err:
-                raise _not_utf8(file, err, offset - (len(err.object) - len(block)), line, hint) from None
-            offset += len(block)
-            line += block.count(b"\n")
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError as err:  # the file ends in the middle of a character
-            raise _not_utf8(file, err, offset - len(err.object), line, hint) from None
-
-
-def _not_utf8(file: str, err: UnicodeDecodeError, start: int, line: int, hint: str) -> TunelabError:
-    """``err.object`` begins at byte ``start`` of the file, on line ``line`` (the decoder may carry the
-    first bytes of a character over from the previous block: they hold no newline)."""
-    line += err.object[:err.start].count(b"\n")
-    return TunelabError(f"{file}: not UTF-8 (byte 0x{err.object[err.start]:02x} at position {start + err.start}, "
-                        f"line {line})", hint.format("latin1"))
+    """Say which file is not UTF-8, where, and how to convert it (``tunelab.encoding``), before
+    pandas or pyarrow fail deep inside on it or read garbage."""
+    found = find_non_utf8(file)
+    if found is not None:
+        where = found.reason or f"byte 0x{found.byte:02x} at position {found.position}, line {found.line}"
+        raise TunelabError(f"{file}: not UTF-8 ({where})", found.hint(file))
 
 
 def _csv_as_text(file: str, options: dict[str, Any]) -> dict[str, Any]:

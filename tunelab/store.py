@@ -95,8 +95,7 @@ class Store:
     def _create_or_migrate(self) -> None:
         """Check, create or upgrade the schema in one transaction: a second process starting on the
         same fresh directory waits for it, and a file we refuse stays as it was."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             version = self._version()
             if version is None:
                 for statement in _SCHEMA.split(";"):  # not executescript, which may commit on its own
@@ -105,11 +104,6 @@ class Store:
                 self.db.execute(_MIGRATIONS[old])
             if version != SCHEMA_VERSION:
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
 
     def _use_wal(self) -> None:
         """WAL mode (readers never block the writer). Switching needs the file to itself, which a
@@ -238,7 +232,10 @@ class _Transaction:
         self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, kind: object, *rest: object) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        if kind is None:
+            self.db.execute("COMMIT")
+        elif self.db.in_transaction:  # an error that ended the transaction itself leaves nothing to undo
+            self.db.execute("ROLLBACK")
 
 
 def _stored_run(row: sqlite3.Row) -> StoredRun:

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from ..encoding import find_non_utf8_in
 from ..errors import TunelabError
 from .messages import first_error
 from .schema import DEFAULT_WORKDIR, ExperimentSpec
@@ -54,40 +55,18 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 def _utf8_text(path: Path) -> str:
     """The file's text, read as UTF-8 whatever the locale says: the same file must mean the same
     experiment on every machine. Anything else (Latin-1 accents, UTF-16 from a Windows editor) is
-    refused with where it goes wrong and how to convert it, instead of a UnicodeDecodeError
-    traceback or a YAML error about NUL characters. Data files get the same treatment (data.py)."""
+    refused with where it goes wrong and how to convert it (``tunelab.encoding``, as for data files),
+    instead of a UnicodeDecodeError traceback or a YAML error about NUL characters."""
     try:
         data = path.read_bytes()
     except OSError as err:
         raise TunelabError(f"cannot read experiment file {path}: {err.strerror}", "check its permissions") from None
-    wide = _wide_encoding(data)
-    if wide:
-        found, encoding = wide
-        raise TunelabError(f"{path}: not UTF-8 ({found})", _convert(path, encoding))
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
-        raise TunelabError(f"{path}: not UTF-8 (byte 0x{data[err.start]:02x} at line {line}, column {column}: "
-                           "Latin-1 or Windows-1252?)", _convert(path, "latin1")) from None
-
-
-def _wide_encoding(data: bytes) -> tuple[str, str] | None:
-    """(how a UTF-16 or UTF-32 file gives itself away, its iconv name), or None: its byte-order
-    mark, or NUL bytes, which no YAML text holds."""
-    for bom, name in ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
-                      (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")):
-        if data.startswith(bom):
-            return f"it is {name}: it starts with a {name} byte-order mark", name.lower()
-    if b"\x00" in data:
-        order = "utf-16be" if data[:1] == b"\x00" else "utf-16le"  # ASCII's zero byte comes first or last
-        return "it holds NUL bytes: UTF-16 without a byte-order mark?", order
-    return None
-
-
-def _convert(path: Path, encoding: str) -> str:
-    return f"convert it to UTF-8, e.g. iconv -f {encoding} -t utf-8 {path} > utf8-{path.name}"
+    found = find_non_utf8_in([data])
+    if found is not None:
+        where = found.reason or (f"byte 0x{found.byte:02x} at line {found.line}, column {found.column}: "
+                                 "Latin-1 or Windows-1252?")
+        raise TunelabError(f"{path}: not UTF-8 ({where})", found.hint(path))
+    return data.decode("utf-8-sig")
 
 
 def load_spec(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentSpec:
