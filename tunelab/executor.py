@@ -58,7 +58,7 @@ class LocalExecutor:
         with open(log_path, "w") as log:
             worker = subprocess.Popen(
                 worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
-                cwd=run.run_dir, env={**os.environ, PARENT_ENV: str(os.getpid()), "PYTHONSAFEPATH": "1"},
+                cwd=run.run_dir, env={**os.environ, PARENT_ENV: str(os.getpid())},
             )
             try:
                 assert worker.stdin is not None and worker.stdout is not None

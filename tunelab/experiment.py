@@ -73,7 +73,7 @@ def writable_workdir(path: str) -> Path:
     ``os.access`` is not proof: it trusts mode bits, which root ignores, and knows nothing of a
     full disk or a network mount that refuses writes, so such a directory would fail later, mid-run,
     with the store half-written."""
-    workdir = Path(path).expanduser()
+    workdir = Path(path)  # ``~`` was expanded where the spec was validated
     try:
         workdir.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -66,7 +66,6 @@ def _builtin_path(name: str) -> str:
 def resolve_model(ref: str, trust_remote_code: bool = False, allow_pickle: bool = False) -> ModelRef:
     """Check the model exists, is a model, can classify, has weights transformers can load and a
     tokenizer that can pad, without loading its weights."""
-    ref = os.path.expanduser(ref) if ref.startswith("~") else ref
     if ref.startswith("builtin:"):
         path = _builtin_path(ref.removeprefix("builtin:"))
     elif os.path.exists(ref):
