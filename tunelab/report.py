@@ -75,8 +75,7 @@ def from_store(store: Store, experiment_id: int) -> Summary:
     for row in rows:
         row.sweep = searches.get(row.method)
     spec = experiment.spec
-    data = spec.get("data", {})
-    title = f"{spec.get('model')} on {data.get('path') if isinstance(data, dict) else data}"
+    title = f"{spec['model']} on {spec['data']['path']}"  # the stored spec is the validated one: data is a mapping
     if info.sweep:
         title += f", tuned ({info.sweep.trials_per_method} trials per method)"
     return Summary(title=title, spec=spec, info=info, rows=rows)
@@ -211,9 +210,8 @@ def md_escape(text: str) -> str:
 
 def as_json(summary: Summary) -> dict[str, Any]:
     spec, info = summary.spec, summary.info
-    data = spec.get("data", {})
     return {"title": summary.title, "model": spec.get("model"),
-            "data": data.get("path") if isinstance(data, dict) else data, "labels": info.labels,
+            "data": spec["data"]["path"], "labels": info.labels,
             "sizes": info.sizes, "seeds": spec.get("seeds"), "notes": info.notes,
             "sweep": info.sweep.model_dump() if info.sweep else None,
             "methods": [{**asdict(row), "sweep": row.sweep.model_dump() if row.sweep else None}

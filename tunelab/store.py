@@ -13,6 +13,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import TunelabError
 from .plan import RunSpec
@@ -63,7 +64,7 @@ class StoredRun:
 @dataclass(frozen=True)
 class StoredExperiment:
     id: int
-    spec: dict[str, object]  # the ExperimentSpec as it was written (JSON)
+    spec: dict[str, Any]  # the ExperimentSpec as it was written (JSON)
     info: ExperimentInfo
 
 
