@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 import traceback
 from typing import TextIO
 
@@ -39,8 +40,8 @@ class _Channel:
 
 
 def _heartbeat(channel: _Channel, parent: int) -> None:
-    stop = threading.Event()
-    while not stop.wait(HEARTBEAT_SECONDS):
+    while True:  # a daemon thread: it ends with the process
+        time.sleep(HEARTBEAT_SECONDS)
         if os.getppid() != parent:  # the parent died: nobody will record this run
             os._exit(1)
         try:
