@@ -42,3 +42,39 @@ def stored_runs(workdir: Path) -> dict[str, Any]:
         return {run.key: run for run in store.runs()}
     finally:
         store.close()
+
+
+ALPACA = DATA / "alpaca" / "alpaca_5000.json"
+TINY_CAUSAL_SAMPLE = {"train": 16, "validation": 8, "test": 8}
+TINY_CAUSAL_TRAIN = {"max_steps": 2, "batch_size": 4, "eval_every": 2, "max_length": 96}
+
+
+def tiny_causal_spec(workdir: Path, methods: list, **train: object) -> dict[str, Any]:
+    """A raw causal-LM experiment: the built-in SmolLM2, a few real Alpaca instructions, two steps."""
+    return {
+        "model": "builtin:smollm2",
+        "task": "causal-lm",
+        "data": {"path": str(ALPACA), "sample": TINY_CAUSAL_SAMPLE},
+        "methods": methods,
+        "train": {**TINY_CAUSAL_TRAIN, **train},
+        "eval": {"generate": {"max_new_tokens": 8}},
+        "seeds": [0],
+        "workdir": str(workdir),
+    }
+
+
+def trained(run: Any) -> tuple[Any, set[str], set[str]]:
+    """Train a run a few steps in this process, on the runner's own Trainer: (session, names of the
+    parameters that changed, names of those that require gradients)."""
+    import torch
+
+    from tunelab import runner
+
+    session = runner.build(run)
+    model = session.trainer.model
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    session.trainer.train()
+    model = session.trainer.model
+    changed = {name for name, p in model.named_parameters() if not torch.equal(before[name], p.detach())}
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    return session, changed, trainable

@@ -152,8 +152,8 @@ def test_a_second_method_or_seed_does_not_tokenise_again(tmp_path, monkeypatch):
     from tunelab.spec import build_spec
 
     calls = []
-    real = data_module._tokenise
-    monkeypatch.setattr(data_module, "_tokenise", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = data_module.tokenise
+    monkeypatch.setattr(data_module, "tokenise", lambda *a, **k: calls.append(1) or real(*a, **k))
     first = prepare(build_spec(tiny_spec(tmp_path, ["head"])))[2]
     second = prepare(build_spec({**tiny_spec(tmp_path, ["lora", "full"]), "seeds": [0, 1]}))[2]
     assert len(calls) == 1

@@ -109,7 +109,7 @@ def _refused(raw: dict[str, Any], expected: str) -> str:
 )
 def test_method_entries_that_are_not_names_are_refused_with_what_an_entry_looks_like(methods, expected):
     message = _refused({"methods": methods}, expected)
-    assert "known methods: freeze, full, head, llrd, lora, prompt-tuning" in message
+    assert "known methods: freeze, full, head, llrd, lora, p-tuning, prefix-tuning, prompt-tuning" in message
     assert "{name: lora, r: 8}" in message
 
 
@@ -144,7 +144,7 @@ def test_an_empty_train_section_alone_means_the_defaults(tmp_path):
     """Chosen over refusing it: ``train:`` with every key commented out means what no ``train:``
     means, as for ``sample:``; refusing would only make the user delete the line."""
     spec = load_spec(_file(tmp_path, "data: x\nmethods: [head]\ntrain:\n"))
-    assert spec.train == TrainSpec()
+    assert spec.train == TrainSpec(metric="accuracy")  # the task fills its metric in
     spec = load_spec(_file(tmp_path, "data: {path: x, sample: }\nmethods: [head]\n"))
     assert spec.data.sample.train is None
 

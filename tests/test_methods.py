@@ -7,22 +7,10 @@ import sys
 
 import pytest
 import torch
+from helpers import trained
 
 from tunelab import runner
 from tunelab.predict import Classifier
-
-
-def _trained(run):
-    """Train a few steps in this process, on the runner's own Trainer; return model + changed params."""
-    session = runner.build(run)
-    model = session.trainer.model
-    before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    session.trainer.train()
-    model = session.trainer.model
-    changed = {name for name, p in model.named_parameters() if not torch.equal(before[name], p.detach())}
-    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
-    return session, changed, trainable
-
 
 EXPECTED_TRAINABLE = {
     "full": r".*",
@@ -31,13 +19,14 @@ EXPECTED_TRAINABLE = {
     "head": r"classifier\..*",
     "lora": r".*\.lora_[AB]\.default\.weight|.*classifier\.modules_to_save\.default\..*",
     "prompt-tuning": r"prompt_encoder\.default\.embedding\.weight|.*classifier\.modules_to_save\.default\..*",
+    "p-tuning": r"prompt_encoder\.default\..*|.*classifier\.modules_to_save\.default\..*",
 }
 
 
 @pytest.mark.parametrize("method", list(EXPECTED_TRAINABLE))
 def test_exactly_the_intended_parameters_change(tiny_runs, method):
     (run,) = tiny_runs([method])
-    session, changed, trainable = _trained(run)
+    session, changed, trainable = trained(run)
     assert changed == trainable, "frozen parameters must stay bit-identical, trainable ones must move"
     pattern = re.compile(EXPECTED_TRAINABLE[method])
     assert trainable and all(pattern.fullmatch(name) for name in trainable), sorted(trainable)[:5]
@@ -51,7 +40,7 @@ def test_exactly_the_intended_parameters_change(tiny_runs, method):
 @pytest.mark.parametrize("method", ["full", "lora", "prompt-tuning"])
 def test_saved_artifact_reloads_and_predicts_the_same(tiny_runs, method, tmp_path):
     (run,) = tiny_runs([method])
-    session, _, _ = _trained(run)
+    session, _, _ = trained(run)
     texts = ["a gorgeous, witty, seductive movie .", "the plot is nothing but boilerplate clichés .",
              "it 's a charming and often affecting journey .", "unflinchingly bleak and desperate"]
     model, tokenizer = session.trainer.model.eval(), session.trainer.processing_class
@@ -81,9 +70,10 @@ def test_a_method_is_one_file_discovered_without_a_list(tmp_path, monkeypatch):
         "        for name, param in model.named_parameters():\n"
         "            param.requires_grad_(name.endswith('.bias'))\n"
         "        return model\n")
-    monkeypatch.setattr(registry, "__path__", [*registry.__path__, str(tmp_path)])  # as if it sat in the package
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    monkeypatch.setattr(registry, "_discovered", False)
+    found = registry._registry
+    monkeypatch.setattr(found, "path", [*found.path, str(tmp_path)])  # as if it sat in the package
+    monkeypatch.setattr(found, "_found", dict(found._found))
+    monkeypatch.setattr(found, "_discovered", False)
     monkeypatch.delitem(sys.modules, "tunelab.methods.bias_only", raising=False)
     assert "bias-only" in registry.available() and "lora" in registry.available()
     assert registry.get("bias-only").default_lr() == 1e-3

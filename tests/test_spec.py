@@ -44,7 +44,7 @@ def test_data_flag_replaces_default_sample():
         ({"methods": [{"name": "full", "lr": -1e-5}]}, "methods[0] (full).lr: Input should be greater than 0"),
         ({"methods": [{"name": "lora", "rank": 4}]}, "methods[0] (lora).rank: unknown key (accepted: lr, r,"),
         ({"methods": [{"name": "llrd", "decay": 1.5}]}, "methods[0] (llrd).decay: Input should be less than"),
-        ({"task": "regression"}, "task: Input should be 'classification'"),
+        ({"task": "regression"}, "unknown task 'regression' (known tasks: causal-lm, classification)"),
         ({"seeds": [1, 1]}, "seeds repeat"),
     ],
 )

@@ -27,9 +27,10 @@ ADAPTER_CONFIG = "adapter_config.json"
 class ArtifactMeta(BaseModel):
     model_config = ConfigDict(extra="ignore")  # artifacts from before keep loading
 
+    task: str = "classification"
     method: str
     base_model: str  # a folder or hub id: where an adapter's base weights come from
-    labels: list[str]
+    labels: list[str] = []
     run_key: str
     options: dict[str, Any] = {}
     max_length: int = 512

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from . import tasks
 from .errors import TunelabError
 from .listeners import SweepListener
 from .spec.schema import DEFAULT_WORKDIR
@@ -31,7 +32,8 @@ _GPUS_PER_RUN = typer.Option(0.0, help="GPUs each run declares to Ray.")
 @app.command()
 def compare(
     spec: Path | None = typer.Argument(None, help="Experiment YAML; the built-in default when omitted."),
-    model: str | None = typer.Option(None, help="builtin:minilm, a hub id or a local folder."),
+    model: str | None = typer.Option(None, help="builtin:minilm, builtin:smollm2, a hub id or a local folder."),
+    task: str | None = typer.Option(None, help="classification or causal-lm (without a file: that task's default)."),
     data: str | None = typer.Option(None, help="A file, a folder of split files, a hub id or builtin:imdb."),
     methods: str | None = typer.Option(None, help="Comma-separated, e.g. full,llrd,lora,prompt-tuning."),
     seeds: int | None = typer.Option(None, help="How many seeds (0..N-1)."),
@@ -55,7 +57,8 @@ def compare(
     from .experiment import compare as run_comparison
     from .spec import load_spec
 
-    overrides = {"model": model, "data.path": data, "methods": methods, "seeds": seeds, "train.epochs": epochs,
+    overrides = {"model": model, "task": task, "data.path": data, "methods": methods, "seeds": seeds,
+                 "train.epochs": epochs,
                  "train.max_steps": max_steps, "train.batch_size": batch_size, "train.max_length": max_length,
                  "train.eval_every": eval_every, "data.text_column": text_column, "data.label_column": label_column,
                  "workdir": workdir, "trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle}
@@ -63,7 +66,7 @@ def compare(
     runner = _executor(executor, address, cpus_per_run, gpus_per_run)
     with _ProgressListener() as listener:
         result = run_comparison(experiment, force=force, listener=listener, executor=runner)
-    console.print(_rich_table(result.rows, f"{experiment.model} on {experiment.data.path}"))
+    console.print(_rich_table(result.rows, f"{experiment.model} on {experiment.data.path}", experiment.task))
     console.print(f"trained {len(result.ran)} run(s){': ' + ', '.join(result.ran) if result.ran else ''}",
                   highlight=False)
     console.print(Text(f"{result.markdown_path} · {result.json_path} · "
@@ -78,6 +81,7 @@ def sweep_command(
     storage: str | None = typer.Option(None, help="Optuna storage URL, e.g. postgresql://host/db; "
                                           "default sqlite:///<workdir>/optuna.db."),
     pruner: str | None = typer.Option(None, help="median, hyperband or none."),
+    task: str | None = typer.Option(None, help="classification or causal-lm (without a file: that task's default)."),
     methods: str | None = typer.Option(None, help="Comma-separated, e.g. full,lora."),
     seeds: int | None = typer.Option(None, help="Seeds of the final comparison (0..N-1); trials use the first."),
     epochs: float | None = typer.Option(None),
@@ -95,7 +99,7 @@ def sweep_command(
     from .sweep import sweep as run_sweep
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress view says what matters
-    overrides = {"methods": methods, "seeds": seeds, "train.epochs": epochs, "train.max_steps": max_steps,
+    overrides = {"task": task, "methods": methods, "seeds": seeds, "train.epochs": epochs, "train.max_steps": max_steps,
                  "workdir": workdir, "sweep.trials": trials, "sweep.pruner": pruner, "sweep.storage": storage}
     experiment = load_spec(spec, overrides)
     runner = _executor(executor, address, cpus_per_run, gpus_per_run)
@@ -111,7 +115,8 @@ def sweep_command(
         errors.print(Text.assemble(("no method had a complete trial: nothing to compare", "red"),
                                    f" (tunelab runs --workdir {experiment.workdir} shows the errors)"))
         sys.exit(1)
-    console.print(_rich_table(result.comparison.rows, f"{experiment.model} on {experiment.data.path}, tuned"))
+    console.print(_rich_table(result.comparison.rows, f"{experiment.model} on {experiment.data.path}, tuned",
+                              experiment.task))
     console.print(Text(f"{result.comparison.markdown_path} · {result.comparison.json_path} · {result.tuned_path} · "
                        f"studies in {result.storage}", style="dim"))
 
@@ -121,14 +126,16 @@ def list_methods() -> None:
     """What can be compared, with each method's default learning rate and its source."""
     from . import methods as registry
 
-    table = Table("method", "what it trains", "default lr", "lr source", box=None)
+    table = Table("method", "what it trains", "tasks", "default lr", "lr source", box=None)
     for name in registry.available():
         method = registry.get(name)
-        table.add_row(name, method.description, f"{method.default_lr():g}", method.lr_source)
+        for i, task in enumerate(sorted(method.tasks)):
+            table.add_row(name if i == 0 else "", method.description if i == 0 else "", task,
+                          f"{method.default_lr(task):g}", method.default_lr_source(task))
         for option, field in method.Options.model_fields.items():
             if option != "lr":
                 default = "" if field.default is None else f" = {field.default}"
-                table.add_row("", Text(f"  {option}{default}: {field.description}"), "", "")
+                table.add_row("", Text(f"  {option}{default}: {field.description}"), "", "", "")
     console.print(table)
 
 
@@ -136,12 +143,14 @@ def list_methods() -> None:
 def runs(workdir: str = typer.Option(DEFAULT_WORKDIR, help="The experiment's work directory.")) -> None:
     """What the store holds: every run with its status and headline numbers."""
     store = _open_store(workdir)
-    table = Table("run", "status", "val acc", "test acc", "train s", "error", box=None)
+    table = Table("run", "status", "val", "test", "train s", "error", box=None)
     for run in store.runs():
         seconds = run.costs.train_seconds
-        table.add_row(run.key, str(run.status), _pct(run.metrics.get("validation_accuracy")),
-                      _pct(run.metrics.get("test_accuracy")), "–" if seconds is None else f"{seconds:.0f}",
-                      Text(run.error or ""))
+        task = tasks.get(run.spec.task)
+        metric = run.spec.train.metric or task.default_metric
+        table.add_row(run.key, str(run.status), f"{metric} {task.score(run.metrics, 'validation_' + metric)}",
+                      f"{metric} {task.score(run.metrics, 'test_' + metric)}",
+                      "–" if seconds is None else f"{seconds:.0f}", Text(run.error or ""))
     console.print(table)
 
 
@@ -155,21 +164,27 @@ def report(workdir: str = typer.Option(DEFAULT_WORKDIR, help="The experiment's w
     if experiment_id is None:
         raise TunelabError(f"{workdir} holds no experiment yet", "run tunelab compare first")
     summary = reporting.from_store(store, experiment_id)
-    console.print(_rich_table(summary.rows, summary.title))
+    console.print(_rich_table(summary.rows, summary.title, summary.task))
     _print_notes(summary.info.notes)
 
 
 @app.command()
 def predict(
     artifact: Path = typer.Argument(..., help="A run's artifact folder (runs/<key>/artifact)."),
-    texts: list[str] = typer.Argument(..., help="Texts to classify."),
+    texts: list[str] = typer.Argument(..., help="Texts to classify, or instructions to answer (causal-lm)."),
     trust_remote_code: bool = typer.Option(False, help="Run the base model's code from the hub (off by default; "
                                            "an artifact cannot turn it on)."),
     allow_pickle: bool = typer.Option(False, help="Load the base model's pickled .bin weights (they can run code)."),
+    max_new_tokens: int = typer.Option(128, help="causal-lm: the longest answer, in tokens."),
 ) -> None:
-    """Classify texts with a saved run: the check that an artifact really reloads."""
-    from .predict import Classifier
+    """Classify texts, or answer instructions, with a saved run: the check that an artifact really reloads."""
+    from .predict import Classifier, Generator, task_of
 
+    if task_of(artifact) == "causal-lm":
+        generator = Generator.load(artifact, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+        for text, answer in zip(texts, generator.generate(texts, max_new_tokens), strict=True):
+            typer.echo(f"> {text}\n{answer}\n")
+        return
     classifier = Classifier.load(artifact, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
     for text, label in zip(texts, classifier.predict(texts), strict=False):
         typer.echo(f"{label}\t{text}")
@@ -203,10 +218,15 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
 
 
-def _rich_table(rows: list[Any], title: str) -> Table:
+def _metric(metric: str, value: float | None) -> str:
+    """A validation score as people read it: a loss as it is, a fraction (accuracy, F1) in %."""
+    return "–" if value is None else f"{value:.3f}" if metric.endswith("loss") else _pct(value)
+
+
+def _rich_table(rows: list[Any], title: str, task: str) -> Table:
     from .report import table
 
-    header, body = table(rows)
+    header, body = table(rows, task)
     out = Table(*header, title=Text(title))
     for cells in body:
         out.add_row(*(Text(c) for c in cells))  # user strings (labels, options) are text, not markup
@@ -253,14 +273,16 @@ class _ProgressListener(SweepListener):
             self.say(run, f"started ({run.key})")
         self.progress.update(task, completed=event.step, total=event.max_steps)
         if isinstance(event, Evaluation):
-            note = f"val acc {_pct(event.metrics.get('eval_accuracy'))} @ {event.step}"
+            metric = run.train.metric or tasks.get(run.task).default_metric
+            note = f"val {metric} {tasks.get(run.task).score(event.metrics, 'eval_' + metric)} @ {event.step}"
             self.progress.update(task, note=note)
             self.say(run, f"step {event.step}/{event.max_steps}, {note.rsplit(' @', 1)[0]}")
 
     def finished(self, run: Any, result: Any) -> None:
         task = self.tasks[run.key]
         if result.status == "done":
-            note = Text(f"test acc {_pct(result.metrics.get('test_accuracy'))}")
+            metric = run.train.metric or tasks.get(run.task).default_metric
+            note = Text(f"test {metric} {tasks.get(run.task).score(result.metrics, 'test_' + metric)}")
             self.progress.update(task, completed=result.costs.steps, total=result.costs.steps, note=note)
             self.say(run, f"done in {result.costs.train_seconds:.0f} s, {note}")
         else:
@@ -283,7 +305,8 @@ def _sweep_table(result: Any) -> Table:
                 "tuned hyperparameters", title=f"sweep: {result.trials} trials per method")
     for state in result.methods:
         out.add_row(state.method, str(state.finished), str(state.complete), str(state.pruned), str(state.failed),
-                    _pct(state.best_value), "–" if state.best_trial is None else str(state.best_trial),
+                    _metric(result.metric, state.best_value),
+                    "–" if state.best_trial is None else str(state.best_trial),
                     tuned_settings(state.summary()) if state.best_options is not None else "–")
     return out
 
@@ -318,9 +341,10 @@ class _SweepProgress(_ProgressListener):
             return super().event(run, event)
         self.progress.update(self.trial, completed=event.step, total=event.max_steps)
         if isinstance(event, Evaluation):
-            value = event.metrics.get(f"eval_{run.train.metric}")
-            self.progress.update(self.trial, note=f"val {run.train.metric} {_pct(value)} @ {event.step}")
-            self.say(run, f"trial step {event.step}/{event.max_steps}, val {run.train.metric} {_pct(value)}")
+            metric = run.train.metric
+            value = _metric(metric, event.metrics.get(f"eval_{metric}"))
+            self.progress.update(self.trial, note=f"val {metric} {value} @ {event.step}")
+            self.say(run, f"trial step {event.step}/{event.max_steps}, val {metric} {value}")
 
     def finished(self, run: Any, result: Any) -> None:
         if run.trial is None:  # a trial's end is told by trial_finished
@@ -344,7 +368,8 @@ class _SweepProgress(_ProgressListener):
 
 
 def _study_note(state: Any) -> str:
-    best = f" · best {_pct(state.best_value)} (trial {state.best_trial})" if state.best_value is not None else ""
+    value = _metric(state.metric, state.best_value)
+    best = "" if state.best_value is None else f" · best {value} (trial {state.best_trial})"
     return f"{state.complete} done · {state.pruned} pruned · {state.failed} failed{best}"
 
 

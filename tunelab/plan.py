@@ -13,7 +13,7 @@ from . import methods
 from .data import PreparedData
 from .methods import MethodOptions
 from .models import ModelRef
-from .spec import ExperimentSpec, TrainSpec
+from .spec import EvalSpec, ExperimentSpec, TrainSpec
 from .trial import TrialRef
 
 
@@ -40,6 +40,7 @@ class RunSpec(BaseModel):
     # False for sweep trials: the test split is evaluated only in the final comparison, never while tuning.
     evaluate_test: bool = True
     trial: TrialRef | None = None  # a sweep trial's identity, for reporting to Optuna from the worker
+    evaluation: EvalSpec | None = None  # causal-lm: generation and forgetting after training
 
     @model_validator(mode="before")
     @classmethod
@@ -58,6 +59,8 @@ class RunSpec(BaseModel):
         identity.pop("trial")
         if identity["evaluate_test"]:
             identity.pop("evaluate_test")
+        if identity["evaluation"] is None:
+            identity.pop("evaluation")
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
         return f"{self.method}-s{self.seed}-{digest[:10]}"
 
@@ -91,6 +94,7 @@ def plan(spec: ExperimentSpec, model: ModelRef, data: PreparedData) -> list[RunS
             workdir=str(Path(spec.workdir).resolve()),
             trust_remote_code=spec.trust_remote_code,
             allow_pickle=spec.allow_pickle,
+            evaluation=spec.eval,
         )
         for method in spec.methods
         for seed in spec.seeds

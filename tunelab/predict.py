@@ -1,4 +1,5 @@
-"""Reload a run's artifact and classify text with it. Only inference: no training stack."""
+"""Reload a run's artifact and use it: classify text, or answer instructions (causal-lm).
+Only inference: no training stack."""
 
 from __future__ import annotations
 
@@ -47,3 +48,44 @@ class Classifier:
                 ids = self.model(**batch).logits.argmax(dim=-1).tolist()
             out += [self.labels[i] for i in ids]
         return out
+
+
+@dataclass
+class Generator:
+    """A causal-LM artifact that answers instructions, asked in the template it was trained with."""
+
+    model: Any
+    tokenizer: Any
+    max_length: int = 512
+
+    @classmethod
+    def load(cls, artifact: str | Path, trust_remote_code: bool = False, allow_pickle: bool = False) -> Generator:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        artifact = Path(artifact)
+        meta = artifacts.read_meta(artifact)
+        model: Any
+        if artifacts.is_adapter(artifact):
+            from peft import PeftModel
+
+            base = AutoModelForCausalLM.from_pretrained(meta.base_model, trust_remote_code=trust_remote_code,
+                                                        use_safetensors=None if allow_pickle else True)
+            model = PeftModel.from_pretrained(base, str(artifact))
+        else:
+            model = AutoModelForCausalLM.from_pretrained(str(artifact), trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(str(artifact))  # saved with the pad token training used
+        return cls(model=model.eval(), tokenizer=tokenizer, max_length=meta.max_length)
+
+    def generate(self, instructions: list[str], max_new_tokens: int = 128, batch_size: int = 16) -> list[str]:
+        """Greedy answers, one per instruction (each a user turn)."""
+        from .generation import generate
+        from .instructions import prompt_ids
+
+        prompts = [prompt_ids(self.tokenizer, [{"role": "user", "content": text}])
+                   for text in instructions]
+        return generate(self.model, self.tokenizer, prompts, max_new_tokens, batch_size).texts
+
+
+def task_of(artifact: str | Path) -> str:
+    """Which task an artifact was trained for: what ``tunelab predict`` does with it."""
+    return artifacts.read_meta(Path(artifact)).task

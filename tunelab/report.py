@@ -26,13 +26,13 @@ COST_COLUMNS = [
     ("seconds_to_best", "time to best (s)", "{:.0f}"),
     ("artifact_bytes", "artifact (MB)", "mb"),
 ]
-METRIC_COLUMNS = [
-    ("validation_accuracy", "val acc", "pct"),
-    ("validation_f1_macro", "val F1", "pct"),
-    ("test_accuracy", "test acc", "pct"),
-    ("test_f1_macro", "test F1", "pct"),
-]
-COLUMNS = COST_COLUMNS + METRIC_COLUMNS
+
+
+def columns(task: str) -> list[tuple[str, str, str]]:
+    """What every task costs, then what this task measures (``Task.columns``)."""
+    from . import tasks
+
+    return COST_COLUMNS + tasks.get(task).columns
 
 
 @dataclass
@@ -65,6 +65,17 @@ class Summary:
     spec: dict[str, Any]
     info: ExperimentInfo
     rows: list[MethodRow]
+
+    @property
+    def task(self) -> str:
+        return str(self.spec.get("task", "classification"))
+
+
+_UNITS = {
+    "classification": "Accuracy and F1 in %.",
+    "causal-lm": "Losses per response token (natural log); exact match, ROUGE-L and label accuracy in %, from greedy "
+                 "generation on test; forgetting: the rise in loss on general text, tuned minus base model.",
+}
 
 
 def from_store(store: Store, experiment_id: int) -> Summary:
@@ -137,9 +148,17 @@ def cell(row: MethodRow, key: str, fmt: str) -> str:
     if fmt == "params":
         pct = f" ({row.trainable_pct:.2f} %)" if row.trainable_pct is not None else ""
         return f"{_count(stat.mean)}{pct}"
+    text = format_value(stat.mean, fmt)
+    return f"{text} ± {format_value(stat.std, fmt)}" if stat.std is not None else text
+
+
+def format_value(value: float | None, fmt: str) -> str:
+    """A number in a column's format: ``pct`` (a fraction, shown in %), ``mb`` (bytes, shown in
+    MB) or a format string."""
+    if value is None:
+        return "–"
     scale, pattern = {"pct": (100, "{:.1f}"), "mb": (1 / 2**20, "{:.1f}")}.get(fmt, (1, fmt))
-    text = pattern.format(stat.mean * scale)
-    return f"{text} ± {pattern.format(stat.std * scale)}" if stat.std is not None else text
+    return pattern.format(value * scale)
 
 
 def _count(n: float) -> str:
@@ -149,17 +168,18 @@ def _count(n: float) -> str:
     return f"{n:.0f}"
 
 
-def table(rows: list[MethodRow]) -> tuple[list[str], list[list[str]]]:
+def table(rows: list[MethodRow], task: str = "classification") -> tuple[list[str], list[list[str]]]:
     """Header and cells, shared by the terminal and Markdown renderings. After a sweep, a column
     says how many trials chose each method's settings."""
     swept = any(row.sweep for row in rows)
+    shown = columns(task)
     header = ["method", "seeds"] + (["trials (done/pruned/failed)"] if swept else [])
-    header += [title for _, title, _ in COLUMNS]
+    header += [title for _, title, _ in shown]
     body = []
     for row in rows:
         seeds = f"{row.done}/{row.runs}" if row.done != row.runs else str(row.runs)
         trials = [trial_counts(row.sweep)] if swept else []
-        body.append([row.label or row.method, seeds, *trials] + [cell(row, key, fmt) for key, _, fmt in COLUMNS])
+        body.append([row.label or row.method, seeds, *trials] + [cell(row, key, fmt) for key, _, fmt in shown])
     return header, body
 
 
@@ -180,7 +200,7 @@ def _setting(value: Any) -> str:
 
 def markdown(summary: Summary) -> str:
     rows = summary.rows
-    header, body = table(rows)
+    header, body = table(rows, summary.task)
     lines = [f"# {md_escape(summary.title)}", "", "| " + " | ".join(header) + " |",
              "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(md_escape(c) for c in cells) + " |" for cells in body]
@@ -194,7 +214,7 @@ def markdown(summary: Summary) -> str:
         lines += ["", "Runs that did not finish:", *failures]
     if summary.info.notes:
         lines += ["", "Notes:", *(f"- {md_escape(n)}" for n in summary.info.notes)]
-    lines += ["", "Mean ± standard deviation over seeds. Accuracy and F1 in %. "
+    lines += ["", f"Mean ± standard deviation over seeds. {_UNITS[summary.task]} "
               "Peak memory: the run process's peak RSS on CPU, CUDA max allocated on GPU."]
     return "\n".join(lines) + "\n"
 
@@ -210,7 +230,7 @@ def md_escape(text: str) -> str:
 
 def as_json(summary: Summary) -> dict[str, Any]:
     spec, info = summary.spec, summary.info
-    return {"title": summary.title, "model": spec.get("model"),
+    return {"title": summary.title, "model": spec.get("model"), "task": summary.task,
             "data": spec["data"]["path"], "labels": info.labels,
             "sizes": info.sizes, "seeds": spec.get("seeds"), "notes": info.notes,
             "sweep": info.sweep.model_dump() if info.sweep else None,

@@ -45,6 +45,7 @@ class Costs(BaseModel):
     pruned_at_step: int | None = None
     diverged_at_step: int | None = None
     process_seconds: float | None = None  # the worker process's whole life, measured by its parent
+    generation_tokens_per_second: float | None = None  # causal-lm: greedy generation on the test split
     fixed_seconds: float | None = None  # of it, what was not training: start-up, loading, final evaluations, saving
 
     def numbers(self) -> dict[str, float]:

@@ -23,8 +23,6 @@ from typing import Any
 import torch
 from datasets import DatasetDict, load_from_disk
 from transformers import (
-    AutoTokenizer,
-    DataCollatorWithPadding,
     EarlyStoppingCallback,
     Trainer,
     TrainerCallback,
@@ -34,11 +32,9 @@ from transformers import (
 from transformers.trainer_callback import ExportableState
 
 from . import artifact as artifacts
-from . import methods
+from . import methods, tasks
 from .events import Evaluation, Progress
 from .measure import count_parameters, directory_bytes, environment, peak_memory_mb
-from .metrics import classification_metrics
-from .models import load_for_classification
 from .plan import RunSpec
 from .results import Costs, RunResult, RunStatus
 from .trial import TrialRef, load_trial
@@ -64,6 +60,14 @@ class _MethodTrainer(Trainer):
 
     processed_tokens = 0
     real_tokens: torch.Tensor | int = 0
+    task: tasks.Task
+
+    def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
+        """The task's derived metrics (perplexity) join each evaluation before it is logged."""
+        output = super().evaluation_loop(*args, **kwargs)
+        if output.metrics is not None:
+            self.task.derived_metrics(output.metrics)
+        return output
 
     def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
         mask = inputs["attention_mask"]
@@ -154,6 +158,7 @@ class Session:
     """A run ready to train: the Trainer with the method applied, and what it was built from."""
 
     trainer: _MethodTrainer
+    task: tasks.Task
     data: DatasetDict
     trainable_params: int
     total_params: int
@@ -169,32 +174,39 @@ def build(run: RunSpec, report: Report = _ignore) -> Session:
     set_seed(run.seed)
     run.run_dir.mkdir(parents=True, exist_ok=True)
     data = load_from_disk(run.data_path)
-    tokenizer = AutoTokenizer.from_pretrained(run.model_path, trust_remote_code=run.trust_remote_code)
-    model = load_for_classification(run.model_path, run.labels, run.trust_remote_code, run.allow_pickle)
+    task = tasks.get(run.task)
+    tokenizer = task.load_tokenizer(run.model_path, run.trust_remote_code)
+    model = task.load_model(run)
     method = methods.get(run.method)(run.options)
-    model = method.apply(model, methods.ModelContext(model_path=run.model_path))
+    model = method.apply(model, methods.ModelContext(model_path=run.model_path, peft_task_type=task.peft_task_type))
     trainable, total = count_parameters(model)
     optimizer = torch.optim.AdamW(method.param_groups(model, run.train.weight_decay))
 
     callbacks: list[Any] = [_Progress(report), _Clock()]
     if run.train.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=run.train.early_stopping_patience))
-    reporter = _TrialReporter(run.trial, run.train.metric) if run.trial else None
+    reporter = _TrialReporter(run.trial, _metric(run, task)) if run.trial else None
     if reporter:
         callbacks.append(reporter)
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.run_dir / "tensorboard")
     trainer = _MethodTrainer(
         model=model,
-        args=_training_args(run, run.run_dir / "checkpoints"),
+        args=_training_args(run, task, run.run_dir / "checkpoints"),
         train_dataset=data["train"],
         eval_dataset=data["validation"],
         processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),  # pads each batch to its longest
-        compute_metrics=classification_metrics,
+        data_collator=task.collator(tokenizer),  # pads each batch to its longest
+        compute_metrics=task.compute_metrics,
         callbacks=callbacks,
         optimizers=(optimizer, None),  # the Trainer adds its warmup + linear decay schedule
     )
-    return Session(trainer=trainer, data=data, trainable_params=trainable, total_params=total, reporter=reporter)
+    trainer.task = task
+    return Session(trainer=trainer, task=task, data=data, trainable_params=trainable, total_params=total,
+                   reporter=reporter)
+
+
+def _metric(run: RunSpec, task: tasks.Task) -> str:
+    return run.train.metric or task.default_metric
 
 
 def train(run: RunSpec, report: Report = _ignore) -> RunResult:
@@ -217,6 +229,8 @@ def train(run: RunSpec, report: Report = _ignore) -> RunResult:
     pruned_at = session.reporter.pruned_at if session.reporter else None
     started = time.perf_counter()
     metrics = _final_metrics(session, run)
+    measured = session.task.measure(trainer.model, trainer.processing_class, session.data, run)
+    metrics.update(measured.metrics)
     eval_seconds = time.perf_counter() - started
 
     # The checkpoints stay until the parent has recorded this result: a kill before that resumes
@@ -242,33 +256,31 @@ def train(run: RunSpec, report: Report = _ignore) -> RunResult:
         seconds_to_best=clock.elapsed_at.get(state.best_global_step) if state.best_global_step is not None else None,
         artifact_bytes=directory_bytes(artifact) if artifact else None,
         pruned_at_step=pruned_at,
+        generation_tokens_per_second=measured.generation_tokens_per_second,
     )
     return RunResult(key=run.key, status=RunStatus.DONE if pruned_at is None else RunStatus.PRUNED, metrics=metrics,
                      costs=costs, series=_series(state.log_history), artifact=str(artifact) if artifact else None,
                      environment=environment())
 
 
-_KEPT_METRICS = {"accuracy", "f1_macro", "loss"}
-
-
 def _final_metrics(session: Session, run: RunSpec) -> dict[str, float]:
     """The best model's scores, as ``<split>_<metric>``: on validation, and on test unless the run
     is a sweep trial; a pruned trial keeps the scores it was judged on, without evaluating again."""
-    trainer, reporter = session.trainer, session.reporter
+    trainer, reporter, kept = session.trainer, session.reporter, session.task.kept_metrics
     trainer.remove_callback(EarlyStoppingCallback)  # it would look for eval_* in the final evaluations
     if reporter:  # the final evaluations are not steps of the trial
         trainer.remove_callback(reporter)
         if reporter.pruned_at is not None:
             return {f"validation_{k.removeprefix('eval_')}": float(v) for k, v in reporter.last.items()
-                    if k.removeprefix("eval_") in _KEPT_METRICS}
+                    if k.removeprefix("eval_") in kept}
     metrics = {}
     for split in ("validation", "test") if run.evaluate_test else ("validation",):
         scores = trainer.evaluate(session.data[split], metric_key_prefix=split)
-        metrics.update({k: float(v) for k, v in scores.items() if k.removeprefix(f"{split}_") in _KEPT_METRICS})
+        metrics.update({k: float(v) for k, v in scores.items() if k.removeprefix(f"{split}_") in kept})
     return metrics
 
 
-def _training_args(run: RunSpec, output_dir: Path) -> Any:
+def _training_args(run: RunSpec, task: tasks.Task, output_dir: Path) -> Any:
     t = run.train
     budget = {"max_steps": t.max_steps} if t.max_steps else {"num_train_epochs": t.epochs}
     cuda = torch.cuda.is_available()
@@ -286,8 +298,8 @@ def _training_args(run: RunSpec, output_dir: Path) -> Any:
         save_steps=t.eval_every,
         save_total_limit=1,  # the Trainer still keeps the best checkpoint beside the latest
         load_best_model_at_end=True,
-        metric_for_best_model=t.metric,
-        greater_is_better=True,
+        metric_for_best_model=_metric(run, task),
+        greater_is_better=task.greater_is_better(_metric(run, task)),
         logging_steps=math.gcd(t.eval_every, 10),  # divides eval_every: a NaN is seen before it is evaluated
         logging_nan_inf_filter=False,
         restore_callback_states_from_checkpoint=True,  # early stopping's patience and the clock, on resume
@@ -340,6 +352,7 @@ def _series(log_history: list[dict[str, Any]]) -> list[tuple[int, str, float]]:
 def save_artifact(model: Any, tokenizer: Any, run: RunSpec, target: Path | None = None) -> Path:
     """The run's artifact (see ``tunelab.artifact``): what prediction needs to repeat the run; a new
     version in the run directory unless ``target`` says where."""
-    meta = artifacts.ArtifactMeta(method=run.method, base_model=run.model_path, labels=run.labels, run_key=run.key,
+    meta = artifacts.ArtifactMeta(task=run.task, method=run.method, base_model=run.model_path, labels=run.labels,
+                                  run_key=run.key,
                                   options=run.options.model_dump(), max_length=run.train.max_length)
     return artifacts.save(model, tokenizer, meta, target or artifacts.new_version(run.run_dir))

@@ -4,45 +4,15 @@ is all a new method needs; ``tunelab methods`` lists them in name order."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Any
 
-from ..errors import TunelabError, did_you_mean
+from ..registry import Registry
 from .base import Method, MethodOptions, ModelContext
 
-_REGISTRY: dict[str, type[Method]] = {}
-_discovered = False
-
-
-def register(cls: type[Method]) -> type[Method]:
-    if cls.name in _REGISTRY:
-        raise ValueError(f"method {cls.name!r} is registered twice")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def _discover() -> None:
-    global _discovered
-    if not _discovered:
-        _discovered = True
-        for module in pkgutil.iter_modules(__path__):
-            importlib.import_module(f"{__name__}.{module.name}")
-
-
-def available() -> list[str]:
-    _discover()
-    return sorted(_REGISTRY)
-
-
-def get(name: str) -> type[Method]:
-    _discover()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise TunelabError(
-            f"unknown method {name!r}", f"{did_you_mean(name, _REGISTRY)}known methods: {', '.join(available())}"
-        ) from None
+_registry: Registry[Method] = Registry(__name__, __path__, "method")
+register = _registry.register
+available = _registry.available
+get = _registry.get
 
 
 def typed_options(values: Any, name_key: str) -> Any:

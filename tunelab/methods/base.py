@@ -19,6 +19,8 @@ from .space import Dimension, lr_range
 if TYPE_CHECKING:
     import torch
 
+    from ..models import ModelRef
+
 
 def learning_rate(default: float, description: str = "peak learning rate, after warm-up") -> Any:
     """The ``lr`` field of a method's options: every method has one, each with its own default."""
@@ -41,6 +43,7 @@ class ModelContext:
     """What a method may need to know about the model beyond the module itself."""
 
     model_path: str  # a folder or hub id, for peft's tokenizer-based initialisations
+    peft_task_type: str = "SEQ_CLS"  # the task's, for peft's configs: SEQ_CLS keeps the new head trainable
 
 
 class Method(ABC):
@@ -49,6 +52,8 @@ class Method(ABC):
 
     - ``name``, ``description``, ``lr_source`` (where the default learning rate comes from);
     - ``Options``: a ``MethodOptions`` subclass with the default ``lr`` and the method's options;
+    - optionally ``tasks`` (those it applies to), ``lr_by_task`` (a task's own sourced default
+      rate, as ``{task: (lr, source)}``) and ``check_model`` (refuse a model it cannot train);
     - ``apply``: the model to train, ``requires_grad`` set on exactly what trains;
     - optionally ``param_groups`` (per-group learning rates, as LLRD) and ``search_space``
       (what ``tunelab sweep`` varies beyond the learning rate).
@@ -58,13 +63,26 @@ class Method(ABC):
     description: ClassVar[str]
     lr_source: ClassVar[str]
     Options: ClassVar[type[MethodOptions]] = MethodOptions
+    tasks: ClassVar[frozenset[str]] = frozenset({"classification", "causal-lm"})
+    lr_by_task: ClassVar[dict[str, tuple[float, str]]] = {}
 
     def __init__(self, options: MethodOptions) -> None:
         self.options = options
 
     @classmethod
-    def default_lr(cls) -> float:
+    def default_lr(cls, task: str = "classification") -> float:
+        """The default learning rate: the task's own when it has one (``lr_by_task``), else the Options'."""
+        if task in cls.lr_by_task:
+            return cls.lr_by_task[task][0]
         return float(cls.Options.model_fields["lr"].default)
+
+    @classmethod
+    def default_lr_source(cls, task: str = "classification") -> str:
+        return cls.lr_by_task[task][1] if task in cls.lr_by_task else cls.lr_source
+
+    @classmethod  # noqa: B027 (optional: most methods train any model)
+    def check_model(cls, model: ModelRef, task: str) -> None:
+        """Refuse, before anything runs, a model this method cannot train (a ``TunelabError``)."""
 
     @classmethod
     def search_space(cls, options: MethodOptions) -> dict[str, Dimension]:

@@ -29,6 +29,7 @@ class Freeze(Method):
     description = "only the top k transformer layers (default 2) and the head train"
     lr_source = "as full (Devlin et al. 2019), the unfrozen layers are fine-tuned the same way"
     Options = FreezeOptions
+    lr_by_task = {"causal-lm": (2e-5, "as full (Taori et al. 2023, Stanford Alpaca: 2e-5)")}
     options: FreezeOptions
 
     @classmethod

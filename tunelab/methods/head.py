@@ -24,6 +24,7 @@ class Head(Method):
     description = "the classification head only (linear probe): the cheapest floor"
     lr_source = "Adam's default 1e-3 (Kingma & Ba 2015), usual for a linear probe"
     Options = HeadOptions
+    tasks = frozenset({"classification"})  # a causal LM's head is its vocabulary projection, not new
 
     def apply(self, model: torch.nn.Module, ctx: ModelContext) -> torch.nn.Module:
         for name, param in model.named_parameters():

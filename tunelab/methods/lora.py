@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..errors import TunelabError
 from . import register
@@ -19,16 +19,27 @@ class LoraOptions(MethodOptions):
     alpha: int = Field(16, gt=0, description="scaling: the update is multiplied by alpha / r")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the adapters' input")
     target_modules: list[str] | None = Field(
-        None, description="module names to adapt; peft's per-architecture default when omitted"
+        None, description="module names to adapt, or [all-linear]; peft's per-architecture default when omitted "
+                          "(query, value for BERT; q_proj, v_proj for Llama)"
     )
+
+    @field_validator("target_modules", mode="before")
+    @classmethod
+    def _one_name(cls, value: Any) -> Any:
+        """``target_modules: all-linear`` (one name, as peft writes it) is a list of one."""
+        return [value] if isinstance(value, str) else value
+
+
+ALL_LINEAR = "all-linear"  # peft's shorthand: every linear layer but the output projection
 
 
 @register
 class Lora(Method):
     name = "lora"
-    description = "low-rank adapters on the attention projections + the head (peft)"
+    description = "low-rank adapters on the attention projections (+ a classifier's new head) (peft)"
     lr_source = "Hu et al. 2021 (LoRA), RoBERTa-base on GLUE: 4e-4 to 5e-4"
     Options = LoraOptions
+    lr_by_task = {"causal-lm": (2e-4, "Dettmers et al. 2023 (QLoRA): 2e-4 for LLaMA up to 13B")}
     options: LoraOptions
 
     @classmethod
@@ -42,18 +53,18 @@ class Lora(Method):
 
         _check_targets(model, self.options.target_modules)
         config = LoraConfig(
-            task_type=TaskType.SEQ_CLS,  # peft then keeps the head trainable (modules_to_save)
+            task_type=TaskType(ctx.peft_task_type),  # SEQ_CLS keeps the new head trainable (modules_to_save)
             r=self.options.r,
             lora_alpha=self.options.alpha,
             lora_dropout=self.options.dropout,
-            target_modules=self.options.target_modules,
+            target_modules="all-linear" if self.options.target_modules == [ALL_LINEAR] else self.options.target_modules,
         )
         return get_peft_model(model, config)
 
 
 def _check_targets(model: torch.nn.Module, targets: list[str] | None) -> None:
     """Name a target that matches nothing, with the candidates, instead of peft's generic error."""
-    if targets is None:
+    if targets is None or targets == [ALL_LINEAR]:
         return
     import torch
 

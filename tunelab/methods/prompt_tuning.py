@@ -26,9 +26,10 @@ class PromptTuningOptions(MethodOptions):
 @register
 class PromptTuning(Method):
     name = "prompt-tuning"
-    description = "n virtual token embeddings prepended to the input + the head (peft)"
+    description = "n virtual token embeddings prepended to the input (+ a classifier's new head) (peft)"
     lr_source = "peft's prompt-tuning examples (1e-2 to 3e-2; Lester et al. 2021 used 0.3)"
     Options = PromptTuningOptions
+    lr_by_task = {"causal-lm": (3e-2, "peft's causal-LM prompt-tuning example (3e-2)")}
     options: PromptTuningOptions
 
     @classmethod
@@ -43,7 +44,7 @@ class PromptTuning(Method):
 
         text = self.options.init_text
         config = PromptTuningConfig(
-            task_type=TaskType.SEQ_CLS,
+            task_type=TaskType(ctx.peft_task_type),
             num_virtual_tokens=self.options.num_virtual_tokens,
             prompt_tuning_init=PromptTuningInit.TEXT if text else PromptTuningInit.RANDOM,
             prompt_tuning_init_text=text,

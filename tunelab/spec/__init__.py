@@ -5,7 +5,9 @@ from .schema import (
     DEFAULT_WORKDIR,
     TUNABLE_TRAIN,
     DataSpec,
+    EvalSpec,
     ExperimentSpec,
+    GenerateSpec,
     MethodSpec,
     PrunerSpec,
     Sample,
@@ -15,6 +17,7 @@ from .schema import (
 )
 from .space import sweep_space
 
-__all__ = ["DEFAULT_EXPERIMENT", "DEFAULT_WORKDIR", "TUNABLE_TRAIN", "DataSpec", "ExperimentSpec", "MethodSpec",
+__all__ = ["DEFAULT_EXPERIMENT", "DEFAULT_WORKDIR", "TUNABLE_TRAIN", "DataSpec", "EvalSpec", "ExperimentSpec",
+           "GenerateSpec", "MethodSpec",
            "PrunerSpec", "Sample", "SweepSpec", "TrainSpec", "build_spec", "load_spec", "merge_train", "read_yaml",
            "sweep_space"]

@@ -19,12 +19,14 @@ from pydantic import (
     PositiveInt,
     SerializeAsAny,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
 )
 
 from .. import methods as method_registry
+from .. import tasks as task_registry
 from ..errors import TunelabError
 from ..methods.base import MethodOptions
 from .messages import first_error
@@ -53,6 +55,19 @@ class DataSpec(_Strict):
     label_column: str | None = None
     sample: Sample = Sample()
     split_seed: int = 0  # for the splits tunelab makes and for sampling; not the training seed
+    # causal-lm: how rows read (inferred from the columns when omitted; see tunelab/instructions.py)
+    format: Literal["alpaca", "messages", "prompt-completion", "text"] | None = None
+    packing: bool = False  # causal-lm: pack short training examples into max_length sequences
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: Any) -> Any:
+        """Causal-LM settings only when set, so that classification data hashes as it always did."""
+        data = handler(self)
+        if self.format is None:
+            data.pop("format", None)
+        if not self.packing:
+            data.pop("packing", None)
+        return data
 
     @field_validator("path")
     @classmethod
@@ -74,7 +89,7 @@ class TrainSpec(_Strict):
     max_length: PositiveInt = 128
     eval_every: PositiveInt = 50
     early_stopping_patience: NonNegativeInt | None = 3  # evaluations without improvement; null: off
-    metric: Literal["accuracy", "f1_macro"] = "accuracy"
+    metric: str | None = None  # the task's default when omitted (accuracy; loss for causal-lm)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
     weight_decay: NonNegativeFloat = 0.01
 
@@ -151,9 +166,31 @@ class SweepSpec(_Strict):
         return {"name": value} if isinstance(value, str) else value
 
 
+class GenerateSpec(_Strict):
+    """Greedy generation on the test split after training (causal-lm)."""
+
+    max_new_tokens: PositiveInt = 48
+    metrics: list[Literal["exact_match", "rouge_l", "accuracy"]] = ["exact_match", "rouge_l", "accuracy"]
+    batch_size: PositiveInt = 16
+    limit: PositiveInt | None = None  # generate for the first N test examples only; all when omitted
+
+
+class EvalSpec(_Strict):
+    """What the causal-LM task measures beyond the loss: ``null`` turns a part off."""
+
+    generate: GenerateSpec | None = GenerateSpec()
+    # General text whose loss before vs after tuning measures forgetting: builtin:general-text or a file.
+    forgetting: str | None = "builtin:general-text"
+
+    @field_validator("forgetting")
+    @classmethod
+    def _home(cls, value: str | None) -> str | None:
+        return _expand_home(value) if value else value
+
+
 class ExperimentSpec(_Strict):
     model: str = "builtin:minilm"
-    task: Literal["classification"] = "classification"
+    task: str = "classification"
     data: DataSpec
     methods: list[MethodSpec] = Field(min_length=1)
     train: TrainSpec = TrainSpec()
@@ -162,14 +199,49 @@ class ExperimentSpec(_Strict):
     trust_remote_code: bool = False
     allow_pickle: bool = False  # load pickled .bin checkpoints (they can run code)
     sweep: SweepSpec | None = None
+    eval: EvalSpec | None = None  # causal-lm only; its defaults when omitted
 
     @model_serializer(mode="wrap")
     def _compact(self, handler: Any) -> Any:
-        """No ``sweep`` key when there is none, so experiments without one hash as they always did."""
+        """No ``sweep`` or ``eval`` key when there is none, so experiments without one hash as they always did."""
         data = handler(self)
-        if self.sweep is None:
-            data.pop("sweep", None)
+        for key in ("sweep", "eval"):
+            if getattr(self, key) is None:
+                data.pop(key, None)
         return data
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str) -> str:
+        task_registry.get(value)
+        return value
+
+    @model_validator(mode="after")
+    def _task_settings(self) -> ExperimentSpec:
+        """The task's metric and evaluation settings, filled in or checked: a run records the values it used."""
+        task = task_registry.get(self.task)
+        metric = self.train.metric or task.default_metric
+        if metric not in task.metrics:
+            raise TunelabError(f"train.metric: {metric!r} is not a metric of task {self.task}",
+                               f"choose one of {', '.join(task.metrics)}")
+        _check_data_for(self.task, self.data)
+        evaluation = self.eval
+        if self.task == "causal-lm":
+            evaluation = evaluation or EvalSpec()
+        elif evaluation is not None:
+            raise TunelabError(f"eval: applies to task causal-lm only (this experiment's task is {self.task})",
+                               "remove the eval section")
+        return self.model_copy(update={"train": self.train.model_copy(update={"metric": metric}),
+                                       "eval": evaluation})
+
+    @property
+    def metric(self) -> str:
+        """The validation metric that picks the best checkpoint, stops early and drives sweeps."""
+        return self.train.metric or task_registry.get(self.task).default_metric
+
+    @property
+    def maximise(self) -> bool:
+        return task_registry.get(self.task).greater_is_better(self.metric)
 
     def prepended_tokens(self) -> tuple[int, str]:
         """(how many, which method): the most tokens a method adds in front of ``max_length``
@@ -214,13 +286,14 @@ class ExperimentSpec(_Strict):
 
     @field_validator("methods", mode="before")
     @classmethod
-    def _methods(cls, value: Any) -> list[MethodSpec]:
+    def _methods(cls, value: Any, info: ValidationInfo) -> list[MethodSpec]:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list):
             raise ValueError(f"give a list of method names or {METHOD_EXAMPLE} mappings; "
                              f"known methods: {', '.join(method_registry.available())}")
-        return [_method_spec(i, entry) for i, entry in enumerate(value)]
+        task = info.data.get("task", "classification")
+        return [_method_spec(i, entry, task) for i, entry in enumerate(value)]
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -249,6 +322,18 @@ class ExperimentSpec(_Strict):
         return value
 
 
+def _check_data_for(task: str, data: DataSpec) -> None:
+    """Settings of one task given to another would be silently ignored: refused instead."""
+    if task == "causal-lm":
+        given = [k for k in ("text_column", "label_column") if getattr(data, k) is not None]
+        if given:
+            raise TunelabError(f"data.{given[0]} applies to task classification, not causal-lm",
+                               "name the layout with data.format (alpaca, messages, prompt-completion, text)")
+    elif data.format is not None or data.packing:
+        key = "format" if data.format is not None else "packing"
+        raise TunelabError(f"data.{key} applies to task causal-lm, not {task}", f"remove data.{key}")
+
+
 def _expand_home(path: str) -> str:
     """``~/x`` is the home folder's x, as in a shell: YAML and ``--workdir=~/x`` are not expanded
     by one, and a literal ``~`` folder in the current directory is never what was meant."""
@@ -264,9 +349,10 @@ def _check_seed(index: int, seed: Any) -> None:
                            f"a seed is a whole number from 0 to {SEED_LIMIT - 1}")
 
 
-def _method_spec(index: int, entry: Any) -> MethodSpec:
+def _method_spec(index: int, entry: Any, task: str) -> MethodSpec:
     """A method entry as written (a name, ``{name, option: value}``, or the stored form
-    ``{name, options: {...}}``), its options checked against the method's own model."""
+    ``{name, options: {...}}``), its options checked against the method's own model; a learning
+    rate not written is the method's default for the task."""
     if isinstance(entry, MethodSpec):
         return entry
     name, overrides = _method_entry(index, entry)
@@ -278,6 +364,8 @@ def _method_spec(index: int, entry: Any) -> MethodSpec:
     if odd:
         raise TunelabError(f"methods[{index}] ({name}): option {odd[0]!r} is not an option name",
                            f"accepted: {', '.join(method.Options.model_fields)}")
+    if "lr" not in overrides:
+        overrides = {**overrides, "lr": method.default_lr(task)}
     try:
         options = method.Options(**overrides)
     except ValidationError as err:

@@ -100,7 +100,7 @@ def sweep(
     try:
         experiment_id = _sweep_experiment(store, spec, plans)
         studies = [open_study(plan, optuna_storage, spec, config, trials, resume, notes) for plan in plans]
-        sweeps = [tally(MethodSweep(plan.method.name, plan.name, plan.describe()), study, plan)
+        sweeps = [tally(MethodSweep(plan.method.name, plan.name, plan.describe(), metric=spec.metric), study, plan)
                   for plan, study in zip(plans, studies, strict=False)]
         listener.sweep_start(sweeps, trials, display_url(url), notes)
         for plan, study, state in zip(plans, studies, sweeps, strict=False):
@@ -114,7 +114,7 @@ def sweep(
                              "trials; its search space is smaller than --trials")
     finally:
         store.close()
-    result = SweepResult(storage=display_url(url), metric=spec.train.metric, trials=trials, methods=sweeps,
+    result = SweepResult(storage=display_url(url), metric=spec.metric, trials=trials, methods=sweeps,
                          comparison=None, notes=notes)
     result.comparison = compare_best(spec, result, executor, listener)
     return result

@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import TunelabError
 from ..methods.space import Dimension, Fixed
@@ -52,6 +52,7 @@ class MethodSweep:
     best_params: dict[str, Any] = field(default_factory=dict)  # the searched values only
     best_options: dict[str, Any] | None = None
     best_train: dict[str, Any] = field(default_factory=dict)
+    metric: str = "accuracy"  # what best_value measures
 
     @property
     def finished(self) -> int:
@@ -97,11 +98,12 @@ def open_study(plan: StudyPlan, storage: Any, spec: ExperimentSpec, config: Swee
                notes: list[str]) -> Any:
     import optuna
 
-    study = optuna.create_study(storage=storage, study_name=plan.name, direction="maximize",
+    direction: Literal["maximize", "minimize"] = "maximize" if spec.maximise else "minimize"
+    study = optuna.create_study(storage=storage, study_name=plan.name, direction=direction,
                                 pruner=make_pruner(config.pruner, spec.train.eval_every), load_if_exists=True)
     study.sampler = trial_seeded_sampler(config.seed, n_startup_trials=max(1, min(10, trials // 2)))
     if not study.user_attrs:
-        study.set_user_attr("tunelab", {"method": plan.method.name, "metric": spec.train.metric,
+        study.set_user_attr("tunelab", {"method": plan.method.name, "metric": spec.metric,
                                         "space": plan.describe(), "model": spec.model, "data": spec.data.path})
     if resume:
         notes += recover_interrupted(study, plan.method.name)

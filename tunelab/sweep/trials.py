@@ -49,7 +49,7 @@ def run_trial(study: Any, ctx: TrialContext) -> None:
     except (ValidationError, TunelabError) as err:  # a combination the method refuses: a failed trial
         failure = RunResult(key="", status=RunStatus.FAILED,
                             error=f"sampled settings refused: {err}".splitlines()[0])
-        _tell(study, trial, failure, ctx.spec.train.metric)
+        _tell(study, trial, failure, ctx.spec.metric)
         ctx.listener.trial_finished(tally(ctx.state, study, plan), trial.number, failure)
         return
     ref = TrialRef(storage=ctx.url, study=plan.name, trial_id=trial._trial_id, number=trial.number,
@@ -61,7 +61,7 @@ def run_trial(study: Any, ctx: TrialContext) -> None:
     ctx.listener.trial_start(ctx.state, trial.number, run)
     ctx.store.append_run(ctx.experiment_id, run)  # the sweep's runs, in the order the trials ran
     (outcome,) = train_runs([run], ctx.store, ctx.executor, ctx.listener)
-    _tell(study, trial, outcome.result, ctx.spec.train.metric)
+    _tell(study, trial, outcome.result, ctx.spec.metric)
     ctx.listener.trial_finished(tally(ctx.state, study, plan), trial.number, outcome.result)
 
 

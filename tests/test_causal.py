@@ -1,0 +1,248 @@
+"""Instruction tuning of a decoder (task causal-lm) on the built-in SmolLM2 and real Alpaca rows:
+each method trains what it claims, the artifact generates as the model did in memory, forgetting
+is measured against the base model, and inapplicable methods are refused before anything runs."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+from helpers import ALPACA, tiny_causal_spec, trained, tunelab
+
+from tunelab import runner
+from tunelab.errors import TunelabError
+
+
+@pytest.fixture(scope="module")
+def causal_runs(tmp_path_factory: pytest.TempPathFactory):
+    """A planner for in-process causal-LM runs on one prepared slice of Alpaca (prepared once)."""
+    from tunelab.experiment import prepare
+    from tunelab.spec import build_spec
+
+    workdir = tmp_path_factory.mktemp("causal")
+
+    def make(methods: list, **train: object):
+        runs = prepare(build_spec(tiny_causal_spec(workdir, methods, **train)))[2]
+        for run in runs:
+            shutil.rmtree(run.run_dir, ignore_errors=True)
+        return runs
+
+    return make
+
+
+# SmolLM2 is a Llama: 30 blocks under model.layers, a final norm, and an output projection tied to
+# the token embeddings (one parameter, listed once, as model.embed_tokens.weight).
+EXPECTED_TRAINABLE = {
+    "full": r".*",
+    "llrd": r".*",
+    "freeze": r"model\.(layers\.(28|29)\.|norm\.).*",  # the top k=2 blocks and what sits above them
+    "lora": r".*\.self_attn\.[qv]_proj\.lora_[AB]\.default\.weight",  # peft's Llama default: q_proj, v_proj
+    "prompt-tuning": r"prompt_encoder\.default\.embedding\.weight",
+    "prefix-tuning": r"prompt_encoder\.default\.embedding\.weight",
+    "p-tuning": r"prompt_encoder\.default\..*",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", list(EXPECTED_TRAINABLE))
+def test_each_decoder_method_trains_exactly_its_parameters(causal_runs, method):
+    (run,) = causal_runs([method])
+    session, changed, trainable = trained(run)
+    assert changed == trainable, "frozen parameters must stay bit-identical, trainable ones must move"
+    pattern = re.compile(EXPECTED_TRAINABLE[method])
+    assert trainable and all(pattern.fullmatch(name) for name in trainable), sorted(trainable)[:5]
+    if method in ("full", "llrd"):
+        assert len(trainable) == len(list(session.trainer.model.parameters()))
+
+
+def test_lora_all_linear_adapts_every_projection(causal_runs):
+    (run,) = causal_runs([{"name": "lora", "target_modules": "all-linear"}])
+    session = runner.build(run)
+    adapted = {m.group(1) for n, p in session.trainer.model.named_parameters()
+               if p.requires_grad and (m := re.search(r"\.(\w+_proj)\.lora_A", n))}
+    assert adapted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+def test_llrd_finds_the_decoder_layers_by_structure(causal_runs):
+    (run,) = causal_runs(["llrd"])
+    session = runner.build(run)
+    rates = {g["name"]: g["lr"] for g in session.trainer.optimizer.param_groups}
+    top, decay = run.options.lr, run.options.decay
+    assert rates["top"] == top and rates["layer_30"] == top
+    assert rates["layer_1"] == pytest.approx(top * decay**29)
+    assert rates["embeddings"] == pytest.approx(top * decay**30)  # the tied output projection moves as slowly
+
+
+def test_causal_lm_defaults_learning_rates_of_its_own(causal_runs):
+    runs = causal_runs(["full", "lora", "prompt-tuning"])
+    assert [r.options.lr for r in runs] == [2e-5, 2e-4, 3e-2]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["lora", "prompt-tuning", "full"])
+def test_the_artifact_generates_what_the_model_generated_before_saving(causal_runs, method, tmp_path):
+    from tunelab.generation import generate
+    from tunelab.predict import Generator
+
+    (run,) = causal_runs([method])
+    session, _, _ = trained(run)
+    model, tokenizer = session.trainer.model.eval(), session.trainer.processing_class
+    prompts = session.data["test"]["prompt_ids"][:3]
+    before = generate(model, tokenizer, prompts, max_new_tokens=8).texts
+
+    artifact = runner.save_artifact(model, tokenizer, run, tmp_path / "artifact")
+    generator = Generator.load(artifact)
+    assert generate(generator.model, generator.tokenizer, prompts, max_new_tokens=8).texts == before
+    if method != "full":
+        assert sum(f.stat().st_size for f in artifact.iterdir()) < 10 * 2**20  # an adapter, not a model copy
+
+
+def test_forgetting_is_zero_for_the_untrained_model(causal_runs):
+    """The tuned model's loss on general text minus the base model's: for the base model itself, 0."""
+    from tunelab import tasks
+
+    (run,) = causal_runs(["lora"])
+    session = runner.build(run)
+    task = tasks.get("causal-lm")
+    base = task.load_model(run)
+    measured = task.measure(base, session.trainer.processing_class, session.data, run)
+    assert measured.metrics["forgetting"] == 0.0
+    assert measured.metrics["general_loss"] == measured.metrics["general_loss_base"] > 0
+    assert {"test_exact_match", "test_rouge_l"} <= set(measured.metrics)
+    assert measured.generation_tokens_per_second and measured.generation_tokens_per_second > 0
+
+
+def test_the_task_registry_refuses_methods_that_do_not_apply(tmp_path):
+    from tunelab.experiment import prepare
+    from tunelab.spec import build_spec
+
+    with pytest.raises(TunelabError, match=r"method 'head' does not apply to task causal-lm .*methods for causal-lm: "
+                                           r"freeze, full, llrd, lora, p-tuning, prefix-tuning, prompt-tuning"):
+        prepare(build_spec(tiny_causal_spec(tmp_path, ["lora", "head"])))
+    assert not (tmp_path / "store.sqlite").exists()
+
+
+@pytest.mark.slow
+def test_compare_causal_lm_end_to_end_then_predict(tmp_path):
+    """As a user runs it: the table has the task's columns, the report its numbers, and predict generates."""
+    import yaml
+    from helpers import stored_runs
+
+    spec = tmp_path / "alpaca.yaml"
+    spec.write_text(yaml.safe_dump(tiny_causal_spec(tmp_path / "work", ["lora", "prefix-tuning"])))
+    done = tunelab("compare", str(spec))
+    assert done.returncode == 0, done.stderr[-2000:]
+    for column in ("val loss", "test ppl", "exact match", "ROUGE-L", "forgetting"):
+        assert column in done.stdout
+    runs = stored_runs(tmp_path / "work")
+    assert {r.method for r in runs.values()} == {"lora", "prefix-tuning"}
+    for run in runs.values():
+        assert run.status == "done"
+        assert {"validation_loss", "test_loss", "test_perplexity", "forgetting", "test_rouge_l"} <= set(run.metrics)
+        assert run.costs.tokens_per_second > 0 and run.costs.generation_tokens_per_second > 0
+    artifact = next(iter(runs.values())).artifact
+    answer = tunelab("predict", artifact, "Name three primary colours.", "--max-new-tokens", "6")
+    assert answer.returncode == 0, answer.stderr[-2000:]
+    assert answer.stdout.startswith("> Name three primary colours.\n") and len(answer.stdout.splitlines()) >= 2
+
+
+BAD = [
+    ({"data": {"path": str(ALPACA.parents[1] / "sst2")}}, "looks like classification data"),
+    ({"model": "builtin:minilm"}, "is not a decoder with a causal-LM head"),
+    ({"methods": ["head"]}, "method 'head' does not apply to task causal-lm"),
+    ({"train": {"max_length": 9000}}, "train.max_length 9000 is more than the 8192 positions"),
+]
+
+
+@pytest.mark.parametrize(("change", "expected"), BAD)
+def test_bad_causal_lm_input_gets_one_line_and_exit_2(tmp_path, change, expected):
+    import yaml
+
+    raw = tiny_causal_spec(tmp_path / "work", ["lora"])
+    for key, value in change.items():
+        raw[key] = {**raw[key], **value} if isinstance(value, dict) and key != "data" else value
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    done = tunelab("compare", str(spec))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "work" / "store.sqlite").exists()
+
+
+def test_prefix_tuning_on_an_encoder_is_refused_before_anything_runs(tmp_path):
+    from helpers import tiny_spec
+
+    from tunelab.experiment import prepare
+    from tunelab.spec import build_spec
+
+    with pytest.raises(TunelabError, match="method 'prefix-tuning' does not apply to task classification"):
+        prepare(build_spec(tiny_spec(tmp_path, ["prefix-tuning"])))
+
+
+@pytest.mark.parametrize(("messages", "expected"), [
+    ([], "empty conversation"),
+    ([{"role": "robot", "content": "hi"}, {"role": "assistant", "content": "yo"}], "role 'robot'"),
+])
+def test_a_bad_messages_file_is_refused_with_the_row(tmp_path, messages, expected):
+    import json
+
+    data = tmp_path / "chat.jsonl"
+    good = [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "Hi."}]
+    data.write_text("\n".join(json.dumps({"messages": m}) for m in [good, good, messages, good]) + "\n")
+    raw = tiny_causal_spec(tmp_path / "work", ["lora"])
+    raw["data"] = {"path": str(data)}
+    from tunelab.experiment import prepare
+    from tunelab.spec import build_spec
+
+    with pytest.raises(TunelabError, match=re.escape(expected)):
+        prepare(build_spec(raw))
+
+
+def test_a_gguf_model_without_the_gguf_package_names_the_package(tmp_path, monkeypatch):
+    from importlib import util
+
+    from tunelab import models
+
+    real = util.find_spec
+    monkeypatch.setenv("TUNELAB_MODEL_CACHE", str(tmp_path / "cache"))  # not dequantised yet
+    monkeypatch.setattr(models.util, "find_spec", lambda name, *a: None if name == "gguf" else real(name, *a))
+    with pytest.raises(TunelabError, match=r"GGUF file.*\(pip install gguf\)"):
+        models.resolve_model("builtin:smollm2", task="causal-lm")
+    assert not any((tmp_path / "cache").iterdir())
+
+
+@pytest.mark.slow
+def test_a_causal_lm_sweep_minimises_validation_loss(tmp_path):
+    """``tunelab sweep`` unchanged: its studies minimise the validation loss, and the comparison of
+    each method's best measures generation and forgetting on test."""
+    import optuna
+
+    from tunelab.spec import build_spec
+    from tunelab.sweep import default_storage, study_names, sweep
+
+    raw = tiny_causal_spec(tmp_path / "work", ["lora"])
+    raw["sweep"] = {"trials": 2, "pruner": "none"}
+    spec = build_spec(raw)
+    result = sweep(spec)
+    study = optuna.load_study(study_name=study_names(spec)["lora"], storage=default_storage(str(tmp_path / "work")))
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    values = [t.value for t in study.trials]
+    assert result.methods[0].best_value == min(values)
+    (row,) = result.comparison.rows
+    assert {"test_loss", "forgetting", "test_rouge_l"} <= set(row.values)
+
+
+@pytest.mark.parametrize(("task", "change", "expected"), [
+    ("classification", {"data": {"path": "x", "format": "alpaca"}}, "data.format applies to task causal-lm"),
+    ("causal-lm", {"data": {"path": "x", "text_column": "t"}}, "data.text_column applies to task classification"),
+    ("classification", {"eval": {"forgetting": None}}, "eval: applies to task causal-lm only"),
+    ("causal-lm", {"train": {"metric": "accuracy"}}, "train.metric: 'accuracy' is not a metric of task causal-lm"),
+    ("causal-lm", {"task": "causal_lm"}, "unknown task 'causal_lm' (did you mean 'causal-lm'?"),
+])
+def test_settings_of_the_other_task_are_refused_not_ignored(task, change, expected):
+    from tunelab.spec import build_spec
+
+    raw = {"task": task, "model": "builtin:smollm2", "data": "x", "methods": ["lora"], **change}
+    with pytest.raises(TunelabError, match=re.escape(expected)):
+        build_spec(raw)

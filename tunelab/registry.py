@@ -1,0 +1,50 @@
+"""A registry of plug-ins found by their files: what ``tunelab.methods`` and ``tunelab.tasks``
+share. Every module of the package is imported on first use, so a new file is all a new plug-in
+needs; each registers itself with the package's ``register`` decorator."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Iterable
+from typing import ClassVar, Generic, Protocol, TypeVar
+
+from .errors import TunelabError, did_you_mean
+
+
+class _Named(Protocol):
+    name: ClassVar[str]
+
+
+T = TypeVar("T", bound=_Named)
+
+
+class Registry(Generic[T]):
+    def __init__(self, package: str, path: Iterable[str], kind: str) -> None:
+        self.package, self.path, self.kind = package, list(path), kind
+        self._found: dict[str, type[T]] = {}
+        self._discovered = False
+
+    def register(self, cls: type[T]) -> type[T]:
+        if cls.name in self._found:
+            raise ValueError(f"{self.kind} {cls.name!r} is registered twice")
+        self._found[cls.name] = cls
+        return cls
+
+    def _discover(self) -> None:
+        if not self._discovered:
+            self._discovered = True
+            for module in pkgutil.iter_modules(self.path):
+                importlib.import_module(f"{self.package}.{module.name}")
+
+    def available(self) -> list[str]:
+        self._discover()
+        return sorted(self._found)
+
+    def get(self, name: str) -> type[T]:
+        self._discover()
+        try:
+            return self._found[name]
+        except KeyError:
+            raise TunelabError(f"unknown {self.kind} {name!r}", f"{did_you_mean(name, self._found)}known "
+                               f"{self.kind}s: {', '.join(self.available())}") from None

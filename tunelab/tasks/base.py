@@ -1,0 +1,137 @@
+"""What a task is: the model class it loads, how examples become inputs, what it measures.
+
+A run's protocol (training loop, evaluation cadence, early stopping, costs) is shared by every
+task; a task says only what differs. The parent process asks a task to check the model and to
+prepare the data; the worker asks it for the model, the collator and the final measurements.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..errors import TunelabError
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
+
+    from ..models import ModelRef
+    from ..plan import RunSpec
+    from ..spec import DataSpec, ExperimentSpec
+
+
+@dataclass
+class Splits:
+    """A task's prepared data: train, validation and test (and any split of its own, such as the
+    causal-LM task's general text), tokenised; the class names when it has classes; notes for the user."""
+
+    data: DatasetDict
+    labels: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What preparing the data needs besides the rows."""
+
+    spec: DataSpec
+    model: ModelRef
+    max_length: int
+    name: str  # the data as the user named it, for messages
+    trust_remote_code: bool = False
+    general_text: str | None = None  # the causal-LM task's forgetting set (eval.forgetting)
+
+
+@dataclass
+class Measured:
+    """What a task measures after training, beyond the validation and test losses."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    generation_tokens_per_second: float | None = None
+
+
+class Task(ABC):
+    """A task. A new one subclasses this in a file of its own, decorated with
+    ``tunelab.tasks.register``, and overrides what is abstract here."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    # What ``train.metric`` may be (the validation score that picks the best checkpoint, stops early
+    # and drives sweeps), each with whether greater is better; the first is the default.
+    metrics: ClassVar[dict[str, bool]]
+    # Kept from the final evaluations, per split (validation_loss, test_accuracy...).
+    kept_metrics: ClassVar[frozenset[str]]
+    peft_task_type: ClassVar[str]  # peft's TaskType for adapters on this task's models
+    # The report's metric columns: (key in the run's metrics, title, format).
+    columns: ClassVar[list[tuple[str, str, str]]]
+    compute_metrics: Callable[[Any], dict[str, float]] | None = None  # on the logits; None: loss only
+
+    def score(self, metrics: dict[str, float], key: str) -> str:
+        """One metric as the report shows it (``columns``' format), for progress lines."""
+        from ..report import format_value
+
+        fmt = next((f for k, _, f in self.columns if k.endswith("_" + key) or k == key), "{:.3f}")
+        return format_value(metrics.get(key), fmt)
+
+    @property
+    def default_metric(self) -> str:
+        return next(iter(self.metrics))
+
+    def greater_is_better(self, metric: str) -> bool:
+        return self.metrics[metric]
+
+    # --- in the parent, before anything runs ----------------------------------------------------
+
+    @abstractmethod
+    def check_model(self, ref: str, config: Any) -> None:
+        """Refuse a model transformers cannot load for this task, naming what would do."""
+
+    @abstractmethod
+    def check_tokenizer(self, ref: str, tokenizer: Any) -> None:
+        """Refuse a tokenizer this task cannot use (e.g. one that cannot pad)."""
+
+    def positions(self, config: Any) -> int | None:
+        """The longest input the model can take (``ModelRef.check_length`` refuses more)."""
+        from ..models import position_limit
+
+        return position_limit(config)
+
+    def check_methods(self, spec: ExperimentSpec, model: ModelRef) -> None:
+        """Refuse a method that cannot apply to this task or model, naming those that can."""
+        from .. import methods
+
+        for entry in spec.methods:
+            method = methods.get(entry.name)
+            if self.name not in method.tasks:
+                able = [m for m in methods.available() if self.name in methods.get(m).tasks]
+                raise TunelabError(f"method {entry.name!r} does not apply to task {self.name}",
+                                   f"methods for {self.name}: {', '.join(able)}")
+            method.check_model(model, self.name)
+
+    @abstractmethod
+    def prepare(self, raw: DatasetDict, request: Request) -> Splits:
+        """Rows as read (one ``all`` split, or the splits the files name) to tokenised splits."""
+
+    # --- in the worker ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def load_model(self, run: RunSpec) -> Any:
+        """The model to apply the method to, from ``run.model_path``."""
+
+    def load_tokenizer(self, path: str, trust_remote_code: bool = False) -> Any:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+
+    @abstractmethod
+    def collator(self, tokenizer: Any) -> Any:
+        """Pads each batch to its longest example."""
+
+    def derived_metrics(self, metrics: dict[str, float]) -> None:  # noqa: B027 (an optional hook)
+        """Add what follows from an evaluation's metrics (perplexity from loss), in place."""
+
+    def measure(self, model: Any, tokenizer: Any, data: DatasetDict, run: RunSpec) -> Measured:
+        """What the task measures after training with the best weights (generation, forgetting)."""
+        return Measured()

@@ -1,0 +1,68 @@
+"""Sequence classification: a fresh head over an encoder (or decoder), scored by accuracy and F1."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import TunelabError
+from ..metrics import classification_metrics
+from . import register
+from .base import Request, Splits, Task
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
+
+    from ..plan import RunSpec
+
+
+@register
+class Classification(Task):
+    name = "classification"
+    description = "sequence classification: a new head predicts one label per text"
+    metrics = {"accuracy": True, "f1_macro": True}
+    kept_metrics = frozenset({"accuracy", "f1_macro", "loss"})
+    peft_task_type = "SEQ_CLS"
+    columns = [
+        ("validation_accuracy", "val acc", "pct"),
+        ("validation_f1_macro", "val F1", "pct"),
+        ("test_accuracy", "test acc", "pct"),
+        ("test_f1_macro", "test F1", "pct"),
+    ]
+    compute_metrics = staticmethod(classification_metrics)
+
+    def check_model(self, ref: str, config: Any) -> None:
+        from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+
+        known = config.model_type in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+        if not known and not getattr(config, "auto_map", None):
+            raise TunelabError(f"model {ref!r} ({config.model_type}) has no sequence-classification head in "
+                               "transformers", "choose an encoder or decoder that AutoModelForSequenceClassification "
+                               "supports")
+
+    def check_tokenizer(self, ref: str, tokenizer: Any) -> None:
+        """A tokenizer without a pad token is refused rather than given its end-of-text token as
+        pad: a decoder's classification head reads the last token that is not padding, so which
+        token pads changes the results; that choice is the user's, made once in the model folder,
+        where every run and ``tunelab predict`` see it."""
+        if tokenizer.pad_token is None:
+            eos = f" (e.g. its end-of-text token {tokenizer.eos_token!r})" if tokenizer.eos_token else ""
+            raise TunelabError(f"the tokenizer of model {ref} has no pad token, which batches of different lengths "
+                               "need", f"set tokenizer.pad_token{eos} and config.pad_token_id, and save both into "
+                               "the folder")
+
+    def prepare(self, raw: DatasetDict, request: Request) -> Splits:
+        from ..data import labelled_splits, tokenise
+
+        splits, text_column, labels, notes = labelled_splits(raw, request.spec, request.name)
+        data = tokenise(splits, request.model.path, text_column, request.max_length, request.trust_remote_code)
+        return Splits(data=data, labels=labels, notes=notes)
+
+    def load_model(self, run: RunSpec) -> Any:
+        from ..models import load_for_classification
+
+        return load_for_classification(run.model_path, run.labels, run.trust_remote_code, run.allow_pickle)
+
+    def collator(self, tokenizer: Any) -> Any:
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(tokenizer)
