@@ -1,6 +1,6 @@
 """What instruction tuning of a decoder costs with tunelab, on this machine (SmolLM2-135M-Instruct).
 
-    python bench/causal.py                          # both parts (about 5 minutes on 2 CPU cores)
+    python bench/causal.py                          # both parts (about 4 minutes on 2 idle CPU cores)
     python bench/causal.py --steps 2 --prompts 4    # a smoke test of the script itself
 
 A. LoRA against full fine-tuning through tunelab's own runner (task causal-lm, builtin:sentiment-instructions,

@@ -78,3 +78,21 @@ def trained(run: Any) -> tuple[Any, set[str], set[str]]:
     changed = {name for name, p in model.named_parameters() if not torch.equal(before[name], p.detach())}
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     return session, changed, trainable
+
+
+def tiny_gpt2_without_pad(folder: Path, positions: int = 128) -> Path:
+    """A one-layer GPT-2 whose byte-level BPE tokenizer (built here, as GPT-2's has) has an
+    end-of-text token and no pad token."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2TokenizerFast
+
+    symbols = sorted(set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 Ġ.,!?'-#:Ċ"))  # Ċ: newline
+    vocab = {symbol: i for i, symbol in enumerate(symbols)} | {"<|endoftext|>": len(symbols)}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<|endoftext|>"))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    end = "<|endoftext|>"
+    GPT2TokenizerFast(tokenizer_object=backend, eos_token=end, bos_token=end, unk_token=end).save_pretrained(folder)
+    config = GPT2Config(n_embd=32, n_layer=1, n_head=2, n_positions=positions, vocab_size=len(vocab),
+                        bos_token_id=len(symbols), eos_token_id=len(symbols))
+    GPT2ForSequenceClassification(config).save_pretrained(folder)
+    return folder

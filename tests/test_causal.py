@@ -8,7 +8,7 @@ import re
 import shutil
 
 import pytest
-from helpers import ALPACA, tiny_causal_spec, trained, tunelab
+from helpers import ALPACA, tiny_causal_spec, tiny_gpt2_without_pad, trained, tunelab
 
 from tunelab import runner
 from tunelab.errors import TunelabError
@@ -181,7 +181,7 @@ def test_prefix_tuning_on_an_encoder_is_refused_before_anything_runs(tmp_path):
 
 
 @pytest.mark.parametrize(("messages", "expected"), [
-    ([], "empty conversation"),
+    ([], "row 2: the conversation is empty"),
     ([{"role": "robot", "content": "hi"}, {"role": "assistant", "content": "yo"}], "role 'robot'"),
 ])
 def test_a_bad_messages_file_is_refused_with_the_row(tmp_path, messages, expected):
@@ -246,3 +246,31 @@ def test_settings_of_the_other_task_are_refused_not_ignored(task, change, expect
     raw = {"task": task, "model": "builtin:smollm2", "data": "x", "methods": ["lora"], **change}
     with pytest.raises(TunelabError, match=re.escape(expected)):
         build_spec(raw)
+
+
+def test_a_gpt2_style_model_without_a_template_or_pad_token_is_instruction_tuned(tmp_path):
+    """No chat template: the plain Alpaca template; no pad token: its end-of-text token pads (what
+    classification refuses); learned positions: max_length is checked against them."""
+
+
+    import json
+
+    from tunelab.experiment import prepare
+    from tunelab.spec import build_spec
+
+    rows = [r for r in json.loads(ALPACA.read_text()) if not r["input"] and len(r["instruction"] + r["output"]) < 100]
+    short = tmp_path / "short.json"  # a character-level tokenizer: short real rows fit 384 tokens with the template
+    short.write_text(json.dumps(rows[:120]))
+    raw = tiny_causal_spec(tmp_path / "work", ["full"], max_length=384)
+    raw["data"]["path"] = str(short)
+    raw["model"] = str(tiny_gpt2_without_pad(tmp_path / "gpt2", positions=512))
+    (run,) = prepare(build_spec(raw))[2]
+    session, changed, trainable = trained(run)
+    assert changed == trainable and trainable
+    tokenizer = session.trainer.processing_class
+    assert tokenizer.pad_token == tokenizer.eos_token == "<|endoftext|>"
+    prompt = tokenizer.decode(session.data["test"]["prompt_ids"][0])
+    assert prompt.startswith("Below is an instruction") and prompt.endswith("### Response:\n")
+    raw["train"]["max_length"] = 600
+    with pytest.raises(TunelabError, match="train.max_length 600 is more than the 512 positions"):
+        prepare(build_spec(raw))

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import DATA, tiny_spec
-from test_inputs import tiny_bert, tiny_gpt2_without_pad
+from helpers import DATA, tiny_gpt2_without_pad, tiny_spec
+from test_inputs import tiny_bert
 
 STORE_FILES = ("tunelab.db", "tunelab.db-wal", "tunelab.db-shm", "tunelab.db-journal")
 

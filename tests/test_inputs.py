@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import stored_runs, tiny_spec
+from helpers import stored_runs, tiny_gpt2_without_pad, tiny_spec
 
 from tunelab.errors import TunelabError
 from tunelab.spec import DEFAULT_EXPERIMENT, TrainSpec, build_spec, load_spec, read_yaml
@@ -59,24 +59,6 @@ def tiny_llama(folder: Path) -> Path:
     LlamaForSequenceClassification(config).save_pretrained(folder)
     for name in TOKENIZER_FILES:
         shutil.copy(minilm_path() / name, folder / name)
-    return folder
-
-
-def tiny_gpt2_without_pad(folder: Path) -> Path:
-    """A one-layer GPT-2 whose byte-level BPE tokenizer (built here, as GPT-2's has) has an
-    end-of-text token and no pad token."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2TokenizerFast
-
-    symbols = sorted(set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 Ġ.,!?'-"))
-    vocab = {symbol: i for i, symbol in enumerate(symbols)} | {"<|endoftext|>": len(symbols)}
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<|endoftext|>"))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    end = "<|endoftext|>"
-    GPT2TokenizerFast(tokenizer_object=backend, eos_token=end, bos_token=end, unk_token=end).save_pretrained(folder)
-    config = GPT2Config(n_embd=32, n_layer=1, n_head=2, n_positions=128, vocab_size=len(vocab),
-                        bos_token_id=len(symbols), eos_token_id=len(symbols))
-    GPT2ForSequenceClassification(config).save_pretrained(folder)
     return folder
 
 
@@ -373,7 +355,7 @@ def test_either_tokenizer_file_is_enough(tmp_path, kept):
 
 def test_a_tokenizer_without_a_pad_token_is_refused_with_how_to_set_one(tmp_path):
     """Refused, not padded with the end-of-text token behind the user's back: see
-    tunelab.models._check_tokenizer for why."""
+    tunelab.tasks.classification.Classification.check_tokenizer for why (causal-lm pads with it)."""
     _model_refused(tiny_gpt2_without_pad(tmp_path / "gpt2"),
                    "the tokenizer of model {} has no pad token, which batches of different lengths need (set "
                    "tokenizer.pad_token (e.g. its end-of-text token '<|endoftext|>') and config.pad_token_id".format(

@@ -70,8 +70,8 @@ def test_a_method_is_one_file_discovered_without_a_list(tmp_path, monkeypatch):
         "        for name, param in model.named_parameters():\n"
         "            param.requires_grad_(name.endswith('.bias'))\n"
         "        return model\n")
+    monkeypatch.setattr(registry, "__path__", [*registry.__path__, str(tmp_path)])  # as if it sat in the package
     found = registry._registry
-    monkeypatch.setattr(found, "path", [*found.path, str(tmp_path)])  # as if it sat in the package
     monkeypatch.setattr(found, "_found", dict(found._found))
     monkeypatch.setattr(found, "_discovered", False)
     monkeypatch.delitem(sys.modules, "tunelab.methods.bias_only", raising=False)

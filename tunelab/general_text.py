@@ -25,7 +25,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
-from tunelab.errors import TunelabError
+from .errors import TunelabError
 
 BUILTIN = "builtin:general-text"
 SUFFIXES = (".txt", ".jsonl", ".json")

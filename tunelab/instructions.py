@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from tunelab.errors import TunelabError
+from .errors import TunelabError
 
 if TYPE_CHECKING:
     from datasets import Dataset, Features

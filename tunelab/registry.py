@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Iterable
+import sys
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 from .errors import TunelabError, did_you_mean
@@ -20,8 +20,8 @@ T = TypeVar("T", bound=_Named)
 
 
 class Registry(Generic[T]):
-    def __init__(self, package: str, path: Iterable[str], kind: str) -> None:
-        self.package, self.path, self.kind = package, list(path), kind
+    def __init__(self, package: str, kind: str) -> None:
+        self.package, self.kind = package, kind
         self._found: dict[str, type[T]] = {}
         self._discovered = False
 
@@ -34,7 +34,7 @@ class Registry(Generic[T]):
     def _discover(self) -> None:
         if not self._discovered:
             self._discovered = True
-            for module in pkgutil.iter_modules(self.path):
+            for module in pkgutil.iter_modules(sys.modules[self.package].__path__):
                 importlib.import_module(f"{self.package}.{module.name}")
 
     def available(self) -> list[str]:

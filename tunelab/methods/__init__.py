@@ -9,7 +9,7 @@ from typing import Any
 from ..registry import Registry
 from .base import Method, MethodOptions, ModelContext
 
-_registry: Registry[Method] = Registry(__name__, __path__, "method")
+_registry: Registry[Method] = Registry(__name__, "method")
 register = _registry.register
 available = _registry.available
 get = _registry.get

@@ -134,6 +134,7 @@ def tally(state: MethodSweep, study: Any, plan: StudyPlan) -> MethodSweep:
 
     Each run key counts once: the same settings asked twice (a retry enqueued by two resuming
     processes, or by a kill between enqueueing and marking the interrupted trial) are one run."""
+    from optuna.study import StudyDirection
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
@@ -148,7 +149,8 @@ def tally(state: MethodSweep, study: Any, plan: StudyPlan) -> MethodSweep:
     state.failed = states.count(TrialState.FAIL)
     ours = [t for t in trials if t.state == TrialState.COMPLETE and "options" in t.user_attrs]
     if ours:  # trials added by hand (no options recorded) cannot be rerun, so they are not candidates
-        best = max(ours, key=lambda t: (t.value, -t.number))
+        sign = 1 if study.direction == StudyDirection.MAXIMIZE else -1  # a loss is minimised
+        best = max(ours, key=lambda t: (sign * t.value, -t.number))
         state.best_trial, state.best_value = best.number, best.value
         state.best_options, state.best_train = best.user_attrs["options"], best.user_attrs["train"]
         state.best_params = {k: state.best_options[k] for k, d in plan.option_space.items() if not isinstance(d, Fixed)}

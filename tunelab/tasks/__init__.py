@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..registry import Registry
 from .base import Measured, Request, Splits, Task
 
-_registry: Registry[Task] = Registry(__name__, __path__, "task")
+_registry: Registry[Task] = Registry(__name__, "task")
 register = _registry.register
 available = _registry.available
 
