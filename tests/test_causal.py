@@ -274,3 +274,24 @@ def test_a_gpt2_style_model_without_a_template_or_pad_token_is_instruction_tuned
     raw["train"]["max_length"] = 600
     with pytest.raises(TunelabError, match="train.max_length 600 is more than the 512 positions"):
         prepare(build_spec(raw))
+
+
+@pytest.mark.slow
+def test_plain_text_language_modelling_trains_and_skips_generation(tmp_path):
+    """``format: text``: every token is a label, there is no response to generate, and the run still
+    ends with its losses and forgetting (the test split has no prompts, so no generation metrics)."""
+    import json
+
+    from tunelab.experiment import prepare
+    from tunelab.spec import build_spec
+
+    texts = [r["output"] for r in json.loads(ALPACA.read_text())[:60]]
+    data = tmp_path / "texts.jsonl"
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    raw = tiny_causal_spec(tmp_path / "work", ["lora"])
+    raw["data"] = {"path": str(data), "sample": {"train": 16, "validation": 4, "test": 4}}
+    (run,) = prepare(build_spec(raw))[2]
+    result = runner.train(run)
+    assert {"validation_loss", "test_loss", "test_perplexity", "forgetting"} <= set(result.metrics)
+    assert not any(k.startswith("test_exact") or k.startswith("test_rouge") for k in result.metrics)
+    assert result.costs.generation_tokens_per_second is None

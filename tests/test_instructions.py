@@ -244,13 +244,14 @@ def test_tokenise_drops_rows_whose_prompt_fills_max_length(smol, alpaca):
         tokenise(shaped, smol, 8, "train")
 
 
-def test_text_format_labels_every_token(tokenizer, alpaca):
+def test_text_format_labels_every_predicted_token(tokenizer, alpaca):
     shaped, _ = conversations(alpaca.rename_column("output", "text"), "text", "train")
     encoded, note = tokenise(shaped, tokenizer, 32, "train")
     assert note is None and "prompt_ids" not in encoded.column_names
-    assert all(e["labels"] == e["input_ids"] and 0 < e["length"] <= 32 for e in encoded)
+    # every token is a label but the first, which nothing precedes (explicitly -100: see encode_text)
+    assert all(e["labels"] == [-100, *e["input_ids"][1:]] and 0 < e["length"] <= 32 for e in encoded)
     one = encode_text(tokenizer, "a short text", 32)
-    assert one["labels"] == one["input_ids"] and one["attention_mask"] == [1] * len(one["input_ids"])
+    assert one["labels"] == [-100, *one["input_ids"][1:]] and one["attention_mask"] == [1] * len(one["input_ids"])
 
 
 # --- packing -------------------------------------------------------------------------------------------

@@ -175,7 +175,7 @@ def predict(
     trust_remote_code: bool = typer.Option(False, help="Run the base model's code from the hub (off by default; "
                                            "an artifact cannot turn it on)."),
     allow_pickle: bool = typer.Option(False, help="Load the base model's pickled .bin weights (they can run code)."),
-    max_new_tokens: int = typer.Option(128, help="causal-lm: the longest answer, in tokens."),
+    max_new_tokens: int = typer.Option(128, min=1, help="causal-lm: the longest answer, in tokens."),
 ) -> None:
     """Classify texts, or answer instructions, with a saved run: the check that an artifact really reloads."""
     from .predict import Classifier, Generator, task_of

@@ -284,7 +284,9 @@ def encode_text(tokenizer: PreTrainedTokenizerBase, text: str, max_length: int) 
     if tokenizer.eos_token_id is not None:
         ids.append(tokenizer.eos_token_id)
     ids = ids[:max_length]
-    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": list(ids)}
+    # The first token is never predicted (nothing comes before it); -100 says so explicitly, so that a
+    # prompt-tuned model, whose virtual tokens do come before it, is not scored on one token more.
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": [IGNORE, *ids[1:]]}
 
 
 def tokenise(rows: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,

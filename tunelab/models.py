@@ -88,6 +88,9 @@ def resolve_model(ref: str, trust_remote_code: bool = False, allow_pickle: bool 
     else:
         path = ref
     if path.endswith(GGUF):
+        if not os.path.isfile(path):
+            raise TunelabError(f"model {ref} is a GGUF file on the hub: tunelab reads GGUF files from disk",
+                               "download the file and give its path")
         path = str(dequantised(Path(path), ref))
     config = load_config(path, trust_remote_code)
     the_task = tasks.get(task)
@@ -128,7 +131,11 @@ def dequantised(gguf: Path, ref: str) -> Path:
     config = loaded.config
     del config.quantization_config
     plain = type(loaded)(config)
-    plain.load_state_dict(loaded.state_dict(), strict=True)
+    try:
+        plain.load_state_dict(loaded.state_dict(), strict=True)
+    except RuntimeError as err:  # weights left packed (a quantised kernel), not dequantised
+        raise TunelabError(f"cannot dequantise GGUF model {ref}: {first_line(err)}",
+                           "convert it with transformers' GGUF support to a safetensors folder first") from None
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     plain.save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))

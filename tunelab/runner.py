@@ -275,7 +275,7 @@ def _final_metrics(session: Session, run: RunSpec) -> dict[str, float]:
                     if k.removeprefix("eval_") in kept}
     metrics = {}
     for split in ("validation", "test") if run.evaluate_test else ("validation",):
-        scores = trainer.evaluate(session.data[split], metric_key_prefix=split)
+        scores = session.task.evaluate(trainer, session.data[split], split)
         metrics.update({k: float(v) for k, v in scores.items() if k.removeprefix(f"{split}_") in kept})
     return metrics
 

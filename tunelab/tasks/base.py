@@ -72,7 +72,8 @@ class Task(ABC):
         """One metric as the report shows it (``columns``' format), for progress lines."""
         from ..report import format_value
 
-        fmt = next((f for k, _, f in self.columns if k.endswith("_" + key) or k == key), "{:.3f}")
+        name = key.split("_", 1)[1] if key.startswith(("eval_", "validation_", "test_")) else key
+        fmt = next((f for k, _, f in self.columns if k.endswith("_" + name) or k == name), "{:.3f}")
         return format_value(metrics.get(key), fmt)
 
     @property
@@ -128,6 +129,10 @@ class Task(ABC):
     @abstractmethod
     def collator(self, tokenizer: Any) -> Any:
         """Pads each batch to its longest example."""
+
+    def evaluate(self, trainer: Any, rows: Any, split: str) -> dict[str, float]:
+        """The final scores of the best model on one split, as ``<split>_<metric>``."""
+        return dict(trainer.evaluate(rows, metric_key_prefix=split))
 
     def derived_metrics(self, metrics: dict[str, float]) -> None:  # noqa: B027 (an optional hook)
         """Add what follows from an evaluation's metrics (perplexity from loss), in place."""

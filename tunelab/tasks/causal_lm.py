@@ -114,6 +114,17 @@ class CausalLM(Task):
 
         return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)  # pads labels with -100
 
+    def evaluate(self, trainer: Any, rows: Any, split: str) -> dict[str, float]:
+        """Loss per response token over the whole split (``mean_loss``), not the Trainer's mean of
+        batch means, which depends on the batch size and over-weights the short examples that the
+        length-sorted splits put together; the same measure as forgetting's."""
+        from ..generation import mean_loss
+
+        loss = mean_loss(trainer.model, rows, trainer.data_collator, trainer.args.per_device_eval_batch_size)
+        metrics = {f"{split}_loss": loss}
+        self.derived_metrics(metrics)
+        return metrics
+
     def derived_metrics(self, metrics: dict[str, float]) -> None:
         for key in [k for k in metrics if k.endswith("_loss")]:
             metrics[key.removesuffix("_loss") + "_perplexity"] = math.exp(min(metrics[key], 50.0))
@@ -128,11 +139,11 @@ class CausalLM(Task):
         evaluation = run.evaluation
         if not run.evaluate_test or evaluation is None:
             return measured
-        if evaluation.generate is not None:
+        if evaluation.generate is not None and "prompt_ids" in data["test"].column_names:  # not for format: text
             settings = evaluation.generate
             test = data["test"]
-            if settings.limit is not None:
-                test = test.select(range(min(settings.limit, len(test))))
+            if settings.limit is not None and settings.limit < len(test):  # a sample, not the shortest (sorted)
+                test = test.shuffle(seed=0).select(range(settings.limit))
             out = generate(model, tokenizer, test["prompt_ids"], settings.max_new_tokens, settings.batch_size)
             scores = generation_metrics(out.texts, test["reference"])
             measured.metrics.update({f"test_{k}": v for k, v in scores.items() if k in settings.metrics})
@@ -140,11 +151,11 @@ class CausalLM(Task):
         if evaluation.forgetting is not None and GENERAL in data:
             collate = self.collator(tokenizer)
             after = mean_loss(model, data[GENERAL], collate, run.train.eval_batch_size or 2 * run.train.batch_size)
-            before = self._base_loss(run, data, collate)
+            before = self._base_loss(run, data, collate, model.device)
             measured.metrics.update({"general_loss": after, "general_loss_base": before, "forgetting": after - before})
         return measured
 
-    def _base_loss(self, run: RunSpec, data: DatasetDict, collate: Any) -> float:
+    def _base_loss(self, run: RunSpec, data: DatasetDict, collate: Any, device: Any) -> float:
         """The base model's loss on the general text, measured by the first run that needs it and
         kept beside the prepared data (whose key includes the model's fingerprint)."""
         from ..generation import mean_loss
@@ -154,8 +165,9 @@ class CausalLM(Task):
             return float(json.loads(path.read_text())["loss"])
         except (OSError, ValueError, KeyError):
             pass
-        base = self.load_model(run)
+        base = self.load_model(run).to(device)  # where the tuned model was measured, for the same arithmetic
         loss = mean_loss(base, data[GENERAL], collate, run.train.eval_batch_size or 2 * run.train.batch_size)
+        del base
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         tmp.write_text(json.dumps({"loss": loss}))
         os.replace(tmp, path)
