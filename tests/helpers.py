@@ -80,6 +80,36 @@ def trained(run: Any) -> tuple[Any, set[str], set[str]]:
     return session, changed, trainable
 
 
+def trains_exactly(run: Any, pattern: str) -> tuple[Any, set[str]]:
+    """Train ``run`` a few steps and check that exactly its trainable parameters moved, that they
+    all match ``pattern`` and, for full and llrd, that they are every parameter: (session, trainable)."""
+    import re
+
+    session, changed, trainable = trained(run)
+    assert changed == trainable, "frozen parameters must stay bit-identical, trainable ones must move"
+    assert trainable and all(re.fullmatch(pattern, name) for name in trainable), sorted(trainable)[:5]
+    if run.method in ("full", "llrd"):
+        assert len(trainable) == len(list(session.trainer.model.parameters()))
+    return session, trainable
+
+
+def planner(workdir: Path, spec: Any) -> Any:
+    """``make(methods, **train)``: the runs of ``spec(workdir, methods, **train)``, prepared (the data
+    once for all), each run directory cleared so that every test trains from scratch."""
+    import shutil
+
+    from tunelab.experiment import prepare
+    from tunelab.spec import build_spec
+
+    def make(methods: list, **train: object) -> list[Any]:
+        runs = prepare(build_spec(spec(workdir, methods, **train)))[2]
+        for run in runs:
+            shutil.rmtree(run.run_dir, ignore_errors=True)
+        return runs
+
+    return make
+
+
 def tiny_gpt2_without_pad(folder: Path, positions: int = 128) -> Path:
     """A one-layer GPT-2 whose byte-level BPE tokenizer (built here, as GPT-2's has) has an
     end-of-text token and no pad token."""

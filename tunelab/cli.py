@@ -147,7 +147,7 @@ def runs(workdir: str = typer.Option(DEFAULT_WORKDIR, help="The experiment's wor
     for run in store.runs():
         seconds = run.costs.train_seconds
         task = tasks.get(run.spec.task)
-        metric = run.spec.train.metric or task.default_metric
+        metric = run.spec.metric
         table.add_row(run.key, str(run.status), f"{metric} {task.score(run.metrics, 'validation_' + metric)}",
                       f"{metric} {task.score(run.metrics, 'test_' + metric)}",
                       "–" if seconds is None else f"{seconds:.0f}", Text(run.error or ""))
@@ -273,7 +273,7 @@ class _ProgressListener(SweepListener):
             self.say(run, f"started ({run.key})")
         self.progress.update(task, completed=event.step, total=event.max_steps)
         if isinstance(event, Evaluation):
-            metric = run.train.metric or tasks.get(run.task).default_metric
+            metric = run.metric
             note = f"val {metric} {tasks.get(run.task).score(event.metrics, 'eval_' + metric)} @ {event.step}"
             self.progress.update(task, note=note)
             self.say(run, f"step {event.step}/{event.max_steps}, {note.rsplit(' @', 1)[0]}")
@@ -281,7 +281,7 @@ class _ProgressListener(SweepListener):
     def finished(self, run: Any, result: Any) -> None:
         task = self.tasks[run.key]
         if result.status == "done":
-            metric = run.train.metric or tasks.get(run.task).default_metric
+            metric = run.metric
             note = Text(f"test {metric} {tasks.get(run.task).score(result.metrics, 'test_' + metric)}")
             self.progress.update(task, completed=result.costs.steps, total=result.costs.steps, note=note)
             self.say(run, f"done in {result.costs.train_seconds:.0f} s, {note}")
@@ -341,7 +341,7 @@ class _SweepProgress(_ProgressListener):
             return super().event(run, event)
         self.progress.update(self.trial, completed=event.step, total=event.max_steps)
         if isinstance(event, Evaluation):
-            metric = run.train.metric
+            metric = run.metric
             value = _metric(metric, event.metrics.get(f"eval_{metric}"))
             self.progress.update(self.trial, note=f"val {metric} {value} @ {event.step}")
             self.say(run, f"trial step {event.step}/{event.max_steps}, val {metric} {value}")

@@ -273,10 +273,7 @@ def _first_line(err: BaseException) -> str:
 def labelled_splits(raw: DatasetDict, spec: DataSpec, name: str) -> tuple[DatasetDict, str, list[str], list[str]]:
     from datasets import ClassLabel, DatasetDict
 
-    for split, rows in raw.items():
-        if len(rows) == 0:
-            raise TunelabError(f"{name}: {'the data set' if split == 'all' else split}: the split is empty",
-                               "check the file, or remove it to let tunelab make this split from train")
+    check_not_empty(raw, name)
     text_column, label_column = _columns(spec, next(iter(raw.values())), name)
     notes: list[str] = []
     kept: dict[str, tuple[Dataset, list[str]]] = {}
@@ -314,6 +311,14 @@ def labelled_splits(raw: DatasetDict, spec: DataSpec, name: str) -> tuple[Datase
 
     data, split_notes = split_and_sample(DatasetDict(splits), spec, name)
     return data, text_column, labels, notes + split_notes
+
+
+def check_not_empty(raw: DatasetDict, name: str) -> None:
+    """Every split as read has a row: an empty file would otherwise fail deep inside a task."""
+    for split, rows in raw.items():
+        if len(rows) == 0:
+            raise TunelabError(f"{name}: {'the data set' if split == 'all' else split}: the split is empty",
+                               "check the file, or remove it to let tunelab make this split from train")
 
 
 def split_and_sample(data: DatasetDict, spec: DataSpec, name: str) -> tuple[DatasetDict, list[str]]:
@@ -508,7 +513,12 @@ def tokenise(data: DatasetDict, model_path: str, text_column: str, max_length: i
 
     data = data.map(encode, input_columns=text_column, batched=True, remove_columns=[text_column],
                     desc="tokenising")
-    # Evaluation batches of similar length pad little; the metrics do not depend on the order.
+    return sorted_for_evaluation(data)
+
+
+def sorted_for_evaluation(data: DatasetDict) -> DatasetDict:
+    """Validation and test ordered by ``length``: evaluation batches of similar length pad little,
+    and the metrics do not depend on the order."""
     for split in ("validation", "test"):
         order = sorted(range(len(data[split])), key=data[split]["length"].__getitem__)
         data[split] = data[split].select(order).flatten_indices()

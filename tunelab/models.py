@@ -251,6 +251,14 @@ def _fingerprint(path: str, config: Any) -> str:
     return digest.hexdigest()[:16]
 
 
+def load_for_causal_lm(path: str, trust_remote_code: bool = False, allow_pickle: bool = False) -> Any:
+    """A causal LM as saved, its own output projection included."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code,
+                                                use_safetensors=None if allow_pickle else True)
+
+
 def load_for_classification(
     path: str, labels: list[str], trust_remote_code: bool = False, allow_pickle: bool = False
 ) -> Any:

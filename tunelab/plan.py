@@ -65,6 +65,14 @@ class RunSpec(BaseModel):
         return f"{self.method}-s{self.seed}-{digest[:10]}"
 
     @property
+    def metric(self) -> str:
+        """The validation metric that picks the best checkpoint and stops early: the task's default
+        unless the experiment names one."""
+        from . import tasks
+
+        return self.train.metric or tasks.get(self.task).default_metric
+
+    @property
     def run_dir(self) -> Path:
         return Path(self.workdir) / "runs" / self.key
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from . import artifact as artifacts
-from .models import load_for_classification
+from .models import load_for_causal_lm, load_for_classification
 
 
 @dataclass
@@ -60,7 +60,7 @@ class Generator:
 
     @classmethod
     def load(cls, artifact: str | Path, trust_remote_code: bool = False, allow_pickle: bool = False) -> Generator:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         artifact = Path(artifact)
         meta = artifacts.read_meta(artifact)
@@ -68,11 +68,10 @@ class Generator:
         if artifacts.is_adapter(artifact):
             from peft import PeftModel
 
-            base = AutoModelForCausalLM.from_pretrained(meta.base_model, trust_remote_code=trust_remote_code,
-                                                        use_safetensors=None if allow_pickle else True)
+            base = load_for_causal_lm(meta.base_model, trust_remote_code, allow_pickle)
             model = PeftModel.from_pretrained(base, str(artifact))
         else:
-            model = AutoModelForCausalLM.from_pretrained(str(artifact), trust_remote_code=trust_remote_code)
+            model = load_for_causal_lm(str(artifact), trust_remote_code)  # the artifact: safetensors, as written
         tokenizer = AutoTokenizer.from_pretrained(str(artifact))  # saved with the pad token training used
         return cls(model=model.eval(), tokenizer=tokenizer, max_length=meta.max_length)
 

@@ -185,7 +185,7 @@ def build(run: RunSpec, report: Report = _ignore) -> Session:
     callbacks: list[Any] = [_Progress(report), _Clock()]
     if run.train.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=run.train.early_stopping_patience))
-    reporter = _TrialReporter(run.trial, _metric(run, task)) if run.trial else None
+    reporter = _TrialReporter(run.trial, run.metric) if run.trial else None
     if reporter:
         callbacks.append(reporter)
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.run_dir / "tensorboard")
@@ -204,9 +204,6 @@ def build(run: RunSpec, report: Report = _ignore) -> Session:
     return Session(trainer=trainer, task=task, data=data, trainable_params=trainable, total_params=total,
                    reporter=reporter)
 
-
-def _metric(run: RunSpec, task: tasks.Task) -> str:
-    return run.train.metric or task.default_metric
 
 
 def train(run: RunSpec, report: Report = _ignore) -> RunResult:
@@ -298,8 +295,8 @@ def _training_args(run: RunSpec, task: tasks.Task, output_dir: Path) -> Any:
         save_steps=t.eval_every,
         save_total_limit=1,  # the Trainer still keeps the best checkpoint beside the latest
         load_best_model_at_end=True,
-        metric_for_best_model=_metric(run, task),
-        greater_is_better=task.greater_is_better(_metric(run, task)),
+        metric_for_best_model=run.metric,
+        greater_is_better=task.greater_is_better(run.metric),
         logging_steps=math.gcd(t.eval_every, 10),  # divides eval_every: a NaN is seen before it is evaluated
         logging_nan_inf_filter=False,
         restore_callback_states_from_checkpoint=True,  # early stopping's patience and the clock, on resume

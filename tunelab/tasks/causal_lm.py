@@ -72,13 +72,10 @@ class CausalLM(Task):
         from datasets import DatasetDict
 
         from .. import instructions
-        from ..data import split_and_sample
+        from ..data import check_not_empty, sorted_for_evaluation, split_and_sample
 
         spec, name = request.spec, request.name
-        for split, rows in raw.items():
-            if len(rows) == 0:
-                raise TunelabError(f"{name}: {'the data set' if split == 'all' else split}: the split is empty",
-                                   "check the file, or remove it to let tunelab make this split from train")
+        check_not_empty(raw, name)
         fmt = spec.format or instructions.infer_format(next(iter(raw.values())).column_names, name)
         notes = [f"format: {fmt}" + ("" if spec.format else " (inferred from the columns)")]
         shaped = {}
@@ -96,18 +93,15 @@ class CausalLM(Task):
             out["train"] = instructions.pack(out["train"], request.max_length)
             notes.append(f"packing: {before} training examples in {len(out['train'])} sequences of at most "
                          f"{request.max_length} tokens")
-        for split in ("validation", "test"):  # batches of similar length pad little
-            order = sorted(range(len(out[split])), key=out[split]["length"].__getitem__)
-            out[split] = out[split].select(order).flatten_indices()
+        data = sorted_for_evaluation(DatasetDict(out))
         if request.general_text:
-            out[GENERAL] = _general_split(request.general_text, tokenizer, request.max_length)
-        return Splits(data=DatasetDict(out), notes=notes + split_notes)
+            data[GENERAL] = _general_split(request.general_text, tokenizer, request.max_length)
+        return Splits(data=data, notes=notes + split_notes)
 
     def load_model(self, run: RunSpec) -> Any:
-        from transformers import AutoModelForCausalLM
+        from ..models import load_for_causal_lm
 
-        return AutoModelForCausalLM.from_pretrained(run.model_path, trust_remote_code=run.trust_remote_code,
-                                                    use_safetensors=None if run.allow_pickle else True)
+        return load_for_causal_lm(run.model_path, run.trust_remote_code, run.allow_pickle)
 
     def collator(self, tokenizer: Any) -> Any:
         from transformers import DataCollatorForSeq2Seq
