@@ -24,6 +24,7 @@ def tiny_spec(workdir: Path, methods: list, data: str = "sst2", **train: object)
         "train": {**TINY_TRAIN, **train},
         "seeds": [0],
         "workdir": str(workdir),
+        "tune": None,  # each method at its configured rate; tests/test_tuning.py tunes
     }
 
 
@@ -60,6 +61,7 @@ def tiny_causal_spec(workdir: Path, methods: list, **train: object) -> dict[str,
         "eval": {"generate": {"max_new_tokens": 8}},
         "seeds": [0],
         "workdir": str(workdir),
+        "tune": None,  # each method at its configured rate; tests/test_tuning.py tunes
     }
 
 

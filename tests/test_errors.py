@@ -147,6 +147,16 @@ CASES = [
          "has no tokenizer files (none of tokenizer.json, vocab.txt)"),
     Case("tokenizer without a pad token", lambda t, s: {**s, "model": str(tiny_gpt2_without_pad(t / "gpt2"))},
          "has no pad token, which batches of different lengths need"),
+    # compare's learning-rate tuning (tests/test_tuning.py tunes for real)
+    Case("lr fixed and a tuning grid", lambda t, s: {**s, "tune": {}, "methods": [{"name": "head", "lr": 1e-3,
+                                                                                   "lr_grid": [1e-3, 1e-2]}]},
+         "methods[0] (head): lr 0.001 fixes the learning rate and lr_grid gives candidates to choose it from"),
+    Case("empty tuning grid", lambda t, s: {**s, "tune": {"factors": []}}, "tune.factors: the grid is empty"),
+    Case("non-positive learning-rate candidate", lambda t, s: {**s, "tune": {}, "methods": [{"name": "head",
+                                                                                             "lr_grid": [0.01, 0]}]},
+         "methods[0] (head).lr_grid: 0.0 is not positive"),
+    Case("validation too small to rank candidates", lambda t, s: {**s, "tune": {}},
+         "tuning: the validation split has 24 examples; ranking learning-rate candidates on accuracy needs at least 100"),
     Case(".pt weights", lambda t, s: {**s, "model": str(tiny_bert(t / "pt", weights="model.pt"))},
          "pickles that transformers cannot load (not even with --allow-pickle)", args=("--allow-pickle",)),
 ]

@@ -118,13 +118,14 @@ def test_table_formats_each_kind_of_cell(compared):
     fast, slow, head = ({title: cells[i] for title, i in column.items()} for cells in body)
 
     assert fast["seeds"] == "2" and slow["seeds"] == "1" and head["seeds"] == "1/2"
-    assert fast["val acc"] == "85.0 ± 7.1"  # percent, std in percent points
-    assert fast["test acc"] == "80.0 ± 7.1"
+    # percent, ± the 95 % t-interval's half-width in points: 12.71 (t, 1 dof) × 7.07 (std) / √2
+    assert fast["val acc"] == "85.0 ± 63.5"
+    assert fast["test acc"] == "80.0 ± 63.5"
     assert slow["val acc"] == "60.0"
     assert fast["val F1"] == "–"  # not measured
     assert fast["trainable params"] == "74.50k (0.33 %)"
     assert head["trainable params"] == "1.54k (0.01 %)"
-    assert fast["peak memory (MB)"] == "1550 ± 71"
+    assert fast["peak memory (MB)"] == "1550 ± 635"
     assert fast["artifact (MB)"] == "1.5 ± 0.0"  # bytes shown in MiB
     assert head["artifact (MB)"] == "–"
     assert summary.title == "builtin:minilm on ../shared/data/sst2"

@@ -46,6 +46,7 @@ def compare(
     label_column: str | None = typer.Option(None),
     workdir: str | None = typer.Option(None, help="Where the store, runs and reports go."),
     force: bool = typer.Option(False, help="Retrain runs the store already has."),
+    no_tune: bool = typer.Option(False, "--no-tune", help="Each method at its configured learning rate, untuned."),
     trust_remote_code: bool | None = typer.Option(None, help="Run model code from the hub (off by default)."),
     allow_pickle: bool | None = typer.Option(None, help="Load pickled .bin weights (they can run code)."),
     executor: str = _EXECUTOR,
@@ -53,7 +54,8 @@ def compare(
     cpus_per_run: float = _CPUS_PER_RUN,
     gpus_per_run: float = _GPUS_PER_RUN,
 ) -> None:
-    """Train each method under one protocol and print what each cost and achieved."""
+    """Train each method under one protocol, each at a learning rate chosen on validation for the
+    budget (unless fixed, or --no-tune), and print what each cost and achieved."""
     from .experiment import compare as run_comparison
     from .spec import load_spec
 
@@ -63,10 +65,13 @@ def compare(
                  "train.eval_every": eval_every, "data.text_column": text_column, "data.label_column": label_column,
                  "workdir": workdir, "trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle}
     experiment = load_spec(spec, overrides)
+    if no_tune:
+        experiment = experiment.model_copy(update={"tune": None})
     runner = _executor(executor, address, cpus_per_run, gpus_per_run)
     with _ProgressListener() as listener:
         result = run_comparison(experiment, force=force, listener=listener, executor=runner)
     console.print(_rich_table(result.rows, f"{experiment.model} on {experiment.data.path}", experiment.task))
+    _print_verdict(result.rows)
     console.print(f"trained {len(result.ran)} run(s){': ' + ', '.join(result.ran) if result.ran else ''}",
                   highlight=False)
     console.print(Text(f"{result.markdown_path} · {result.json_path} · "
@@ -165,6 +170,7 @@ def report(workdir: str = typer.Option(DEFAULT_WORKDIR, help="The experiment's w
         raise TunelabError(f"{workdir} holds no experiment yet", "run tunelab compare first")
     summary = reporting.from_store(store, experiment_id)
     console.print(_rich_table(summary.rows, summary.title, summary.task))
+    _print_verdict(summary.rows)
     _print_notes(summary.info.notes)
 
 
@@ -223,6 +229,15 @@ def _metric(metric: str, value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}" if metric.endswith("loss") else _pct(value)
 
 
+def _print_verdict(rows: list[Any]) -> None:
+    """Under the table, in words: which methods the test set cannot tell from the best."""
+    from .report import indistinguishable
+
+    verdict = indistinguishable(rows)
+    if verdict:
+        console.print(Text(verdict), highlight=False)
+
+
 def _rich_table(rows: list[Any], title: str, task: str) -> Table:
     from .report import table
 
@@ -248,7 +263,7 @@ class _ProgressListener(SweepListener):
 
     def say(self, run: Any, text: str) -> None:
         if self.plain:
-            errors.print(Text(f"{run.method} · seed {run.seed}: {text}"), soft_wrap=True)
+            errors.print(Text(f"{describe(run)}: {text}"), soft_wrap=True)
 
     def __enter__(self) -> _ProgressListener:
         return self  # the bars start with the first run: an error before it prints nothing else
@@ -261,7 +276,7 @@ class _ProgressListener(SweepListener):
         if skipped:
             console.print(f"{len(skipped)} run(s) already finished in the store: skipped (--force reruns them)")
         for run in todo:
-            self.tasks[run.key] = self.progress.add_task(f"{run.method} · seed {run.seed}", total=None, note="")
+            self.tasks[run.key] = self.progress.add_task(describe(run), total=None, note="")
         self.progress.start()
 
     def event(self, run: Any, event: Any) -> None:
@@ -285,6 +300,12 @@ class _ProgressListener(SweepListener):
             note = Text(f"test {metric} {tasks.get(run.task).score(result.metrics, 'test_' + metric)}")
             self.progress.update(task, completed=result.costs.steps, total=result.costs.steps, note=note)
             self.say(run, f"done in {result.costs.train_seconds:.0f} s, {note}")
+        elif result.status == "stopped":  # a learning-rate candidate at its rung
+            metric = run.metric
+            note = Text(f"val {metric} {tasks.get(run.task).score(result.metrics, 'validation_' + metric)} "
+                        f"@ {result.costs.steps}: stopped (candidate)")
+            self.progress.update(task, completed=result.costs.steps, total=result.costs.steps, note=note)
+            self.say(run, str(note))
         else:
             self.progress.update(task, note=Text(f"{result.status}: {result.error}", style="red"))
             self.say(run, f"{result.status}: {result.error}")
@@ -295,6 +316,13 @@ class _ProgressListener(SweepListener):
             self.progress.update(self.tasks[run.key], note=Text(f"waiting: another process trains it ({holder})"))
         else:
             self.progress.console.print(Text(f"waiting for run {run.key}: held by {holder}"))
+
+
+def describe(run: Any) -> str:
+    """A run as the progress lines name it; a learning-rate candidate with its rate."""
+    if run.rung is not None:
+        return f"{run.method} · lr {run.options.lr:.2g} (candidate)"
+    return f"{run.method} · seed {run.seed}"
 
 
 def _sweep_table(result: Any) -> Table:

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import report, tasks
+from . import report, tasks, tuning
 from .data import PreparedData, prepare_data
 from .errors import TunelabError
 from .executor import Executor, LocalExecutor
@@ -51,16 +51,22 @@ def compare(
 ) -> Comparison:
     """Train every method × seed not already finished in the store, then summarise them all."""
     listener = listener or Listener()
+    executor = executor or LocalExecutor()
     _, data, runs = prepare(spec)
+    tuning.check_validation(spec, data)
     store = Store(Path(spec.workdir))
     try:
+        runs, choices = tuning.choose(spec, runs, store, executor, listener, force)
         spec_json = spec.model_dump_json()
         experiment_id = store.add_experiment(spec_json, hashlib.sha256(spec_json.encode()).hexdigest(), runs)
-        store.annotate(experiment_id, ExperimentInfo(notes=data.notes, labels=data.labels, sizes=data.sizes))
+        store.annotate(experiment_id, ExperimentInfo(notes=data.notes, labels=data.labels, sizes=data.sizes,
+                                                     lr=choices))
         todo = [r for r in runs if force or store.status(r.key) is not RunStatus.DONE]
         skipped = [r for r in runs if r not in todo]
         listener.start(todo, skipped, data.notes)
-        outcomes = train_runs(todo, store, executor or LocalExecutor(), listener, force)
+        # a forced comparison just retrained the candidates: the winners resume from their rung
+        resume = {c.keys[0] for c in choices if c.how == "tuned"} if force else set()
+        outcomes = train_runs(todo, store, executor, listener, force, resume)
         summary = report.from_store(store, experiment_id)
     finally:
         store.close()

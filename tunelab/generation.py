@@ -64,17 +64,27 @@ def _until_stop(row: list[int], stop: set[int]) -> list[int]:
 def mean_loss(model: Any, rows: Any, collate: Any, batch_size: int) -> float:
     """Cross-entropy per label token over ``rows`` (input_ids, attention_mask, labels), weighted
     by tokens rather than batches, so that it does not depend on how the rows are batched."""
+    losses = example_losses(model, rows, collate, batch_size)
+    return sum(loss for loss, _ in losses) / max(sum(n for _, n in losses), 1)
+
+
+def example_losses(model: Any, rows: Any, collate: Any, batch_size: int) -> list[tuple[float, int]]:
+    """Each row's summed cross-entropy over its label tokens, and how many there are."""
     import torch
 
     model.eval()
-    total, count = 0.0, 0
+    out: list[tuple[float, int]] = []
     columns = ("input_ids", "attention_mask", "labels")
     for start in range(0, len(rows), batch_size):
         part = rows.select(range(start, min(start + batch_size, len(rows))))
         batch = collate([{c: part[i][c] for c in columns} for i in range(len(part))])
         batch = {k: v.to(model.device) for k, v in batch.items()}
-        n = int((batch["labels"][:, 1:] != -100).sum())  # the model shifts labels by one
-        with torch.no_grad():
-            total += float(model(**batch).loss) * n
-        count += n
-    return total / max(count, 1)
+        labels = batch.pop("labels")[:, 1:]  # the model predicts token t + 1 at position t
+        length = batch["input_ids"].shape[1]
+        with torch.no_grad():  # prompt tuning's logits begin with its virtual tokens: keep the text's
+            logits = model(**batch).logits[:, -length:-1].float()
+        token_losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100,
+                                                         reduction="none")
+        counted = labels != -100
+        out += list(zip(token_losses.sum(dim=1).tolist(), counted.sum(dim=1).tolist(), strict=True))
+    return out

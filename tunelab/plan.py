@@ -41,6 +41,10 @@ class RunSpec(BaseModel):
     evaluate_test: bool = True
     trial: TrialRef | None = None  # a sweep trial's identity, for reporting to Optuna from the worker
     evaluation: EvalSpec | None = None  # causal-lm: generation and forgetting after training
+    # A learning-rate candidate (``tunelab.tuning``): stop at this share of the training budget, with a
+    # checkpoint, so that the chosen candidate resumes there. Kept out of the key: the candidate that
+    # wins and the final run at its learning rate are one run, trained once.
+    rung: float | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -57,6 +61,7 @@ class RunSpec(BaseModel):
         # Which trial asks is not what is trained: a trial re-run after a crash keeps its key, so its
         # run directory and checkpoints. Defaults are left out so that keys from before these fields stay.
         identity.pop("trial")
+        identity.pop("rung")
         if identity["evaluate_test"]:
             identity.pop("evaluate_test")
         if identity["evaluation"] is None:

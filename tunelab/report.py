@@ -14,7 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .results import ExperimentInfo, MethodSearch, RunStatus
+from . import bootstrap, tasks
+from .bootstrap import Interval
+from .results import PREDICTIONS_FILE, ExperimentInfo, LrChoice, MethodSearch, RunStatus
 from .store import Store, StoredRun
 
 # (key in the run's costs or metrics, column title, format)
@@ -24,6 +26,7 @@ COST_COLUMNS = [
     ("train_seconds", "train time (s)", "{:.0f}"),
     ("tokens_per_second", "tokens/s", "{:.0f}"),
     ("seconds_to_best", "time to best (s)", "{:.0f}"),
+    ("seconds_to_95", "time to 95 % (s)", "{:.0f}"),
     ("artifact_bytes", "artifact (MB)", "mb"),
 ]
 
@@ -55,6 +58,12 @@ class MethodRow:
     train: dict[str, Any] = field(default_factory=dict)  # the training settings its runs used
     sweep: MethodSearch | None = None  # after `tunelab sweep`: the search that chose the settings
     label: str = ""  # the method, and the settings that tell it from other rows of the same method
+    keys: list[str] = field(default_factory=list)  # its runs
+    lr: LrChoice | None = None  # how its learning rate was chosen
+    paired: Interval | None = None  # test metric minus the best row's, paired bootstrap over test examples
+    best: bool = False  # the row with the best test metric, which the others are compared with
+    # per seed: (training seconds, validation metric) at each evaluation
+    curves: list[list[tuple[float, float]]] = field(default_factory=list)
 
 
 @dataclass
@@ -80,12 +89,18 @@ _UNITS = {
 
 def from_store(store: Store, experiment_id: int) -> Summary:
     experiment = store.experiment(experiment_id)
-    rows = summarize(store.runs(experiment_id))
+    runs = store.runs(experiment_id)
+    rows = summarize(runs)
     info = experiment.info
     searches = {search.method: search for search in info.sweep.methods} if info.sweep else {}
+    spec = experiment.spec
+    task = tasks.get(str(spec.get("task", "classification")))
+    metric = str(spec.get("train", {}).get("metric") or task.default_metric)
     for row in rows:
         row.sweep = searches.get(row.method)
-    spec = experiment.spec
+        row.lr = next((c for c in info.lr if set(c.keys) & set(row.keys)), None)
+        _budget_curves(row, store, metric, task.greater_is_better(metric))
+    _paired(rows, [r for r in runs if r.status is RunStatus.DONE], task)
     title = f"{spec['model']} on {spec['data']['path']}"  # the stored spec is the validated one: data is a mapping
     if info.sweep:
         title += f", tuned ({info.sweep.trials_per_method} trials per method)"
@@ -103,7 +118,7 @@ def summarize(runs: list[StoredRun]) -> list[MethodRow]:
     for (method, _), group in groups.items():
         done = [r for r in group if r.status is RunStatus.DONE]
         row = MethodRow(method=method, runs=len(group), done=len(done), options=group[0].spec.options.model_dump(),
-                        train=group[0].spec.train.model_dump())
+                        train=group[0].spec.train.model_dump(), keys=[r.key for r in group])
         row.failed = [f"seed {r.seed}: {r.status}" + (f" ({r.error})" if r.error else "")
                       for r in group if r.status is not RunStatus.DONE]
         if done:
@@ -115,6 +130,60 @@ def summarize(runs: list[StoredRun]) -> list[MethodRow]:
         rows.append(row)
     _label(rows)
     return rows
+
+
+def _budget_curves(row: MethodRow, store: Store, metric: str, maximise: bool) -> None:
+    """Each seed's validation metric against training seconds, and how long it took to reach 95 %
+    of its best (for a loss: to come within 5 % of it), from the series in the store."""
+    reached = []
+    for key in row.keys:
+        series = store.series(key)
+        seconds = {step: value for step, name, value in series if name == "train_seconds"}
+        curve = [(seconds[step], value) for step, name, value in series if name == f"eval_{metric}" and step in seconds]
+        if not curve:
+            continue
+        row.curves.append(curve)
+        best = max(v for _, v in curve) if maximise else min(v for _, v in curve)
+        good = [t for t, v in curve if (v >= 0.95 * best if maximise else v <= best / 0.95)]
+        reached.append(min(good))
+    if reached:
+        row.values["seconds_to_95"] = _stat(reached)
+
+
+def _paired(rows: list[MethodRow], done: list[StoredRun], task: tasks.Task) -> None:
+    """Each row's test metric minus the best row's, with a paired bootstrap 95 % interval over the
+    test examples (each row's examples averaged over its seeds); rows without predictions get none."""
+    metric, numerator, denominator = task.paired
+    examples = {row.label: _examples(row, done, numerator, denominator) for row in rows}
+    scored = [row for row in rows if examples[row.label] is not None]
+    if len(scored) < 2:
+        return
+    sign = 1 if task.greater_is_better(metric) else -1
+    best = max(scored, key=lambda row: sign * bootstrap.score(*examples[row.label]))  # type: ignore[misc]
+    best.best = True
+    for row in scored:
+        num, den = examples[row.label]  # type: ignore[misc]
+        best_num, best_den = examples[best.label]  # type: ignore[misc]
+        row.paired = bootstrap.paired_difference(num, best_num, den, best_den)
+
+
+def _examples(row: MethodRow, done: list[StoredRun], numerator: str,
+              denominator: str | None) -> tuple[Any, Any] | None:
+    """Per test example, the numerator and denominator of the paired metric, averaged over the
+    row's seeds; None when a run has no predictions file (older runs, a moved work directory)."""
+    import numpy as np
+
+    per_seed = []
+    for run in (r for r in done if r.key in row.keys):
+        path = run.spec.run_dir / PREDICTIONS_FILE
+        if not path.is_file():
+            return None
+        records = [json.loads(line) for line in path.read_text().splitlines() if line]
+        per_seed.append(([float(r[numerator]) for r in records],
+                         [float(r[denominator]) if denominator else 1.0 for r in records]))
+    if not per_seed or len({len(num) for num, _ in per_seed}) != 1:
+        return None
+    return np.mean([num for num, _ in per_seed], axis=0), np.mean([den for _, den in per_seed], axis=0)
 
 
 def _label(rows: list[MethodRow]) -> None:
@@ -149,7 +218,7 @@ def cell(row: MethodRow, key: str, fmt: str) -> str:
         pct = f" ({row.trainable_pct:.2f} %)" if row.trainable_pct is not None else ""
         return f"{_count(stat.mean)}{pct}"
     text = format_value(stat.mean, fmt)
-    return f"{text} ± {format_value(stat.std, fmt)}" if stat.std is not None else text
+    return f"{text} ± {format_value(stat.ci95, fmt)}" if stat.ci95 is not None else text
 
 
 def format_value(value: float | None, fmt: str) -> str:
@@ -171,16 +240,66 @@ def _count(n: float) -> str:
 def table(rows: list[MethodRow], task: str = "classification") -> tuple[list[str], list[list[str]]]:
     """Header and cells, shared by the terminal and Markdown renderings. After a sweep, a column
     says how many trials chose each method's settings."""
+    from . import tasks
+
     swept = any(row.sweep for row in rows)
+    chosen = any(row.lr for row in rows)
+    paired = any(row.paired for row in rows)
     shown = columns(task)
-    header = ["method", "seeds"] + (["trials (done/pruned/failed)"] if swept else [])
+    metric, _, _ = tasks.get(task).paired
+    header = ["method", "seeds"] + (["trials (done/pruned/failed)"] if swept else []) + (["lr"] if chosen else [])
     header += [title for _, title, _ in shown]
+    header += [f"Δ test {metric} vs best [95 % CI]"] if paired else []
     body = []
     for row in rows:
         seeds = f"{row.done}/{row.runs}" if row.done != row.runs else str(row.runs)
         trials = [trial_counts(row.sweep)] if swept else []
-        body.append([row.label or row.method, seeds, *trials] + [cell(row, key, fmt) for key, _, fmt in shown])
+        lr = [learning_rate(row)] if chosen else []
+        difference = [difference_cell(row, next(fmt for k, _, fmt in shown if k == f"test_{metric}"))] if paired else []
+        body.append([row.label or row.method, seeds, *trials, *lr] + [cell(row, key, fmt) for key, _, fmt in shown]
+                    + difference)
     return header, body
+
+
+def learning_rate(row: MethodRow) -> str:
+    """The rate a row ended with and how it was chosen: ``2e-03 (tuned of 4, +35 s)``."""
+    if row.sweep:
+        return f"{row.options.get('lr', 0):.2g} (sweep)"
+    if row.lr is None:
+        return "–"
+    how: str = row.lr.how
+    if how == "tuned" and row.lr.candidates:
+        how = f"tuned of {len(row.lr.candidates)}, +{row.lr.tuning_seconds:.0f} s"
+    return f"{row.lr.lr:.2g} ({how})"
+
+
+def difference_cell(row: MethodRow, fmt: str) -> str:
+    """``−2.3 [−4.1, −0.6] *``: the row minus the best, its interval, and * where it excludes zero."""
+    if row.best:
+        return "best"
+    if row.paired is None:
+        return "–"
+    p = row.paired
+    signed = "{:+" + (fmt[2:] if fmt.startswith("{:") else ".1f}")
+    scale = 100 if fmt == "pct" else 1
+    text = (f"{signed.format(p.difference * scale)} [{signed.format(p.low * scale)}, "
+            f"{signed.format(p.high * scale)}]")
+    return text + (" *" if p.excludes_zero else "")
+
+
+def indistinguishable(rows: list[MethodRow]) -> str | None:
+    """In plain words, which rows the test set cannot tell from the best."""
+    best = next((row for row in rows if row.best), None)
+    if best is None:
+        return None
+    ties = [row.label for row in rows if row.paired is not None and not row.best and not row.paired.excludes_zero]
+    worse = [row.label for row in rows if row.paired is not None and row.paired.excludes_zero]
+    text = f"Best on test: {best.label}."
+    if ties:
+        text += f" Indistinguishable from it on this test set (their 95 % interval includes 0): {', '.join(ties)}."
+    if worse:
+        text += f" Different from it (marked *): {', '.join(worse)}."
+    return text
 
 
 def trial_counts(search: MethodSearch | None) -> str:
@@ -204,6 +323,17 @@ def markdown(summary: Summary) -> str:
     lines = [f"# {md_escape(summary.title)}", "", "| " + " | ".join(header) + " |",
              "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(md_escape(c) for c in cells) + " |" for cells in body]
+    verdict = indistinguishable(rows)
+    if verdict:
+        lines += ["", md_escape(verdict)]
+    task = tasks.get(summary.task)
+    metric = str(summary.spec.get("train", {}).get("metric") or task.default_metric)
+    key = f"validation_{metric}"
+    chosen = [f"- {md_escape(r.label)}: {md_escape(lr_story(r.lr, lambda v: task.score({key: v}, key)))}"
+              for r in rows if r.lr and r.lr.candidates]
+    if chosen:
+        lines += ["", "Learning rates, chosen on validation (each candidate trained on the first seed to the rung, "
+                      "the best continued):", *chosen]
     tuned = [f"- {md_escape(r.label)}: {md_escape(tuned_settings(r.sweep))} (best validation "
              f"{md_escape(_setting(r.sweep.best_validation))}, trial {r.sweep.best_trial})"
              for r in rows if r.sweep]
@@ -214,9 +344,22 @@ def markdown(summary: Summary) -> str:
         lines += ["", "Runs that did not finish:", *failures]
     if summary.info.notes:
         lines += ["", "Notes:", *(f"- {md_escape(n)}" for n in summary.info.notes)]
-    lines += ["", f"Mean ± standard deviation over seeds. {_UNITS[summary.task]} "
-              "Peak memory: the run process's peak RSS on CPU, CUDA max allocated on GPU."]
+    lines += ["", f"Mean ± 95 % t-interval over seeds (with two or more). {_UNITS[summary.task]} "
+              "Peak memory: the run process's peak RSS on CPU, CUDA max allocated on GPU. Δ vs best: the test "
+              "metric minus the best row's, with a paired bootstrap 95 % interval over the test examples "
+              "(2,000 resamples). Time to 95 %: training seconds until the validation metric first reached "
+              "95 % of its best (for a loss: came within 5 % of it)."]
     return "\n".join(lines) + "\n"
+
+
+def lr_story(choice: LrChoice, show: Any = _setting) -> str:
+    """``0.005 from 0.0005: 50.0, 0.0015: 50.0, 0.005: 69.6 (validation at step 19)``: each
+    candidate's validation score at the rung, shown by ``show``."""
+    scores = ", ".join(f"{c.lr:.2g}: " + (show(c.validation) if c.validation is not None else str(c.status))
+                       for c in choice.candidates)
+    step = next((c.step for c in choice.candidates if c.step), None)
+    text = f"{choice.lr:.2g} from {scores}" + (f" (validation at step {step})" if step else "")
+    return text + (f"; {choice.note}" if choice.note else "")
 
 
 def md_escape(text: str) -> str:
@@ -234,7 +377,8 @@ def as_json(summary: Summary) -> dict[str, Any]:
             "data": spec["data"]["path"], "labels": info.labels,
             "sizes": info.sizes, "seeds": spec.get("seeds"), "notes": info.notes,
             "sweep": info.sweep.model_dump() if info.sweep else None,
-            "methods": [{**asdict(row), "sweep": row.sweep.model_dump() if row.sweep else None}
+            "methods": [{**asdict(row), "sweep": row.sweep.model_dump() if row.sweep else None,
+                         "lr": row.lr.model_dump(mode="json") if row.lr else None}
                         for row in summary.rows]}
 
 

@@ -4,9 +4,11 @@ where they cross a boundary (the worker's channel, the store)."""
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+PREDICTIONS_FILE = "predictions.jsonl"  # per test example, in each run's directory (``runner.write_predictions``)
 
 
 class RunStatus(str, Enum):
@@ -16,6 +18,7 @@ class RunStatus(str, Enum):
     DIVERGED = "diverged"  # the training loss stopped being a finite number
     OOM = "oom"  # CUDA out of memory
     PRUNED = "pruned"  # a sweep trial its pruner stopped
+    STOPPED = "stopped"  # a learning-rate candidate halted at its rung; the chosen one resumes from there
 
     def __str__(self) -> str:
         return self.value
@@ -85,6 +88,35 @@ class SweepSummary(BaseModel):
     methods: list[MethodSearch]
 
 
+class Candidate(BaseModel):
+    """A learning rate ``compare`` tried for a method: its run, and its validation score at the rung."""
+
+    lr: float
+    key: str
+    status: RunStatus
+    validation: float | None = None
+    step: int | None = None  # the step it was scored at
+    seconds: float | None = None  # its process's life (start-up and training up to there)
+
+
+class LrChoice(BaseModel):
+    """How one method of a comparison got its learning rate."""
+
+    index: int  # in the experiment's methods
+    method: str
+    lr: float
+    how: Literal["tuned", "fixed", "default"]  # default: tuning was off (--no-tune)
+    keys: list[str] = []  # its final runs, every seed
+    candidates: list[Candidate] = []
+    note: str | None = None
+
+    @property
+    def tuning_seconds(self) -> float:
+        """What choosing cost beyond the final runs: the candidates that lost (the winner's time up
+        to the rung is part of its final run's)."""
+        return sum(c.seconds or 0.0 for c in self.candidates if c.lr != self.lr)
+
+
 class ExperimentInfo(BaseModel):
     """What the store keeps about an experiment beside its runs, so that a report read back from
     the store says everything the command that ran it said."""
@@ -93,3 +125,4 @@ class ExperimentInfo(BaseModel):
     labels: list[str] = []
     sizes: dict[str, int] = {}  # examples per split
     sweep: SweepSummary | None = None
+    lr: list[LrChoice] = []  # how each method's learning rate was chosen (compare)

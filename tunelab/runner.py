@@ -36,7 +36,7 @@ from . import methods, tasks
 from .events import Evaluation, Progress
 from .measure import count_parameters, directory_bytes, environment, peak_memory_mb
 from .plan import RunSpec
-from .results import Costs, RunResult, RunStatus
+from .results import PREDICTIONS_FILE, Costs, RunResult, RunStatus
 from .trial import TrialRef, load_trial
 
 Report = Callable[[Progress | Evaluation], None]
@@ -153,6 +153,23 @@ class _TrialReporter(TrainerCallback):
             control.should_training_stop = True
 
 
+class _Rung(TrainerCallback):
+    """A learning-rate candidate stops at its rung (a share of the budget, ``RunSpec.rung``):
+    evaluated and checkpointed there, so that the candidate chosen resumes from that checkpoint
+    with its optimizer and schedule as they were, as if it had never stopped."""
+
+    def __init__(self, fraction: float) -> None:
+        self.fraction = fraction
+        self.step: int | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        self.step = max(1, math.ceil(self.fraction * state.max_steps))
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        if self.step is not None and state.global_step >= self.step:
+            control.should_evaluate = control.should_save = control.should_training_stop = True
+
+
 @dataclass
 class Session:
     """A run ready to train: the Trainer with the method applied, and what it was built from."""
@@ -188,6 +205,8 @@ def build(run: RunSpec, report: Report = _ignore) -> Session:
     reporter = _TrialReporter(run.trial, run.metric) if run.trial else None
     if reporter:
         callbacks.append(reporter)
+    if run.rung is not None:
+        callbacks.append(_Rung(run.rung))
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.run_dir / "tensorboard")
     trainer = _MethodTrainer(
         model=model,
@@ -225,14 +244,18 @@ def train(run: RunSpec, report: Report = _ignore) -> RunResult:
 
     pruned_at = session.reporter.pruned_at if session.reporter else None
     started = time.perf_counter()
-    metrics = _final_metrics(session, run)
-    measured = session.task.measure(trainer.model, trainer.processing_class, session.data, run)
+    if run.rung is not None:  # a candidate is ranked on its evaluation at the rung; its checkpoint is what it keeps
+        metrics, measured = _last_evaluation(trainer.state.log_history, session.task.kept_metrics), tasks.Measured()
+    else:
+        metrics = _final_metrics(session, run)
+        measured = session.task.measure(trainer.model, trainer.processing_class, session.data, run)
     metrics.update(measured.metrics)
     eval_seconds = time.perf_counter() - started
 
     # The checkpoints stay until the parent has recorded this result: a kill before that resumes
     # from them instead of training again (``training.train_runs`` removes them).
-    artifact = None if run.trial else save_artifact(trainer.model, trainer.processing_class, run)
+    kept = not run.trial and run.rung is None
+    artifact = save_artifact(trainer.model, trainer.processing_class, run) if kept else None
     memory, memory_kind = peak_memory_mb()
     state = trainer.state
     tokens = int(state.num_input_tokens_seen)
@@ -255,9 +278,18 @@ def train(run: RunSpec, report: Report = _ignore) -> RunResult:
         pruned_at_step=pruned_at,
         generation_tokens_per_second=measured.generation_tokens_per_second,
     )
-    return RunResult(key=run.key, status=RunStatus.DONE if pruned_at is None else RunStatus.PRUNED, metrics=metrics,
-                     costs=costs, series=_series(state.log_history), artifact=str(artifact) if artifact else None,
+    status = RunStatus.PRUNED if pruned_at is not None else RunStatus.STOPPED if run.rung else RunStatus.DONE
+    return RunResult(key=run.key, status=status, metrics=metrics, costs=costs,
+                     series=_series(state.log_history, clock.elapsed_at), artifact=str(artifact) if artifact else None,
                      environment=environment())
+
+
+def _last_evaluation(log_history: list[dict[str, Any]], kept: frozenset[str]) -> dict[str, float]:
+    """The last evaluation's kept scores, as ``validation_<metric>``."""
+    evaluations = [entry for entry in log_history if any(k.startswith("eval_") for k in entry)]
+    last: dict[str, Any] = evaluations[-1] if evaluations else {}
+    return {f"validation_{k.removeprefix('eval_')}": float(v) for k, v in last.items()
+            if k.startswith("eval_") and k.removeprefix("eval_") in kept}
 
 
 def _final_metrics(session: Session, run: RunSpec) -> dict[str, float]:
@@ -272,9 +304,22 @@ def _final_metrics(session: Session, run: RunSpec) -> dict[str, float]:
                     if k.removeprefix("eval_") in kept}
     metrics = {}
     for split in ("validation", "test") if run.evaluate_test else ("validation",):
-        scores = session.task.evaluate(trainer, session.data[split], split)
-        metrics.update({k: float(v) for k, v in scores.items() if k.removeprefix(f"{split}_") in kept})
+        scored = session.task.evaluate(trainer, session.data[split], split, run.labels)
+        metrics.update({k: float(v) for k, v in scored.metrics.items() if k.removeprefix(f"{split}_") in kept})
+        if split == "test":
+            write_predictions(run.run_dir, scored.examples)
     return metrics
+
+
+def write_predictions(run_dir: Path, examples: list[dict[str, Any]]) -> None:
+    """``<run>/predictions.jsonl``: one JSON object per test example, in the prepared test split's
+    order (the same for every run on the same data), with its index and the task's fields
+    (classification: label, prediction, correct; causal-lm: loss summed over the response tokens,
+    tokens). Written whole or not at all."""
+    path = run_dir / PREDICTIONS_FILE
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(json.dumps({"index": i, **example}) + "\n" for i, example in enumerate(examples)))
+    os.replace(tmp, path)
 
 
 def _training_args(run: RunSpec, task: tasks.Task, output_dir: Path) -> Any:
@@ -336,14 +381,16 @@ def _complete(checkpoint: Path) -> bool:
     return isinstance(state, dict) and "global_step" in state and weights and (checkpoint / "optimizer.pt").is_file()
 
 
-def _series(log_history: list[dict[str, Any]]) -> list[tuple[int, str, float]]:
+def _series(log_history: list[dict[str, Any]], elapsed_at: dict[int, float]) -> list[tuple[int, str, float]]:
+    """What the Trainer logged, and the training seconds at each evaluation (``train_seconds``):
+    the x axis of the report's budget curves."""
     out = []
     for entry in log_history:
         step = int(entry.get("step", 0))
         for name, value in entry.items():
             if name not in ("step", "epoch") and isinstance(value, (int, float)) and math.isfinite(value):
                 out.append((step, name, float(value)))
-    return out
+    return out + [(step, "train_seconds", seconds) for step, seconds in sorted(elapsed_at.items())]
 
 
 def save_artifact(model: Any, tokenizer: Any, run: RunSpec, target: Path | None = None) -> Path:

@@ -33,8 +33,9 @@ class Outcome:
 
 
 def train_runs(runs: list[RunSpec], store: Store, executor: Executor, listener: Listener,
-               force: bool = False) -> list[Outcome]:
-    """Train ``runs`` (``force``: even those finished in the store), each under its lock.
+               force: bool = False, resume: set[str] | None = None) -> list[Outcome]:
+    """Train ``runs`` (``force``: even those finished in the store, from scratch except those in
+    ``resume``), each under its lock.
 
     Locks are taken as the executor can use them (one at a time for the local executor, all at
     once for Ray), so that processes sharing a work directory share the work: a run another process
@@ -47,7 +48,7 @@ def train_runs(runs: list[RunSpec], store: Store, executor: Executor, listener: 
         pending = list(runs)
         while pending:
             batch, passed = _claim(pending, held, getattr(executor, "parallel", 1))
-            outcomes += _train_locked(batch, held, store, executor, listener, force)
+            outcomes += _train_locked(batch, held, store, executor, listener, force, resume or set())
             if not batch:  # every remaining run is another process's: wait for each in turn
                 waiting = [(run, RunLock(Path(run.workdir), run.key)) for run in passed]
                 break
@@ -56,7 +57,7 @@ def train_runs(runs: list[RunSpec], store: Store, executor: Executor, listener: 
             listener.waiting(run, lock.holder())
             lock.acquire()
             held[run.key] = lock
-            outcomes += _train_locked([run], held, store, executor, listener, force=False)
+            outcomes += _train_locked([run], held, store, executor, listener, False, set())
         return outcomes
     finally:
         for lock in [*held.values(), *(lock for _, lock in waiting)]:
@@ -81,7 +82,7 @@ def _claim(runs: list[RunSpec], held: dict[str, RunLock], room: int) -> tuple[li
 
 
 def _train_locked(runs: list[RunSpec], held: dict[str, RunLock], store: Store, executor: Executor,
-                  listener: Listener, force: bool) -> list[Outcome]:
+                  listener: Listener, force: bool, resume: set[str]) -> list[Outcome]:
     outcomes, todo = [], []
     for run in runs:
         stored = store.run(run.key)
@@ -89,7 +90,7 @@ def _train_locked(runs: list[RunSpec], held: dict[str, RunLock], store: Store, e
             outcomes.append(Outcome(run, stored.result(), trained=False))
             held.pop(run.key).release()
         else:
-            if force:  # start clean: a forced run does not resume from the checkpoints of the last one
+            if force and run.key not in resume:  # start clean: not from the checkpoints of the last one
                 shutil.rmtree(run.run_dir / "checkpoints", ignore_errors=True)
             todo.append(run)
     by_key = {run.key: run for run in todo}

@@ -13,11 +13,11 @@ from .schema import (
     Sample,
     SweepSpec,
     TrainSpec,
+    TuneSpec,
     merge_train,
 )
 from .space import sweep_space
 
 __all__ = ["DEFAULT_EXPERIMENT", "DEFAULT_WORKDIR", "TUNABLE_TRAIN", "DataSpec", "EvalSpec", "ExperimentSpec",
-           "GenerateSpec", "MethodSpec",
-           "PrunerSpec", "Sample", "SweepSpec", "TrainSpec", "build_spec", "load_spec", "merge_train", "read_yaml",
-           "sweep_space"]
+           "GenerateSpec", "MethodSpec", "PrunerSpec", "Sample", "SweepSpec", "TrainSpec", "TuneSpec", "build_spec",
+           "load_spec", "merge_train", "read_yaml", "sweep_space"]

@@ -126,6 +126,8 @@ class MethodSpec(_Strict):
     name: str
     options: SerializeAsAny[MethodOptions]
     train: dict[str, Any] = {}
+    lr_fixed: bool = False  # the experiment wrote ``lr``: compare uses it as given, without tuning
+    lr_grid: list[float] | None = None  # the method's own learning-rate candidates, instead of tune.factors
 
     @model_validator(mode="before")
     @classmethod
@@ -137,8 +139,9 @@ class MethodSpec(_Strict):
     def _compact(self, handler: Any) -> Any:
         """No ``train`` key when empty, so experiments without one hash as they always did."""
         data = handler(self)
-        if not self.train:
-            data.pop("train", None)
+        for key, default in (("train", {}), ("lr_fixed", False), ("lr_grid", None)):
+            if data.get(key) == default:
+                data.pop(key, None)
         return data
 
 
@@ -164,6 +167,32 @@ class SweepSpec(_Strict):
     @classmethod
     def _pruner(cls, value: Any) -> Any:
         return {"name": value} if isinstance(value, str) else value
+
+
+class TuneSpec(_Strict):
+    """How ``compare`` chooses each method's learning rate (``tunelab.tuning``): every candidate
+    (the method's default rate × each factor) trains on the first seed up to ``fraction`` of the
+    budget and is ranked on validation; the best continues from there to the full budget."""
+
+    factors: list[float] = [1.0, 3.0, 10.0]
+    fraction: float = Field(0.2, gt=0, le=1)
+
+    @field_validator("factors")
+    @classmethod
+    def _factors(cls, value: list[float]) -> list[float]:
+        return check_grid(value, "multiples of the default learning rate, e.g. [0.3, 1, 3, 10]")
+
+
+def check_grid(value: list[float], example: str) -> list[float]:
+    """A learning-rate grid: at least one value, each positive, none twice."""
+    if not value:
+        raise ValueError(f"the grid is empty: give {example}")
+    bad = [v for v in value if not v > 0]
+    if bad:
+        raise ValueError(f"{bad[0]} is not positive: give {example}")
+    if len(set(value)) != len(value):
+        raise ValueError(f"values repeat in {value}")
+    return sorted(value)
 
 
 class GenerateSpec(_Strict):
@@ -200,12 +229,13 @@ class ExperimentSpec(_Strict):
     allow_pickle: bool = False  # load pickled .bin checkpoints (they can run code)
     sweep: SweepSpec | None = None
     eval: EvalSpec | None = None  # causal-lm only; its defaults when omitted
+    tune: TuneSpec | None = TuneSpec()  # compare's learning-rate selection; null (--no-tune): each method's lr as set
 
     @model_serializer(mode="wrap")
     def _compact(self, handler: Any) -> Any:
-        """No ``sweep`` or ``eval`` key when there is none, so experiments without one hash as they always did."""
+        """No ``sweep``, ``eval`` or ``tune`` key when there is none: such experiments hash as they always did."""
         data = handler(self)
-        for key in ("sweep", "eval"):
+        for key in ("sweep", "eval", "tune"):
             if getattr(self, key) is None:
                 data.pop(key, None)
         return data
@@ -357,7 +387,10 @@ def _method_spec(index: int, entry: Any, task: str) -> MethodSpec:
         return entry
     name, overrides = _method_entry(index, entry)
     train = _method_train(index, name, overrides.pop("train", None) or {})
+    grid = _lr_grid(index, name, overrides)
+    fixed = "lr" in overrides
     if isinstance(overrides.get("options"), dict):  # the normalised form, as stored
+        fixed = bool(overrides.get("lr_fixed", False))
         overrides = overrides["options"]
     method = method_registry.get(name)
     odd = [key for key in overrides if not isinstance(key, str)]
@@ -370,7 +403,26 @@ def _method_spec(index: int, entry: Any, task: str) -> MethodSpec:
         options = method.Options(**overrides)
     except ValidationError as err:
         raise TunelabError(first_error(err, f"methods[{index}] ({name})", method.Options.model_fields)) from None
-    return MethodSpec(name=name, options=options, train=train)
+    return MethodSpec(name=name, options=options, train=train, lr_fixed=fixed, lr_grid=grid)
+
+
+def _lr_grid(index: int, name: str, overrides: dict[str, Any]) -> list[float] | None:
+    """The method's own learning-rate candidates (``lr_grid``), taken out of its options; refused
+    beside a fixed ``lr``, which would leave it unclear which one counts."""
+    if "lr_grid" not in overrides:
+        return None
+    raw = overrides.pop("lr_grid")
+    where = f"methods[{index}] ({name}).lr_grid"
+    if "lr" in overrides:
+        raise TunelabError(f"methods[{index}] ({name}): lr {overrides['lr']} fixes the learning rate and lr_grid "
+                           "gives candidates to choose it from", "keep one: lr to fix it, lr_grid to tune it")
+    example = "learning rates to choose from, e.g. lr_grid: [1e-4, 3e-4, 1e-3]"
+    if not isinstance(raw, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw):
+        raise TunelabError(f"{where}: expected a list of numbers, got {raw!r}", f"give {example}")
+    try:
+        return check_grid([float(v) for v in raw], example)
+    except ValueError as err:
+        raise TunelabError(f"{where}: {err}") from None
 
 
 def _method_entry(index: int, entry: Any) -> tuple[str, dict[str, Any]]:

@@ -29,7 +29,7 @@ def compare_best(spec: ExperimentSpec, result: SweepResult, executor: Executor,
                      for s in result.methods if s.best_options is None]
     if not tuned:
         return None
-    final = spec.model_copy(update={"methods": tuned, "sweep": None})
+    final = spec.model_copy(update={"methods": tuned, "sweep": None, "tune": None})  # the sweep chose the rates
     result.tuned_path = write_tuned(final)
     comparison = compare(final, executor=executor, listener=listener)
     _record_search(final, comparison, SweepSummary(

@@ -52,6 +52,15 @@ class Measured:
     generation_tokens_per_second: float | None = None
 
 
+@dataclass
+class Scored:
+    """A final evaluation of one split: its metrics, and what each example scored, in the split's
+    order (``predictions.jsonl``, the paired bootstrap's input)."""
+
+    metrics: dict[str, float]
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+
 class Task(ABC):
     """A task. A new one subclasses this in a file of its own, decorated with
     ``tunelab.tasks.register``, and overrides what is abstract here."""
@@ -67,6 +76,12 @@ class Task(ABC):
     # The report's metric columns: (key in the run's metrics, title, format).
     columns: ClassVar[list[tuple[str, str, str]]]
     compute_metrics: Callable[[Any], dict[str, float]] | None = None  # on the logits; None: loss only
+    # The test metric the report's paired intervals are for, as fields of each example's record in
+    # ``predictions.jsonl``: the metric is sum(numerator) / sum(denominator) (a count when None).
+    paired: ClassVar[tuple[str, str, str | None]]
+    # The fewest validation examples that can rank learning-rate candidates (``tunelab.tuning``), and why.
+    min_validation: ClassVar[int]
+    min_validation_why: ClassVar[str]
 
     def score(self, metrics: dict[str, float], key: str) -> str:
         """One metric as the report shows it (``columns``' format), for progress lines."""
@@ -130,9 +145,14 @@ class Task(ABC):
     def collator(self, tokenizer: Any) -> Any:
         """Pads each batch to its longest example."""
 
-    def evaluate(self, trainer: Any, rows: Any, split: str) -> dict[str, float]:
-        """The final scores of the best model on one split, as ``<split>_<metric>``."""
-        return dict(trainer.evaluate(rows, metric_key_prefix=split))
+    def evaluate(self, trainer: Any, rows: Any, split: str, labels: list[str]) -> Scored:
+        """The final scores of the best model on one split, as ``<split>_<metric>``, and each example's."""
+        output = trainer.predict(rows, metric_key_prefix=split)
+        return Scored(metrics=dict(output.metrics), examples=self.examples(output, labels))
+
+    def examples(self, output: Any, labels: list[str]) -> list[dict[str, Any]]:
+        """Each example's record from ``Trainer.predict``'s output (``paired`` names its fields)."""
+        return []
 
     def derived_metrics(self, metrics: dict[str, float]) -> None:  # noqa: B027 (an optional hook)
         """Add what follows from an evaluation's metrics (perplexity from loss), in place."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import TunelabError
 from . import register
-from .base import Measured, Request, Splits, Task
+from .base import Measured, Request, Scored, Splits, Task
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -28,6 +28,9 @@ class CausalLM(Task):
     description = "instruction tuning of a decoder: loss on the response tokens, generation, forgetting"
     metrics = {"loss": False}  # on the validation responses' tokens (perplexity orders runs the same way)
     kept_metrics = frozenset({"loss", "perplexity"})
+    paired = ("loss", "loss", "tokens")  # per token: each example's summed loss over its response tokens
+    min_validation = 16
+    min_validation_why = "the loss averages every response token, but fewer examples than that are a few sentences"
     peft_task_type = "CAUSAL_LM"
     columns = [
         ("validation_loss", "val loss", "{:.3f}"),
@@ -108,16 +111,17 @@ class CausalLM(Task):
 
         return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)  # pads labels with -100
 
-    def evaluate(self, trainer: Any, rows: Any, split: str) -> dict[str, float]:
-        """Loss per response token over the whole split (``mean_loss``), not the Trainer's mean of
-        batch means, which depends on the batch size and over-weights the short examples that the
-        length-sorted splits put together; the same measure as forgetting's."""
-        from ..generation import mean_loss
+    def evaluate(self, trainer: Any, rows: Any, split: str, labels: list[str]) -> Scored:
+        """Loss per response token over the whole split, not the Trainer's mean of batch means,
+        which depends on the batch size and over-weights the short examples that the length-sorted
+        splits put together; the same measure as forgetting's. Each example keeps its summed loss and
+        its token count."""
+        from ..generation import example_losses
 
-        loss = mean_loss(trainer.model, rows, trainer.data_collator, trainer.args.per_device_eval_batch_size)
-        metrics = {f"{split}_loss": loss}
+        losses = example_losses(trainer.model, rows, trainer.data_collator, trainer.args.per_device_eval_batch_size)
+        metrics = {f"{split}_loss": sum(loss for loss, _ in losses) / max(sum(n for _, n in losses), 1)}
         self.derived_metrics(metrics)
-        return metrics
+        return Scored(metrics=metrics, examples=[{"loss": loss, "tokens": n} for loss, n in losses])
 
     def derived_metrics(self, metrics: dict[str, float]) -> None:
         for key in [k for k in metrics if k.endswith("_loss")]:

@@ -29,6 +29,18 @@ class Classification(Task):
         ("test_f1_macro", "test F1", "pct"),
     ]
     compute_metrics = staticmethod(classification_metrics)
+    paired = ("accuracy", "correct", None)
+    min_validation = 100
+    min_validation_why = ("below that one example moves accuracy by more than a point, and candidates a few "
+                          "points apart are ranked by chance")
+
+    def examples(self, output: Any, labels: list[str]) -> list[dict[str, Any]]:
+        import numpy as np
+
+        logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+        predicted = np.asarray(logits).argmax(axis=-1).tolist()
+        return [{"label": labels[int(gold)], "prediction": labels[guess], "correct": int(guess == int(gold))}
+                for gold, guess in zip(output.label_ids.tolist(), predicted, strict=True)]
 
     def check_model(self, ref: str, config: Any) -> None:
         from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES

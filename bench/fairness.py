@@ -1,0 +1,126 @@
+"""Is the tuned `compare` a fair answer? Its per-method test accuracy against a thorough sweep's.
+
+    python bench/fairness.py                                  # sst2 and rotten_tomatoes, 12 trials per method
+    python bench/fairness.py --data sst2 --trials 6           # quicker
+
+For each data set (from ../shared/data; 2,000 training sentences, 500 validation, the whole test
+split; builtin:minilm, 1 epoch, batch 16, max 64 tokens): the default `tunelab compare` (each
+method's learning rate chosen by `tunelab.tuning`) and `tunelab sweep` with N trials per method over
+its whole default search space (learning rate, method options, batch size, warm-up, weight decay),
+whose best settings are then retrained with test evaluation, in separate work directories, one
+after the other in this process. Reported per method: the learning rate each chose, the test
+accuracy of each and their difference (the target: within 1.5 points), and whether the two rank
+the methods the same way wherever the sweep's own differences are clear (paired bootstrap 95 %
+interval excluding zero). Wall times of both. The sweep is the reference, not the truth: its test
+accuracy has the same sampling noise (±1.5 points at 872 examples) as the compare's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("TUNELAB_TEST_DATA", ROOT.parent / "shared" / "data"))
+METHODS = ["full", "llrd", "lora", "prompt-tuning"]
+
+
+def base(name: str, train: int) -> dict[str, Any]:
+    return {"model": "builtin:minilm", "data": {"path": str(DATA / name), "sample": {"train": train, "validation": 500}},
+            "methods": METHODS, "train": {"epochs": 1, "batch_size": 16, "max_length": 64, "eval_every": 25},
+            "seeds": [0]}
+
+
+def predictions(workdir: Path, keys: list[str]) -> np.ndarray:
+    rows = [json.loads(line) for line in (workdir / "runs" / keys[0] / "predictions.jsonl").read_text().splitlines()]
+    return np.array([r["correct"] for r in rows], dtype=float)
+
+
+def one(name: str, trials: int, train: int, out: Path) -> dict[str, Any]:
+    from tunelab.bootstrap import paired_difference
+    from tunelab.experiment import compare
+    from tunelab.spec import build_spec
+    from tunelab.sweep import sweep
+
+    print(f"{name}: tuned compare", flush=True)
+    started = time.perf_counter()
+    tuned = compare(build_spec({**base(name, train), "workdir": str(out / name / "compare")}))
+    compare_seconds = time.perf_counter() - started
+    print(f"{name}: tuned compare took {compare_seconds:.0f} s; sweep of {trials} trials per method", flush=True)
+    started = time.perf_counter()
+    swept = sweep(build_spec({**base(name, train), "workdir": str(out / name / "sweep"),
+                              "sweep": {"trials": trials, "seed": 0}}))
+    sweep_seconds = time.perf_counter() - started
+    assert swept.comparison is not None, "no method had a complete trial"
+    a = {row.method: row for row in tuned.rows}
+    b = {row.method: row for row in swept.comparison.rows}
+    methods = [m for m in METHODS if m in a and m in b and a[m].done and b[m].done]
+    rows = []
+    for method in methods:
+        acc_a, acc_b = a[method].values["test_accuracy"].mean, b[method].values["test_accuracy"].mean
+        search = b[method].sweep
+        rows.append({"method": method, "compare_lr": a[method].lr.lr if a[method].lr else None,
+                     "compare_acc": acc_a, "sweep_params": search.params if search else {}, "sweep_acc": acc_b,
+                     "difference": acc_a - acc_b})
+    # where the sweep tells two methods apart, does the compare order them the same way?
+    order = []
+    for m1, m2 in itertools.combinations(methods, 2):
+        interval = paired_difference(predictions(out / name / "sweep", b[m1].keys),
+                                     predictions(out / name / "sweep", b[m2].keys))
+        if interval.excludes_zero:
+            same = np.sign(interval.difference) == np.sign(a[m1].values["test_accuracy"].mean
+                                                           - a[m2].values["test_accuracy"].mean)
+            order.append({"pair": f"{m1} vs {m2}", "sweep_difference": interval.difference,
+                          "low": interval.low, "high": interval.high, "compare_agrees": bool(same)})
+    return {"data": name, "trials": trials, "compare_seconds": compare_seconds, "sweep_seconds": sweep_seconds,
+            "rows": rows, "order": order}
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    lines = []
+    for r in results:
+        lines += [f"### {r['data']}: tuned compare {r['compare_seconds'] / 60:.1f} min, sweep of {r['trials']} trials "
+                  f"per method {r['sweep_seconds'] / 60:.1f} min", "",
+                  "| method | compare lr | compare test acc | sweep best settings | sweep test acc | Δ (points) | "
+                  "within 1.5 |", "|---|---|---|---|---|---|---|"]
+        for row in r["rows"]:
+            params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                               for k, v in row["sweep_params"].items())
+            lines.append(f"| {row['method']} | {row['compare_lr']:.2g} | {100 * row['compare_acc']:.1f} | {params} | "
+                         f"{100 * row['sweep_acc']:.1f} | {100 * row['difference']:+.1f} | "
+                         f"{'yes' if abs(row['difference']) <= 0.015 else 'no'} |")
+        lines += [""]
+        if r["order"]:
+            lines += [f"- {o['pair']}: sweep {100 * o['sweep_difference']:+.1f} [{100 * o['low']:+.1f}, "
+                      f"{100 * o['high']:+.1f}], compare {'agrees' if o['compare_agrees'] else 'DISAGREES'}"
+                      for o in r["order"]]
+        else:
+            lines.append("- the sweep's differences all have intervals that include zero: no ranking to check")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="sst2,rotten_tomatoes")
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--train", type=int, default=2000)
+    parser.add_argument("--workdir", default="bench-fairness-work")
+    args = parser.parse_args()
+    results = [one(name, args.trials, args.train, Path(args.workdir)) for name in args.data.split(",")]
+    text = markdown(results)
+    print(text)
+    target = ROOT / "bench" / "results" / "fairness.md"
+    target.write_text("# bench/fairness.py\n\n" + text)
+    (Path(args.workdir) / "fairness.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

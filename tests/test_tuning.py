@@ -1,0 +1,109 @@
+"""compare chooses each method's learning rate on validation: every candidate is a run in the store,
+the best continues from its rung instead of training again, a fixed rate is left alone, and the
+table says how each rate was chosen and how each method differs from the best."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from helpers import stored_runs, tiny_spec, tunelab
+
+from tunelab.results import PREDICTIONS_FILE, RunStatus
+
+# 100 validation examples: the fewest the classification task ranks candidates on
+SAMPLE = {"train": 48, "validation": 100, "test": 24}
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """A tuned comparison (head tuned over two rates, lora's rate fixed), then the same again."""
+    workdir = tmp_path_factory.mktemp("tuned")
+    raw = tiny_spec(workdir, ["head", {"name": "lora", "lr": 1e-3}])
+    raw["data"]["sample"] = SAMPLE
+    raw["tune"] = {"factors": [1, 10], "fraction": 0.5}  # candidates 1e-3 and 1e-2, stopped at step 2 of 4
+    path = workdir / "experiment.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    first = tunelab("compare", str(path))
+    assert first.returncode == 0, first.stderr
+    again = tunelab("compare", str(path))
+    assert again.returncode == 0, again.stderr
+    return workdir, first, again
+
+
+def _methods(workdir):
+    return {m["method"]: m for m in json.loads((workdir / "comparison.json").read_text())["methods"]}
+
+
+def test_every_candidate_is_a_run_and_the_best_continues_from_its_rung(tuned):
+    workdir, _, _ = tuned
+    heads = [run for run in stored_runs(workdir).values() if run.method == "head"]
+    assert sorted(run.spec.options.lr for run in heads) == [1e-3, 1e-2]
+    by_status = {run.status: run for run in heads}
+    assert set(by_status) == {RunStatus.STOPPED, RunStatus.DONE}
+    loser, winner = by_status[RunStatus.STOPPED], by_status[RunStatus.DONE]
+    assert loser.costs.steps == 2 and not (loser.spec.run_dir / "checkpoints").exists()
+    assert winner.costs.resumed_from_step == 2 and winner.costs.steps == 4  # trained once: 2 steps, then 2 more
+    assert not any(k.startswith("test_") for k in loser.metrics)  # candidates never see the test split
+
+    choice = _methods(workdir)["head"]["lr"]
+    assert choice["how"] == "tuned" and choice["lr"] == winner.spec.options.lr
+    scores = {c["lr"]: c["validation"] for c in choice["candidates"]}
+    assert scores[loser.spec.options.lr] == loser.metrics["validation_accuracy"]
+    assert scores[winner.spec.options.lr] >= scores[loser.spec.options.lr]
+
+
+def test_a_fixed_learning_rate_is_used_as_given(tuned):
+    workdir, first, _ = tuned
+    loras = [run for run in stored_runs(workdir).values() if run.method == "lora"]
+    assert [run.spec.options.lr for run in loras] == [1e-3]
+    assert _methods(workdir)["lora"]["lr"]["how"] == "fixed"
+    assert "0.001 (fixed)" in first.stdout
+
+
+def test_a_rerun_trains_no_candidate_again(tuned):
+    _, first, again = tuned
+    assert "trained 0 run(s)" in again.stdout
+    assert first.stdout.count("(tuned of 2") == again.stdout.count("(tuned of 2") == 1
+
+
+def test_predictions_keep_every_test_example(tuned):
+    workdir, _, _ = tuned
+    for run in stored_runs(workdir).values():
+        if run.status is RunStatus.DONE:
+            rows = [json.loads(line) for line in (run.spec.run_dir / PREDICTIONS_FILE).read_text().splitlines()]
+            assert [r["index"] for r in rows] == list(range(SAMPLE["test"]))
+            assert sum(r["correct"] for r in rows) / len(rows) == pytest.approx(run.metrics["test_accuracy"])
+            assert all(r["correct"] == (r["label"] == r["prediction"]) for r in rows)
+
+
+def test_the_report_compares_with_the_best_and_draws_budget_curves(tuned):
+    workdir, _, _ = tuned
+    methods = _methods(workdir)
+    best = [m for m in methods.values() if m["best"]]
+    assert len(best) == 1 and best[0]["paired"]["difference"] == 0.0
+    other = next(m for m in methods.values() if not m["best"])
+    accuracy = {name: m["values"]["test_accuracy"]["mean"] for name, m in methods.items()}
+    assert other["paired"]["difference"] == pytest.approx(accuracy[other["method"]] - accuracy[best[0]["method"]])
+    assert other["paired"]["low"] <= other["paired"]["difference"] <= other["paired"]["high"]
+    for method in methods.values():
+        (curve,) = method["curves"]
+        assert [len(point) for point in curve] == [2, 2]  # evaluations at steps 2 and 4: (seconds, accuracy)
+        assert curve[0][0] < curve[1][0]
+        assert method["values"]["seconds_to_95"]["mean"] in {point[0] for point in curve}
+    markdown = (workdir / "comparison.md").read_text()
+    assert "Best on test:" in markdown and "Learning rates, chosen on validation" in markdown
+
+
+def test_no_tune_trains_each_method_once_at_its_configured_rate(tmp_path):
+    raw = tiny_spec(tmp_path, ["head"])
+    raw.pop("tune")  # tuning is on by default
+    raw["data"]["sample"] = SAMPLE
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = tunelab("compare", str(path), "--no-tune")
+    assert out.returncode == 0, out.stderr
+    (run,) = stored_runs(tmp_path).values()
+    assert run.spec.options.lr == 1e-3 and run.status is RunStatus.DONE
+    assert "0.001 (default)" in out.stdout
