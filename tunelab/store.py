@@ -163,9 +163,11 @@ class Store:
                 "FROM experiment_runs WHERE experiment_id = ?", (experiment_id, run.key, experiment_id))
 
     def _insert_run(self, run: RunSpec, now: float) -> None:
+        """A new run; a run not finished takes the latest plan's spec (same key, so the same
+        training: what differs is where things are, or where a learning-rate candidate stops)."""
         self.db.execute(
             "INSERT INTO runs (key, method, seed, spec, status, updated) VALUES (?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(key) DO NOTHING",
+            "ON CONFLICT(key) DO UPDATE SET spec = excluded.spec WHERE runs.status != 'done'",
             (run.key, run.method, run.seed, run.to_json(), RunStatus.PENDING.value, now),
         )
 

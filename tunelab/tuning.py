@@ -66,9 +66,10 @@ def choose(spec: ExperimentSpec, runs: list[RunSpec], store: Store, executor: Ex
         return runs, choices
     candidates = {c.index: _candidates(spec.methods[c.index], spec.tune, groups[c.index][0]) for c in tuned}
     everyone = [run for group in candidates.values() for run in group]
+    moved = {r.key for r in everyone if _stopped_elsewhere(store.run(r.key), r)}  # tune.fraction changed
     store.add_experiment(spec.model_dump_json(), _tuning_hash(everyone), everyone)
     done = (RunStatus.DONE, RunStatus.STOPPED)
-    todo = [r for r in everyone if force or store.status(r.key) not in done]
+    todo = [r for r in everyone if force or r.key in moved or store.status(r.key) not in done]
     listener.start(todo, [r for r in everyone if r not in todo], [])
     train_runs(todo, store, executor, listener, force)
     final = list(runs)
@@ -78,6 +79,11 @@ def choose(spec: ExperimentSpec, runs: list[RunSpec], store: Store, executor: Ex
         final[start:start + per_method] = [_at(run, choice.lr) for run in groups[choice.index]]
         choice.keys = [r.key for r in final[start:start + per_method]]
     return final, choices
+
+
+def _stopped_elsewhere(stored: StoredRun | None, run: RunSpec) -> bool:
+    """A candidate stopped at another rung than this comparison's: trained on to (or again to) this one."""
+    return stored is not None and stored.status is RunStatus.STOPPED and stored.spec.rung != run.rung
 
 
 def _candidates(method: MethodSpec, tune: TuneSpec, first: RunSpec) -> list[RunSpec]:
