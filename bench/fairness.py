@@ -114,12 +114,13 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=2000)
     parser.add_argument("--workdir", default="bench-fairness-work")
     args = parser.parse_args()
-    results = [one(name, args.trials, args.train, Path(args.workdir)) for name in args.data.split(",")]
-    text = markdown(results)
+    results = []
+    for name in args.data.split(","):  # the results so far are written after each data set
+        results.append(one(name, args.trials, args.train, Path(args.workdir)))
+        text = markdown(results)
+        (ROOT / "bench" / "results" / "fairness.md").write_text("# bench/fairness.py\n\n" + text)
+        (Path(args.workdir) / "fairness.json").write_text(json.dumps(results, indent=2))
     print(text)
-    target = ROOT / "bench" / "results" / "fairness.md"
-    target.write_text("# bench/fairness.py\n\n" + text)
-    (Path(args.workdir) / "fairness.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from .spec.schema import DEFAULT_WORKDIR
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure what fine-tuning methods cost and achieve on your model and data.")
-console = Console() if sys.stdout.isatty() else Console(width=220)  # a log file gets the whole table
+console = Console() if sys.stdout.isatty() else Console(width=400)  # a log file gets the whole table, unwrapped
 errors = Console(stderr=True)
 
 # Where runs train: shared by `compare` and `sweep`.

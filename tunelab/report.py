@@ -33,8 +33,6 @@ COST_COLUMNS = [
 
 def columns(task: str) -> list[tuple[str, str, str]]:
     """What every task costs, then what this task measures (``Task.columns``)."""
-    from . import tasks
-
     return COST_COLUMNS + tasks.get(task).columns
 
 
@@ -240,8 +238,6 @@ def _count(n: float) -> str:
 def table(rows: list[MethodRow], task: str = "classification") -> tuple[list[str], list[list[str]]]:
     """Header and cells, shared by the terminal and Markdown renderings. After a sweep, a column
     says how many trials chose each method's settings."""
-    from . import tasks
-
     swept = any(row.sweep for row in rows)
     chosen = any(row.lr for row in rows)
     paired = any(row.paired for row in rows)
