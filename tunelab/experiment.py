@@ -56,7 +56,7 @@ def compare(
     tuning.check_validation(spec, data)
     store = Store(Path(spec.workdir))
     try:
-        runs, choices = tuning.choose(spec, runs, store, executor, listener, force)
+        runs, choices = tuning.choose(spec, runs, store, executor, listener, force, data.sizes.get("validation", 0))
         spec_json = spec.model_dump_json()
         experiment_id = store.add_experiment(spec_json, hashlib.sha256(spec_json.encode()).hexdigest(), runs)
         store.annotate(experiment_id, ExperimentInfo(notes=data.notes, labels=data.labels, sizes=data.sizes,

@@ -83,6 +83,12 @@ class Task(ABC):
     min_validation: ClassVar[int]
     min_validation_why: ClassVar[str]
 
+    def margin(self, metric: str, best: float, score: float, examples: int) -> float:
+        """How much worse than ``best`` a validation ``score`` may be and still be as good, as far as
+        ``examples`` validation examples can tell: 0 here (the best is the best); tasks whose metric
+        has a known sampling error say more (``tunelab.tuning`` keeps the lowest rate within it)."""
+        return 0.0
+
     def score(self, metrics: dict[str, float], key: str) -> str:
         """One metric as the report shows it (``columns``' format), for progress lines."""
         from ..report import format_value

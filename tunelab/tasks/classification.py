@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TunelabError
@@ -33,6 +34,14 @@ class Classification(Task):
     min_validation = 100
     min_validation_why = ("below that one example moves accuracy by more than a point, and candidates a few "
                           "points apart are ranked by chance")
+
+    def margin(self, metric: str, best: float, score: float, examples: int) -> float:
+        """Two proportions' 95 % sampling margin, 1.96 √(p₁(1−p₁)/n + p₂(1−p₂)/n): accuracies closer
+        than that on n validation examples could be either way round (used for macro-F1 too, as an
+        approximation)."""
+        if examples <= 0:
+            return 0.0
+        return 1.96 * math.sqrt((best * (1 - best) + score * (1 - score)) / examples)
 
     def examples(self, output: Any, labels: list[str]) -> list[dict[str, Any]]:
         import numpy as np
