@@ -56,7 +56,7 @@ def one(name: str, trials: int, train: int, out: Path) -> dict[str, Any]:
     print(f"{name}: tuned compare took {compare_seconds:.0f} s; sweep of {trials} trials per method", flush=True)
     started = time.perf_counter()
     swept = sweep(build_spec({**base(name, train), "workdir": str(out / name / "sweep"),
-                              "sweep": {"trials": trials, "seed": 0}}))
+                              "sweep": {"trials": trials, "seed": 0}}), resume=True)  # a rerun reuses the trials
     sweep_seconds = time.perf_counter() - started
     assert swept.comparison is not None, "no method had a complete trial"
     a = {row.method: row for row in tuned.rows}

@@ -58,7 +58,8 @@ def compare(
     try:
         runs, choices = tuning.choose(spec, runs, store, executor, listener, force, data.sizes.get("validation", 0))
         spec_json = spec.model_dump_json()
-        experiment_id = store.add_experiment(spec_json, hashlib.sha256(spec_json.encode()).hexdigest(), runs)
+        experiment_id = store.add_experiment(spec_json, hashlib.sha256(spec_json.encode()).hexdigest(), runs,
+                                             exact=True)
         store.annotate(experiment_id, ExperimentInfo(notes=data.notes, labels=data.labels, sizes=data.sizes,
                                                      lr=choices))
         todo = [r for r in runs if force or store.status(r.key) is not RunStatus.DONE]

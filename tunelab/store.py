@@ -136,9 +136,10 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    def add_experiment(self, spec_json: str, spec_hash: str, runs: list[RunSpec]) -> int:
+    def add_experiment(self, spec_json: str, spec_hash: str, runs: list[RunSpec], exact: bool = False) -> int:
         """The experiment (found again by its hash) and its runs, in plan order; runs already in the
-        store keep their status."""
+        store keep their status. ``exact``: these are all its runs (a comparison whose tuning chose
+        another rate this time leaves the other run in the store, no longer in the experiment)."""
         now = time.time()
         with self._transaction():
             self.db.execute(
@@ -148,6 +149,9 @@ class Store:
             )
             experiment_id = int(self.db.execute("SELECT id FROM experiments WHERE spec_hash = ?",
                                                 (spec_hash,)).fetchone()[0])
+            if exact:
+                self.db.execute(f"DELETE FROM experiment_runs WHERE experiment_id = ? AND run_key NOT IN "
+                                f"({', '.join('?' * len(runs))})", (experiment_id, *(run.key for run in runs)))
             for position, run in enumerate(runs):
                 self._insert_run(run, now)
                 self.db.execute("INSERT OR REPLACE INTO experiment_runs VALUES (?, ?, ?)",

@@ -9,8 +9,9 @@ A full sweep answers that, at many times the cost; this answers it at a fraction
 seed with the full budget's schedule (warm-up, then decay towards the full length), stops at
 ``tune.fraction`` of it, is evaluated on validation and checkpointed there (``RunStatus.STOPPED``).
 The lowest rate whose score is within validation noise of the best one (``Task.margin``; see
-``_decide`` for why the lowest) continues from its checkpoint to the full budget: the candidate and the final run are one run (``RunSpec.rung`` is left out of the key), so
-its first part is never trained twice. The losers' checkpoints are then deleted. Only the training
+``_decide`` for why the lowest) continues from its checkpoint to the full budget: the candidate and
+the final run are one run (``RunSpec.rung`` is left out of the key), so its first part is never
+trained twice. The losers' checkpoints are then deleted. Only the training
 and validation splits are used; the test split is evaluated by the final runs alone.
 
 **Cost.** With k candidates stopped at fraction f of a budget T, the method trains
