@@ -130,6 +130,21 @@ def test_add_experiment_is_idempotent_by_hash_and_keeps_plan_order(store, tmp_pa
     assert store.latest_experiment() == other
 
 
+def test_an_exact_plan_replaces_the_experiment_s_runs_and_updates_unfinished_specs(store, tmp_path):
+    """A tuned comparison rerun may choose another rate: its experiment then holds the new run, not
+    both; the old run stays in the store. A run not finished takes the new plan's spec (a candidate's rung)."""
+    old, new = run_spec(tmp_path, "lora", 0, lr=1e-3), run_spec(tmp_path, "lora", 0, lr=3e-3)
+    experiment = store.add_experiment("{}", "h", [old], exact=True)
+    assert store.add_experiment("{}", "h", [new], exact=True) == experiment
+    assert [r.key for r in store.runs(experiment)] == [new.key]
+    assert len(store.runs()) == 2
+    store.add_experiment("{}", "t", [new.model_copy(update={"rung": 0.2})])
+    assert store.run(new.key).spec.rung == 0.2  # pending: the latest plan's spec
+    store.record(RunResult(key=new.key, status=RunStatus.DONE))
+    store.add_experiment("{}", "h", [new], exact=True)
+    assert store.run(new.key).spec.rung == 0.2  # done: kept as it was trained
+
+
 def test_append_run_goes_at_the_end_once(store, tmp_path):
     plan = [run_spec(tmp_path, "lora", 0), run_spec(tmp_path, "lora", 1)]
     experiment = store.add_experiment("{}", "h", plan)
