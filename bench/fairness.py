@@ -93,7 +93,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         for row in r["rows"]:
             params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in row["sweep_params"].items())
-            lines.append(f"| {row['method']} | {row['compare_lr']:.2g} | {100 * row['compare_acc']:.1f} | {params} | "
+            lines.append(f"| {row['method']} | {row['compare_lr'] or float('nan'):.2g} | {100 * row['compare_acc']:.1f} | {params} | "
                          f"{100 * row['sweep_acc']:.1f} | {100 * row['difference']:+.1f} | "
                          f"{'yes' if abs(row['difference']) <= 0.015 else 'no'} |")
         lines += [""]
