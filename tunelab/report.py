@@ -93,7 +93,7 @@ def from_store(store: Store, experiment_id: int) -> Summary:
     searches = {search.method: search for search in info.sweep.methods} if info.sweep else {}
     spec = experiment.spec
     task = tasks.get(str(spec.get("task", "classification")))
-    metric = str(spec.get("train", {}).get("metric") or task.default_metric)
+    metric = validation_metric(spec)
     for row in rows:
         row.sweep = searches.get(row.method)
         row.lr = next((c for c in info.lr if set(c.keys) & set(row.keys)), None)
@@ -103,6 +103,12 @@ def from_store(store: Store, experiment_id: int) -> Summary:
     if info.sweep:
         title += f", tuned ({info.sweep.trials_per_method} trials per method)"
     return Summary(title=title, spec=spec, info=info, rows=rows)
+
+
+def validation_metric(spec: dict[str, Any]) -> str:
+    """The stored experiment's validation metric (``train.metric``, or its task's default)."""
+    task = tasks.get(str(spec.get("task", "classification")))
+    return str(spec.get("train", {}).get("metric") or task.default_metric)
 
 
 def summarize(runs: list[StoredRun]) -> list[MethodRow]:
@@ -323,8 +329,7 @@ def markdown(summary: Summary) -> str:
     if verdict:
         lines += ["", md_escape(verdict)]
     task = tasks.get(summary.task)
-    metric = str(summary.spec.get("train", {}).get("metric") or task.default_metric)
-    key = f"validation_{metric}"
+    key = f"validation_{validation_metric(summary.spec)}"
     chosen = [f"- {md_escape(r.label)}: {md_escape(lr_story(r.lr, lambda v: task.score({key: v}, key)))}"
               for r in rows if r.lr and r.lr.candidates]
     if chosen:
