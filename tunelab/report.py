@@ -333,8 +333,8 @@ def markdown(summary: Summary) -> str:
     chosen = [f"- {md_escape(r.label)}: {md_escape(lr_story(r.lr, lambda v: task.score({key: v}, key)))}"
               for r in rows if r.lr and r.lr.candidates]
     if chosen:
-        lines += ["", "Learning rates, chosen on validation (each candidate trained on the first seed to the rung, "
-                      "the best continued):", *chosen]
+        lines += ["", "Learning rates, chosen on validation (each candidate trained on the first seed to the rung; "
+                      "the lowest rate within validation noise of the best continued):", *chosen]
     tuned = [f"- {md_escape(r.label)}: {md_escape(tuned_settings(r.sweep))} (best validation "
              f"{md_escape(_setting(r.sweep.best_validation))}, trial {r.sweep.best_trial})"
              for r in rows if r.sweep]
