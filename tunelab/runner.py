@@ -287,8 +287,12 @@ def train(run: RunSpec, report: Report = _ignore) -> RunResult:
 def _last_evaluation(log_history: list[dict[str, Any]], kept: frozenset[str]) -> dict[str, float]:
     """The last evaluation's kept scores, as ``validation_<metric>``."""
     evaluations = [entry for entry in log_history if any(k.startswith("eval_") for k in entry)]
-    last: dict[str, Any] = evaluations[-1] if evaluations else {}
-    return {f"validation_{k.removeprefix('eval_')}": float(v) for k, v in last.items()
+    return _as_validation(evaluations[-1] if evaluations else {}, kept)
+
+
+def _as_validation(evaluation: dict[str, Any], kept: frozenset[str]) -> dict[str, float]:
+    """An evaluation's ``eval_<metric>`` scores that the task keeps, as ``validation_<metric>``."""
+    return {f"validation_{k.removeprefix('eval_')}": float(v) for k, v in evaluation.items()
             if k.startswith("eval_") and k.removeprefix("eval_") in kept}
 
 
@@ -300,8 +304,7 @@ def _final_metrics(session: Session, run: RunSpec) -> dict[str, float]:
     if reporter:  # the final evaluations are not steps of the trial
         trainer.remove_callback(reporter)
         if reporter.pruned_at is not None:
-            return {f"validation_{k.removeprefix('eval_')}": float(v) for k, v in reporter.last.items()
-                    if k.removeprefix("eval_") in kept}
+            return _as_validation(reporter.last, kept)
     metrics = {}
     for split in ("validation", "test") if run.evaluate_test else ("validation",):
         scored = session.task.evaluate(trainer, session.data[split], split, run.labels)

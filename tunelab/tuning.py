@@ -129,8 +129,8 @@ def _decide(choice: LrChoice, candidates: list[RunSpec], store: Store, maximise:
     sign = 1 if maximise else -1
     top = max(scores.values(), key=lambda score: sign * score)
     choice.lr = min(lr for lr, score in scores.items() if sign * (top - score) <= margin(top, score))
-    for run in candidates:
-        if run.options.lr != choice.lr and store.status(run.key) is RunStatus.STOPPED:
+    for run, found in zip(candidates, stored, strict=True):
+        if run.options.lr != choice.lr and found is not None and found.status is RunStatus.STOPPED:
             shutil.rmtree(Path(run.run_dir) / "checkpoints", ignore_errors=True)
 
 
