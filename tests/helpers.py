@@ -12,7 +12,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TUNELAB_TEST_DATA", ROOT.parent / "shared" / "data"))
 TINY_SAMPLE = {"train": 48, "validation": 24, "test": 24}
-TINY_TRAIN = {"max_steps": 4, "batch_size": 8, "eval_every": 2, "max_length": 64}
+# A checkpoint at every evaluation: the resume tests kill runs a few steps in.
+TINY_TRAIN = {"max_steps": 4, "batch_size": 8, "eval_every": 2, "max_length": 64, "checkpoint_minutes": 0}
 
 
 def tiny_spec(workdir: Path, methods: list, data: str = "sst2", **train: object) -> dict[str, Any]:

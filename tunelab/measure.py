@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+_IMPORTED = time.monotonic()
 
 
 def count_parameters(model: Any) -> tuple[int, int]:
@@ -25,6 +29,17 @@ def peak_memory_mb() -> tuple[float, str]:
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20, "cuda_max_allocated"
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_rss"  # Linux: KiB
+
+
+def process_age() -> float:
+    """Seconds since this process started (interpreter start-up and imports included): from the
+    kernel's record on Linux, else since tunelab was imported."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        started = int(stat.rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime
+        return float(Path("/proc/uptime").read_text().split()[0]) - started
+    except (OSError, ValueError, IndexError):
+        return time.monotonic() - _IMPORTED
 
 
 def directory_bytes(path: Path) -> int:

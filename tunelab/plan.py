@@ -62,6 +62,7 @@ class RunSpec(BaseModel):
         # run directory and checkpoints. Defaults are left out so that keys from before these fields stay.
         identity.pop("trial")
         identity.pop("rung")
+        identity["train"].pop("checkpoint_minutes")  # how often it is saved, not what it trains
         if identity["evaluate_test"]:
             identity.pop("evaluate_test")
         if identity["evaluation"] is None:

@@ -38,7 +38,7 @@ class Costs(BaseModel):
     train_seconds: float | None = None
     eval_seconds: float | None = None
     train_tokens: int | None = None  # real (non-padding) tokens
-    tokens_per_second: float | None = None
+    tokens_per_second: float | None = None  # steady state: after a warm-up, not counting evaluations and checkpoints
     padding_fraction: float | None = None  # of the training tokens processed
     steps: int | None = None
     resumed_from_step: int | None = None
@@ -50,6 +50,12 @@ class Costs(BaseModel):
     process_seconds: float | None = None  # the worker process's whole life, measured by its parent
     generation_tokens_per_second: float | None = None  # causal-lm: greedy generation on the test split
     fixed_seconds: float | None = None  # of it, what was not training: start-up, loading, final evaluations, saving
+    # Where the time outside the training steps went, measured in the worker:
+    startup_seconds: float | None = None  # process start to the first step: imports, data, model, resume
+    load_seconds: float | None = None  # of it, reading the model and applying the method
+    validation_seconds: float | None = None  # evaluations during training (in train_seconds)
+    checkpoint_seconds: float | None = None  # checkpoint writes during training (in train_seconds)
+    save_seconds: float | None = None  # writing the artifact
 
     def numbers(self) -> dict[str, float]:
         """Every cost that was measured and is a number: what the report aggregates over seeds."""

@@ -34,12 +34,15 @@ from transformers.trainer_callback import ExportableState
 from . import artifact as artifacts
 from . import methods, tasks
 from .events import Evaluation, Progress
-from .measure import count_parameters, directory_bytes, environment, peak_memory_mb
+from .measure import count_parameters, directory_bytes, environment, peak_memory_mb, process_age
 from .plan import RunSpec
 from .results import PREDICTIONS_FILE, Costs, RunResult, RunStatus
 from .trial import TrialRef, load_trial
 
 Report = Callable[[Progress | Evaluation], None]
+WARMUP_STEPS = 10  # at most: a fifth of a short run's steps
+BEST_FILE = "best.safetensors"  # in a checkpoint: the best evaluation's trainable tensors (``_Checkpoints``)
+PROGRESS_SECONDS = 1.0  # between two progress events
 
 
 class Diverged(Exception):
@@ -51,15 +54,18 @@ class Diverged(Exception):
 
 
 class _MethodTrainer(Trainer):
-    """The Trainer, plus: stop at a non-finite loss, count the padding processed, and log the rate
+    """The Trainer, plus: stop at a non-finite loss, count the tokens trained on, and log the rate
     of every named optimizer group (so LLRD's decay shows in TensorBoard).
 
-    Neither check synchronises the device on every step: real tokens add up in a device tensor read
-    once at the end, and the loss is checked where the Trainer reads it anyway, at each logging step
-    (which divides the evaluation cadence, so no evaluation or checkpoint comes after a NaN unseen)."""
+    Neither check synchronises the device on every step (on a GPU each synchronisation stalls the
+    queue; the Trainer's own token count does one per step, so it is off): real tokens add up in a
+    device tensor read only at checkpoints and at the end, and the loss is checked where the Trainer
+    reads it anyway, at each logging step (which divides the evaluation cadence, so no evaluation or
+    checkpoint comes after a NaN unseen)."""
 
-    processed_tokens = 0
-    real_tokens: torch.Tensor | int = 0
+    processed_tokens = 0  # this process's, padding included (a host count: the mask's shape)
+    real_tokens: torch.Tensor | None = None  # this process's, on the device
+    flop_parameters: int | None = None
     task: tasks.Task
 
     def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
@@ -72,12 +78,31 @@ class _MethodTrainer(Trainer):
     def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
         mask = inputs["attention_mask"]
         self.processed_tokens += mask.numel()
-        self.real_tokens = self.real_tokens + mask.sum()
+        self.real_tokens = mask.sum() if self.real_tokens is None else self.real_tokens + mask.sum()
         return super().training_step(model, inputs, num_items_in_batch)
+
+    def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+        """The Trainer's FLOP estimate (6 × tokens × non-embedding parameters), with the parameters
+        counted once: its own counts them on every step, walking every module (5 ms a step for a
+        LoRA-wrapped 12-layer BERT on the development machine; on a GPU that is host time that the
+        device waits for)."""
+        if self.flop_parameters is None:
+            count = getattr(self.model, "num_parameters", None)
+            self.flop_parameters = count(exclude_embeddings=True) if count else 0
+        main = getattr(self.model, "main_input_name", "input_ids")
+        return 6 * inputs[main].numel() * self.flop_parameters if main in inputs else 0
+
+    def tokens_since(self, start: torch.Tensor | int = 0) -> int:
+        """Real tokens trained on since ``start`` (a copy of ``real_tokens``), summed over every
+        process of a distributed run: a collective, so every rank calls it at the same point."""
+        local = (self.real_tokens if self.real_tokens is not None else torch.zeros((), dtype=torch.long)) - start
+        return int(self.accelerator.reduce(local.to(self.args.device), reduction="sum"))
 
     @property
     def padding_fraction(self) -> float:
-        return 1 - int(self.real_tokens) / max(self.processed_tokens, 1)
+        processed = int(self.accelerator.reduce(torch.tensor(self.processed_tokens, device=self.args.device),
+                                                reduction="sum"))
+        return 1 - self.tokens_since() / max(processed, 1)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and not math.isfinite(logs["loss"]):
@@ -89,14 +114,165 @@ class _MethodTrainer(Trainer):
         super().log(logs, start_time)
 
 
+def _synchronize() -> None:
+    """Wait for the device's queued work: only where a clock is read that must include it."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+class _Meter(TrainerCallback):
+    """Steady-state speed, and where the rest of the training time went.
+
+    Throughput counts the steps after a warm-up (allocator, kernel selection and caches make the
+    first steps slow) and not the evaluations and checkpoint writes in between, which are reported
+    on their own. The device is synchronised only where the Trainer stops anyway (before an
+    evaluation or a checkpoint) and once at the end of the warm-up. The tokens trained so far go
+    into the Trainer's state at each checkpoint, so a resumed run counts the ones before."""
+
+    def __init__(self, trainer: _MethodTrainer) -> None:
+        self.trainer = trainer
+        self.warmup = self.steps = 0
+        self.tokens_before = 0  # restored with the checkpoint this process resumed from
+        self.measured_from: float | None = None
+        self.tokens_from: torch.Tensor | int = 0
+        self.outside = 0.0  # seconds in evaluations and checkpoints since measured_from
+        self.validation_seconds = self.checkpoint_seconds = 0.0
+        self.paused_at: float | None = None
+        self.mark = 0.0
+        self.saving = False
+        self.tokens_per_second: float | None = None
+
+    def tokens(self) -> int:
+        return self.tokens_before + self.trainer.tokens_since()
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        self.tokens_before = state.num_input_tokens_seen
+        self.warmup = min(WARMUP_STEPS, (state.max_steps - state.global_step) // 5)
+        if not self.warmup:
+            self.measured_from = time.perf_counter()
+
+    def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        self._resume()
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        self.steps += 1
+        if self.steps == self.warmup:
+            _synchronize()
+            self.measured_from = time.perf_counter()
+            self.tokens_from = self.trainer.real_tokens.clone() if self.trainer.real_tokens is not None else 0
+        if control.should_save:  # written into the checkpoint's trainer_state.json
+            state.num_input_tokens_seen = self.tokens()
+        if control.should_evaluate or control.should_save:
+            _synchronize()
+            self.paused_at = self.mark = time.perf_counter()
+            self.saving = control.should_save
+
+    def on_evaluate(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        if self.paused_at is not None:  # not the final evaluations, after training
+            now = time.perf_counter()
+            self.validation_seconds += now - self.mark
+            self.mark = now
+
+    def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        self._resume()
+        _synchronize()
+        measured = time.perf_counter() - self.measured_from - self.outside if self.measured_from else 0.0
+        tokens = self.trainer.tokens_since(self.tokens_from)
+        self.tokens_per_second = tokens / measured if measured > 0 else None
+        state.num_input_tokens_seen = self.tokens()
+
+    def _resume(self) -> None:
+        if self.paused_at is None:
+            return
+        now = time.perf_counter()
+        if self.saving:
+            self.checkpoint_seconds += now - self.mark
+        if self.measured_from is not None:
+            self.outside += now - max(self.paused_at, self.measured_from)
+        self.paused_at = None
+
+
+class _Checkpoints(TrainerCallback):
+    """Checkpoints at a resume cadence, and the best weights kept apart.
+
+    A checkpoint (weights, optimizer state, random state) lets a killed run resume; for full
+    fine-tuning of a BERT-base model it is 1.3 GB, and writing one at every evaluation was most of
+    what a run spent outside training on a GPU. So one is written at the first evaluation at least
+    ``train.checkpoint_minutes`` after the last (0: at every evaluation), or where another callback
+    asks (a learning-rate candidate's rung). The best evaluation's trainable tensors are copied to
+    host memory when it happens, written into each checkpoint beside it (``best.safetensors``) and
+    put back into the model when training ends: what ``load_best_model_at_end`` did, without a
+    checkpoint per evaluation."""
+
+    def __init__(self, minutes: float, resume_from: Path | None) -> None:
+        self.seconds = 60 * minutes
+        self.resume_from = resume_from
+        self.last_saved = time.perf_counter()
+        self.best_step: int | None = None
+        self.best: dict[str, torch.Tensor] = {}
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        self.last_saved = time.perf_counter()
+        if self.resume_from and (self.resume_from / BEST_FILE).is_file():
+            from safetensors.torch import load_file
+
+            self.best, self.best_step = load_file(self.resume_from / BEST_FILE), state.best_global_step
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001, ANN201
+        self._keep_if_best(state, model)  # the weights evaluated at the step before are still unchanged
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        if control.should_save and time.perf_counter() - self.last_saved < self.seconds:
+            control.should_save = False
+
+    def on_save(self, args, state, control, model=None, **kwargs):  # noqa: ANN001, ANN201
+        self.last_saved = time.perf_counter()
+        # The best weights travel in every checkpoint: the Trainer need not keep the best one's folder
+        # (it would, and at the end of training delete the latest to keep it).
+        state.best_model_checkpoint = None
+        self._keep_if_best(state, model)
+        if not state.is_world_process_zero:
+            return
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if self.best:
+            from safetensors.torch import save_file
+
+            save_file(self.best, str(folder / BEST_FILE) + ".tmp")
+            os.replace(str(folder / BEST_FILE) + ".tmp", folder / BEST_FILE)
+        for older in folder.parent.glob("checkpoint-*"):  # this one is whole now: the only one needed
+            if older != folder:
+                shutil.rmtree(older, ignore_errors=True)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):  # noqa: ANN001, ANN201
+        self._keep_if_best(state, model)
+        if self.best and self.best_step != state.global_step:
+            with torch.no_grad():
+                for name, param in model.named_parameters():
+                    if name in self.best:
+                        param.copy_(self.best[name])
+
+    def _keep_if_best(self, state: Any, model: Any) -> None:
+        if state.best_global_step == state.global_step and self.best_step != state.global_step and model is not None:
+            self.best = {name: param.detach().to("cpu", copy=True).contiguous()
+                         for name, param in model.named_parameters() if param.requires_grad}
+            self.best_step = state.global_step
+
+
 class _Progress(TrainerCallback):
     """Progress events for the parent process."""
 
     def __init__(self, report: Report) -> None:
         self.report = report
+        self.sent = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        self.report(Progress(step=state.global_step, max_steps=state.max_steps))  # training has started
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
-        self.report(Progress(step=state.global_step, max_steps=state.max_steps))
+        now = time.perf_counter()
+        if now - self.sent >= PROGRESS_SECONDS or state.global_step == state.max_steps:  # not a line per step
+            self.report(Progress(step=state.global_step, max_steps=state.max_steps))
+            self.sent = now
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001, ANN201
         scores = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
@@ -179,6 +355,9 @@ class Session:
     data: DatasetDict
     trainable_params: int
     total_params: int
+    meter: _Meter
+    checkpoint: Path | None  # the one it resumes from
+    load_seconds: float  # reading the model and applying the method
     reporter: _TrialReporter | None = None  # a sweep trial's link to its Optuna study
 
 
@@ -193,13 +372,18 @@ def build(run: RunSpec, report: Report = _ignore) -> Session:
     data = load_from_disk(run.data_path)
     task = tasks.get(run.task)
     tokenizer = task.load_tokenizer(run.model_path, run.trust_remote_code)
+    loading = time.perf_counter()
     model = task.load_model(run)
     method = methods.get(run.method)(run.options)
     model = method.apply(model, methods.ModelContext(model_path=run.model_path, peft_task_type=task.peft_task_type))
+    load_seconds = time.perf_counter() - loading
     trainable, total = count_parameters(model)
-    optimizer = torch.optim.AdamW(method.param_groups(model, run.train.weight_decay))
+    # fused: one kernel for all parameters on a GPU, instead of a few per tensor
+    optimizer = torch.optim.AdamW(method.param_groups(model, run.train.weight_decay), fused=torch.cuda.is_available())
+    checkpoint = last_checkpoint(run.run_dir / "checkpoints")  # left by a run that was interrupted
 
-    callbacks: list[Any] = [_Progress(report), _Clock()]
+    # _Checkpoints comes before _Rung: the cadence may cancel a save, the rung's save stands.
+    callbacks: list[Any] = [_Progress(report), _Clock(), _Checkpoints(run.train.checkpoint_minutes, checkpoint)]
     if run.train.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=run.train.early_stopping_patience))
     reporter = _TrialReporter(run.trial, run.metric) if run.trial else None
@@ -220,8 +404,10 @@ def build(run: RunSpec, report: Report = _ignore) -> Session:
         optimizers=(optimizer, None),  # the Trainer adds its warmup + linear decay schedule
     )
     trainer.task = task
+    meter = _Meter(trainer)
+    trainer.add_callback(meter)  # after the cadence: it sees which saves stand
     return Session(trainer=trainer, task=task, data=data, trainable_params=trainable, total_params=total,
-                   reporter=reporter)
+                   meter=meter, checkpoint=checkpoint, load_seconds=load_seconds, reporter=reporter)
 
 
 
@@ -233,9 +419,9 @@ def train(run: RunSpec, report: Report = _ignore) -> RunResult:
     artifact: the sweep's final comparison retrains the best settings on every seed, and a copy of
     the weights per trial would fill the disk (87 MB per full fine-tuning trial of MiniLM)."""
     session = build(run, report)
-    trainer, run_dir = session.trainer, run.run_dir
+    trainer, checkpoint = session.trainer, session.checkpoint
     trainable, total = session.trainable_params, session.total_params
-    checkpoint = last_checkpoint(run_dir / "checkpoints")  # left by a run that was interrupted
+    startup_seconds = process_age()
     if checkpoint:
         print(f"tunelab: resuming from {checkpoint}", file=sys.stderr)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -255,10 +441,11 @@ def train(run: RunSpec, report: Report = _ignore) -> RunResult:
     # The checkpoints stay until the parent has recorded this result: a kill before that resumes
     # from them instead of training again (``training.train_runs`` removes them).
     kept = not run.trial and run.rung is None
+    started = time.perf_counter()
     artifact = save_artifact(trainer.model, trainer.processing_class, run) if kept else None
+    save_seconds = time.perf_counter() - started
     memory, memory_kind = peak_memory_mb()
-    state = trainer.state
-    tokens = int(state.num_input_tokens_seen)
+    state, meter = trainer.state, session.meter
     costs = Costs(
         trainable_params=trainable,
         total_params=total,
@@ -267,9 +454,14 @@ def train(run: RunSpec, report: Report = _ignore) -> RunResult:
         memory_kind=memory_kind,
         train_seconds=train_seconds,
         eval_seconds=eval_seconds,
-        train_tokens=tokens,
-        tokens_per_second=tokens / train_seconds if train_seconds else 0.0,
+        train_tokens=state.num_input_tokens_seen,
+        tokens_per_second=meter.tokens_per_second,
         padding_fraction=trainer.padding_fraction,
+        startup_seconds=startup_seconds,
+        load_seconds=session.load_seconds,
+        validation_seconds=meter.validation_seconds,
+        checkpoint_seconds=meter.checkpoint_seconds,
+        save_seconds=save_seconds,
         steps=state.global_step,
         resumed_from_step=int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else None,
         best_step=state.best_global_step,
@@ -339,11 +531,9 @@ def _training_args(run: RunSpec, task: tasks.Task, output_dir: Path) -> Any:
         weight_decay=t.weight_decay,  # the method's groups carry it; the Trainer's own is unused
         eval_strategy="steps",
         eval_steps=t.eval_every,
-        save_strategy="steps",
+        save_strategy="steps",  # at evaluations, where _Checkpoints' cadence lets it
         save_steps=t.eval_every,
-        save_total_limit=1,  # the Trainer still keeps the best checkpoint beside the latest
-        load_best_model_at_end=True,
-        metric_for_best_model=run.metric,
+        metric_for_best_model=run.metric,  # the best evaluation: _Checkpoints keeps its weights
         greater_is_better=task.greater_is_better(run.metric),
         logging_steps=math.gcd(t.eval_every, 10),  # divides eval_every: a NaN is seen before it is evaluated
         logging_nan_inf_filter=False,
@@ -352,7 +542,7 @@ def _training_args(run: RunSpec, task: tasks.Task, output_dir: Path) -> Any:
         seed=run.seed,
         data_seed=run.seed,
         train_sampling_strategy="group_by_length",
-        include_num_input_tokens_seen="non_padding",
+        include_num_input_tokens_seen="no",  # its count synchronises on every step: _Meter counts
         bf16=bf16,
         fp16=cuda and not bf16,
         tf32=cuda and torch.cuda.get_device_capability()[0] >= 8,  # Ampere and newer
@@ -380,8 +570,11 @@ def _complete(checkpoint: Path) -> bool:
         state = json.loads((checkpoint / "trainer_state.json").read_text())
     except (OSError, ValueError):
         return False
-    weights = any(checkpoint.glob("*.safetensors")) or any(checkpoint.glob("*.bin"))
-    return isinstance(state, dict) and "global_step" in state and weights and (checkpoint / "optimizer.pt").is_file()
+    if not isinstance(state, dict) or "global_step" not in state:
+        return False
+    weights = any(f.name != BEST_FILE for f in checkpoint.glob("*.safetensors")) or any(checkpoint.glob("*.bin"))
+    best = state.get("best_global_step") is None or (checkpoint / BEST_FILE).is_file()  # written last
+    return weights and best and (checkpoint / "optimizer.pt").is_file()
 
 
 def _series(log_history: list[dict[str, Any]], elapsed_at: dict[int, float]) -> list[tuple[int, str, float]]:

@@ -92,6 +92,10 @@ class TrainSpec(_Strict):
     metric: str | None = None  # the task's default when omitted (accuracy; loss for causal-lm)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
     weight_decay: NonNegativeFloat = 0.01
+    # A checkpoint (weights, optimizer state) at the first evaluation this many minutes of training
+    # after the last one: what a killed run loses at most. 0: at every evaluation. Not part of what
+    # a run trains, so not of its key.
+    checkpoint_minutes: NonNegativeFloat = 10.0
 
     @model_validator(mode="before")
     @classmethod
