@@ -26,7 +26,9 @@ errors = Console(stderr=True)
 _EXECUTOR = typer.Option("local", help="local (a process per run) or ray (Ray tasks on a cluster).")
 _ADDRESS = typer.Option(None, help="Ray cluster address, e.g. 127.0.0.1:6379 (ray executor).")
 _CPUS_PER_RUN = typer.Option(1.0, help="CPUs each run declares to Ray.")
-_GPUS_PER_RUN = typer.Option(0.0, help="GPUs each run declares to Ray.")
+_GPUS_PER_RUN = typer.Option(0.0, help="GPUs per run. 2 or more: each run trains on that many with DDP (torchrun), "
+                                          "each global batch split over them (local and ray); below 1: a share "
+                                          "Ray packs several runs on.")
 
 
 @app.command()
@@ -67,7 +69,7 @@ def compare(
     experiment = load_spec(spec, overrides)
     if no_tune:
         experiment = experiment.model_copy(update={"tune": None})
-    runner = _executor(executor, address, cpus_per_run, gpus_per_run)
+    runner = _executor(executor, address, cpus_per_run, gpus_per_run, experiment)
     with _ProgressListener() as listener:
         result = run_comparison(experiment, force=force, listener=listener, executor=runner)
     console.print(_rich_table(result.rows, f"{experiment.model} on {experiment.data.path}", experiment.task))
@@ -107,7 +109,7 @@ def sweep_command(
     overrides = {"task": task, "methods": methods, "seeds": seeds, "train.epochs": epochs, "train.max_steps": max_steps,
                  "workdir": workdir, "sweep.trials": trials, "sweep.pruner": pruner, "sweep.storage": storage}
     experiment = load_spec(spec, overrides)
-    runner = _executor(executor, address, cpus_per_run, gpus_per_run)
+    runner = _executor(executor, address, cpus_per_run, gpus_per_run, experiment)
     try:
         with _SweepProgress() as listener:
             result = run_sweep(experiment, resume=resume, listener=listener, executor=runner)
@@ -196,11 +198,14 @@ def predict(
         typer.echo(f"{label}\t{text}")
 
 
-def _executor(name: str, address: str | None, cpus: float, gpus: float) -> Any:
+def _executor(name: str, address: str | None, cpus: float, gpus: float, experiment: Any) -> Any:
+    from .executor import LocalExecutor, processes_per_run
+
+    processes = processes_per_run(gpus, {m.name: experiment.train_for(m).batch_size for m in experiment.methods})
     if name == "local":
         if address:
             raise TunelabError("--address goes with --executor ray")
-        return None  # the library's default: LocalExecutor
+        return LocalExecutor(gpus_per_run=processes)
     if name == "ray":
         from .executor_ray import RayExecutor
 

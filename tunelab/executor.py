@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from . import events
+from .errors import TunelabError
 from .plan import RunSpec
 from .results import RunResult, RunStatus
 
 OnEvent = Callable[[RunSpec, events.Progress | events.Evaluation], None]
 PARENT_ENV = "TUNELAB_PARENT_PID"  # the worker dies with this process (worker._die_with_parent)
+SPEC_ENV = "TUNELAB_RUN_SPEC"  # a file holding the RunSpec, where stdin cannot carry it (torchrun's ranks)
 
 
 class Executor(Protocol):
@@ -35,17 +37,54 @@ def heartbeat_timeout() -> float:
     return float(os.environ.get("TUNELAB_HEARTBEAT_TIMEOUT", "120"))
 
 
-def worker_command() -> list[str]:
+def worker_command(processes: int = 1) -> list[str]:
     """``python -m tunelab.worker``, importing only from the installed environment: ``-P`` keeps the
     current directory off ``sys.path`` (Python 3.11+), and the worker starts in its run directory,
-    which holds nothing tunelab did not write (on 3.10 that is the only guard)."""
-    return [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-m", "tunelab.worker"]
+    which holds nothing tunelab did not write (on 3.10 that is the only guard).
+
+    Several processes (one run on several GPUs): the same module under ``torchrun``, one rank per
+    GPU; the Trainer sees the ranks in its environment and trains with DDP (gloo where there is no
+    GPU: how this is tested on CPUs)."""
+    python = [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else [])]
+    if processes == 1:
+        return [*python, "-m", "tunelab.worker"]
+    return [*python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+            "-m", "tunelab.worker"]
+
+
+def processes_per_run(gpus: float, batch_sizes: dict[str, int]) -> int:
+    """How many processes train each run: one per GPU from 2 GPUs up, else one (a share of a GPU is
+    Ray's to pack). Each global batch is split over them, so every method's batch size must divide."""
+    if gpus <= 1:
+        return 1
+    if gpus != int(gpus):
+        raise TunelabError(f"--gpus-per-run {gpus:g}: a run on several GPUs takes a whole number of them",
+                           "use 2, 4, 8...")
+    for method, size in batch_sizes.items():
+        if size % int(gpus):
+            raise TunelabError(f"train.batch_size {size} ({method}) does not split over {gpus:g} GPUs per run",
+                               f"use a multiple of {gpus:g}: each batch is split evenly over the run's processes")
+    return int(gpus)
+
+
+def _killed_with_this_process() -> None:
+    """In the child, before it runs: killed when this process dies (Linux). The worker asks the
+    same for itself; torchrun, which launches the workers of a multi-GPU run, does not."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class LocalExecutor:
-    """One run after another, each in a fresh ``python -m tunelab.worker`` process."""
+    """One run after another, each in a fresh ``python -m tunelab.worker`` process (or
+    ``gpus_per_run`` of them, under torchrun)."""
 
     parallel = 1
+
+    def __init__(self, gpus_per_run: int = 1) -> None:
+        self.processes = max(1, gpus_per_run)
 
     def execute(self, runs: list[RunSpec], on_event: OnEvent) -> Iterator[RunResult]:
         for run in runs:
@@ -54,15 +93,22 @@ class LocalExecutor:
     def run_one(self, run: RunSpec, on_event: OnEvent) -> RunResult:
         run.run_dir.mkdir(parents=True, exist_ok=True)
         log_path = run.run_dir / "run.log"
+        env = {**os.environ, PARENT_ENV: str(os.getpid())}
+        if self.processes > 1:  # every rank reads the spec; they cannot share stdin
+            spec_path = run.run_dir / "run-spec.json"
+            spec_path.write_text(run.to_json())
+            env[SPEC_ENV] = str(spec_path)
         started = time.perf_counter()
         with open(log_path, "w") as log:
             worker = subprocess.Popen(
-                worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
-                cwd=run.run_dir, env={**os.environ, PARENT_ENV: str(os.getpid())},
+                worker_command(self.processes), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                text=True, cwd=run.run_dir, env=env,
+                preexec_fn=_killed_with_this_process if self.processes > 1 else None,
             )
             try:
                 assert worker.stdin is not None and worker.stdout is not None
-                worker.stdin.write(run.to_json())
+                if self.processes == 1:
+                    worker.stdin.write(run.to_json())
                 worker.stdin.close()
                 result = _listen(worker.stdout, run, on_event, log)
             finally:  # an exception here (Ctrl-C, a hung worker) must not leave it training

@@ -21,10 +21,10 @@ from .plan import RunSpec
 from .results import RunResult, RunStatus
 
 
-def _run_in_worker_process(run_json: str) -> str:
-    """On a node: the same worker process as locally; the result travels back as JSON."""
+def _run_in_worker_process(run_json: str, processes: int) -> str:
+    """On a node: the same worker process(es) as locally; the result travels back as JSON."""
     run = RunSpec.from_json(run_json)
-    return LocalExecutor().run_one(run, lambda run, event: None).model_dump_json()
+    return LocalExecutor(gpus_per_run=processes).run_one(run, lambda run, event: None).model_dump_json()
 
 
 class RayExecutor:
@@ -40,7 +40,8 @@ class RayExecutor:
         ray = self._connect()
         task = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=0)(
             _run_in_worker_process)
-        pending = {task.remote(run.to_json()): run for run in runs}  # progress events stay on the nodes
+        processes = int(self.gpus_per_run) if self.gpus_per_run >= 2 else 1  # checked by processes_per_run
+        pending = {task.remote(run.to_json(), processes): run for run in runs}  # progress events stay on the nodes
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             run = pending.pop(ref)

@@ -311,10 +311,11 @@ class _TrialReporter(TrainerCallback):
     training stops when the study's pruner says the trial is hopeless.
 
     The parent process owns the trial (it asked for it and will tell its outcome); this process
-    rebuilds it from its identity in the RunSpec, with the same pruner, only to report."""
+    rebuilds it from its identity in the RunSpec, with the same pruner, only to report. In a run on
+    several GPUs, rank 0 reports and decides, and every rank stops with it."""
 
     def __init__(self, trial: TrialRef, metric: str) -> None:
-        self.trial = load_trial(trial)
+        self.trial = load_trial(trial) if int(os.environ.get("RANK", "0")) == 0 else None
         self.key = f"eval_{metric}"
         self.pruned_at: int | None = None
         self.last: dict[str, float] = {}
@@ -323,10 +324,24 @@ class _TrialReporter(TrainerCallback):
         if not metrics or self.key not in metrics:
             return
         self.last = metrics
-        self.trial.report(float(metrics[self.key]), state.global_step)
-        if self.trial.should_prune():
+        prune = False
+        if self.trial is not None:
+            self.trial.report(float(metrics[self.key]), state.global_step)
+            prune = self.trial.should_prune()
+        if _from_rank_zero(prune):
             self.pruned_at = state.global_step
             control.should_training_stop = True
+
+
+def _from_rank_zero(decision: bool) -> bool:
+    """Rank 0's decision on every rank of a multi-process run (a collective: all ranks call it)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return decision
+    box = [decision]
+    dist.broadcast_object_list(box, src=0)
+    return bool(box[0])
 
 
 class _Rung(TrainerCallback):
@@ -434,13 +449,15 @@ def train(run: RunSpec, report: Report = _ignore) -> RunResult:
         metrics, measured = _last_evaluation(trainer.state.log_history, session.task.kept_metrics), tasks.Measured()
     else:
         metrics = _final_metrics(session, run)
-        measured = session.task.measure(trainer.model, trainer.processing_class, session.data, run)
+        # Generation (causal-lm) runs outside the Trainer, on one process of a multi-GPU run.
+        measured = (session.task.measure(trainer.model, trainer.processing_class, session.data, run)
+                    if trainer.is_world_process_zero() else tasks.Measured())
     metrics.update(measured.metrics)
     eval_seconds = time.perf_counter() - started
 
     # The checkpoints stay until the parent has recorded this result: a kill before that resumes
     # from them instead of training again (``training.train_runs`` removes them).
-    kept = not run.trial and run.rung is None
+    kept = not run.trial and run.rung is None and trainer.is_world_process_zero()  # one writer per run
     started = time.perf_counter()
     artifact = save_artifact(trainer.model, trainer.processing_class, run) if kept else None
     save_seconds = time.perf_counter() - started
@@ -501,7 +518,7 @@ def _final_metrics(session: Session, run: RunSpec) -> dict[str, float]:
     for split in ("validation", "test") if run.evaluate_test else ("validation",):
         scored = session.task.evaluate(trainer, session.data[split], split, run.labels)
         metrics.update({k: float(v) for k, v in scored.metrics.items() if k.removeprefix(f"{split}_") in kept})
-        if split == "test":
+        if split == "test" and trainer.is_world_process_zero():
             write_predictions(run.run_dir, scored.examples)
     return metrics
 
@@ -547,6 +564,9 @@ def _training_args(run: RunSpec, task: tasks.Task, output_dir: Path) -> Any:
         fp16=cuda and not bf16,
         tf32=cuda and torch.cuda.get_device_capability()[0] >= 8,  # Ampere and newer
         dataloader_pin_memory=cuda,
+        # Several processes (--gpus-per-run): each global batch of batch_size is split over them, so the
+        # examples, batches and steps are those of one process.
+        accelerator_config={"split_batches": True} if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
         disable_tqdm=True,
     )
 

@@ -1,9 +1,14 @@
-"""The process one run trains in: ``python -m tunelab.worker`` with a RunSpec as JSON on stdin.
+"""The process one run trains in: ``python -m tunelab.worker`` with a RunSpec as JSON on stdin
+(or in the file ``TUNELAB_RUN_SPEC`` names).
 
 It speaks events (``tunelab.events``) as JSON lines on its own stdout, ending with ``Finished``;
 everything the libraries print is sent to stderr, which the executor keeps as the run's log. A
 thread sends a heartbeat every few seconds, so that the parent can tell a slow run from a hung
 one, and ends the process if the parent is gone, so that no orphan keeps training.
+
+Under ``torchrun`` (one run on several GPUs, ``executor.worker_command``) every rank runs this
+module and trains; only rank 0 speaks. Another rank that fails exits non-zero, and torchrun then
+stops them all: the run ends without a result, which the executor records as failed.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import TextIO
 
 from . import events
 from .errors import first_line
-from .executor import PARENT_ENV
+from .executor import PARENT_ENV, SPEC_ENV
 from .plan import RunSpec
 from .results import Costs, RunResult, RunStatus
 
@@ -39,6 +44,13 @@ class _Channel:
             self._stream.write(events.encode(event) + "\n")
 
 
+class _Quiet(_Channel):
+    """A rank other than 0: its stdout goes to the log too, and it tells the parent nothing."""
+
+    def emit(self, event: events.Progress | events.Evaluation | events.Finished | events.Heartbeat) -> None:
+        pass
+
+
 def _heartbeat(channel: _Channel, parent: int) -> None:
     while True:  # a daemon thread: it ends with the process
         time.sleep(HEARTBEAT_SECONDS)
@@ -52,8 +64,9 @@ def _heartbeat(channel: _Channel, parent: int) -> None:
 
 def _die_with_parent() -> int:
     """Ask Linux to kill this process when its parent dies (the heartbeat thread checks too, on
-    every system), and return the parent's pid."""
-    parent = int(os.environ.get(PARENT_ENV, os.getppid()))
+    every system), and return the parent's pid: the executor's, or torchrun's under torchrun
+    (which itself dies with the executor)."""
+    parent = os.getppid() if _distributed() else int(os.environ.get(PARENT_ENV, os.getppid()))
     if sys.platform.startswith("linux"):
         import ctypes
         import signal
@@ -64,10 +77,16 @@ def _die_with_parent() -> int:
     return parent
 
 
+def _distributed() -> bool:
+    return "TORCHELASTIC_RUN_ID" in os.environ  # set by torchrun for every rank
+
+
 def main() -> int:
     parent = _die_with_parent()
-    channel = _Channel()
-    run = RunSpec.from_json(sys.stdin.read())
+    speaks = int(os.environ.get("RANK", "0")) == 0
+    channel = _Channel() if speaks else _Quiet()
+    source = os.environ.get(SPEC_ENV)
+    run = RunSpec.from_json(open(source).read() if source else sys.stdin.read())
     threading.Thread(target=_heartbeat, args=(channel, parent), daemon=True).start()
 
     import torch
@@ -83,6 +102,8 @@ def main() -> int:
         result = RunResult(key=run.key, status=RunStatus.OOM, error=first_line(err))
     except Exception as err:  # any failure of one run is recorded; the experiment goes on
         traceback.print_exc()
+        if not speaks:  # torchrun stops the other ranks; the executor records the failure
+            return 1
         result = RunResult(key=run.key, status=RunStatus.FAILED, error=f"{type(err).__name__}: {first_line(err)}")
     channel.emit(events.Finished(result=result))
     return 0

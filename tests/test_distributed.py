@@ -1,0 +1,46 @@
+"""One run on several processes (``--gpus-per-run N``): torchrun launches the worker, the Trainer
+trains with DDP (gloo on this CPU-only machine), each global batch split over the ranks."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from helpers import stored_runs, tiny_spec, tunelab
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_metrics_of_one_and_the_run_is_recorded_once(tmp_path):
+    results = {}
+    for processes in (1, 2):
+        workdir = tmp_path / f"p{processes}"
+        spec = tmp_path / f"p{processes}.yaml"
+        spec.write_text(yaml.safe_dump(tiny_spec(workdir, ["full"], max_steps=6, eval_every=3)))
+        out = tunelab("compare", str(spec), "--gpus-per-run", str(processes))
+        assert out.returncode == 0, out.stderr
+        (run,) = stored_runs(workdir).values()  # one record, however many processes trained it
+        results[processes] = run
+    one, two = results[1], results[2]
+    assert one.key == two.key and two.status == "done"
+    assert set(one.metrics) == set(two.metrics) and "test_accuracy" in two.metrics
+    for name, value in one.metrics.items():  # the same batches and steps; only float reduction order differs
+        assert two.metrics[name] == pytest.approx(value, abs=1e-4), name
+    assert (two.costs.steps, two.costs.train_tokens) == (one.costs.steps, one.costs.train_tokens)
+    log = (two.spec.run_dir / "run.log").read_text()
+    assert log.count("'train_runtime'") == 2  # each rank's Trainer ended its training
+    assert len(list(two.spec.run_dir.glob("artifact-*"))) == 1  # written once, by rank 0
+    assert len((two.spec.run_dir / "predictions.jsonl").read_text().splitlines()) == 24
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--gpus-per-run", "1.5"], "error: --gpus-per-run 1.5: a run on several GPUs takes a whole number of them "
+                                "(use 2, 4, 8...)"),
+    (["--gpus-per-run", "3"], "error: train.batch_size 8 (head) does not split over 3 GPUs per run (use a multiple "
+                              "of 3: each batch is split evenly over the run's processes)"),
+])
+def test_a_run_that_cannot_split_over_its_gpus_gets_one_line_and_exit_2(tmp_path, flags, expected):
+    spec = tmp_path / "experiment.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec(tmp_path / "work", ["head"])))
+    out = tunelab("compare", str(spec), *flags)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [expected], out.stderr
+    assert not (tmp_path / "work" / "tunelab.db").exists()
