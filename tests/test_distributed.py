@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
 from helpers import stored_runs, tiny_spec, tunelab
 
 
@@ -44,3 +43,28 @@ def test_a_run_that_cannot_split_over_its_gpus_gets_one_line_and_exit_2(tmp_path
     out = tunelab("compare", str(spec), *flags)
     assert out.returncode == 2 and out.stderr.strip().splitlines() == [expected], out.stderr
     assert not (tmp_path / "work" / "tunelab.db").exists()
+
+
+@pytest.mark.slow
+def test_a_sweep_trial_on_two_processes_is_reported_once_and_pruned_on_every_rank(tmp_path):
+    """Rank 0 alone reports to the study; its pruner's word stops both ranks at the same step."""
+    optuna = pytest.importorskip("optuna")
+    from tunelab.executor import LocalExecutor
+    from tunelab.spec import build_spec
+    from tunelab.sweep import default_storage, study_names, sweep
+
+    workdir = tmp_path / "work"
+    raw = tiny_spec(workdir, ["head"], early_stopping_patience=None)
+    spec = build_spec({**raw, "sweep": {"trials": 2, "pruner": {"name": "median", "startup_trials": 1},
+                                        "space": {"train": {"batch_size": 8}}}})
+    storage, names = default_storage(str(workdir)), study_names(spec)
+    seeded = optuna.create_study(storage=storage, study_name=names["head"], direction="maximize")
+    seeded.add_trial(optuna.trial.create_trial(value=1.0, intermediate_values={2: 1.0, 4: 1.0}))  # unbeatable
+
+    sweep(spec, resume=True, executor=LocalExecutor(gpus_per_run=2))
+
+    trial = optuna.load_study(storage=storage, study_name=names["head"]).trials[1]
+    assert trial.state == optuna.trial.TrialState.PRUNED and list(trial.intermediate_values) == [2]
+    run = stored_runs(workdir)[trial.user_attrs["run_key"]]
+    assert run.status == "pruned" and run.costs.steps == 2  # of 4: both ranks stopped there
+    assert (run.spec.run_dir / "run.log").read_text().count("'train_runtime'") == 2
