@@ -1,7 +1,7 @@
 """How fast tunelab trains, side by side with its baselines, on this machine or a GPU.
 
-    python bench/perf.py                 # all parts on the built-in model and data (about 17 minutes on 2 CPU cores)
-    python bench/perf.py --parts BCDG    # the per-step parts and the fixed cost (about 5 minutes)
+    python bench/perf.py                 # all parts on the built-in model and data (about 20 minutes on 2 CPU cores)
+    python bench/perf.py --parts BCDG    # the per-step parts and the fixed cost (about 8 minutes)
     python bench/perf.py --model path/to/bert-base --data path/to/sst2 --device cuda --batch-size 32 \
         --steps 200 --warmup 20 --parts BCDG          # on a GPU (bf16 where tunelab uses bf16)
 
