@@ -354,18 +354,17 @@ def main() -> None:
     lines = ["# tunelab performance", "",
              f"Device: {device}; {platform.processor() or platform.machine()}, torch {torch.__version__} "
              f"({torch.get_num_threads()} threads). Model {args.model}.", ""]
+    results = ROOT / "bench" / "results" / f"perf-{args.parts.lower()}{'-gpu' if gpu else ''}.md"
+    results.parent.mkdir(exist_ok=True)
+    print("\n".join(lines), flush=True)
+    parts = {"A": part_a, "B": part_bcd, "G": part_g}
     with tempfile.TemporaryDirectory() as tmp:
-        if "A" in args.parts:
-            lines += part_a(args, Path(tmp))
-        if set("BCD") & set(args.parts):
-            lines += part_bcd(args, Path(tmp))
-        if "G" in args.parts:
-            lines += part_g(args, Path(tmp))
-    report = "\n".join(lines)
-    print(report)
-    (ROOT / "bench" / "results").mkdir(exist_ok=True)
-    suffix = "-gpu" if gpu else ""
-    (ROOT / "bench" / "results" / f"perf-{args.parts.lower()}{suffix}.md").write_text(report + "\n")
+        for letter, part in parts.items():
+            if letter in args.parts or (letter == "B" and set("CD") & set(args.parts)):
+                section = part(args, Path(tmp))
+                print("\n".join(section), flush=True)  # each part as it ends: a cut-off run keeps what it measured
+                lines += section
+                results.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
