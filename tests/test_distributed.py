@@ -34,7 +34,7 @@ def test_two_processes_give_the_metrics_of_one_and_the_run_is_recorded_once(tmp_
 @pytest.mark.parametrize("flags, expected", [
     (["--gpus-per-run", "1.5"], "error: --gpus-per-run 1.5: a run on several GPUs takes a whole number of them "
                                 "(use 2, 4, 8...)"),
-    (["--gpus-per-run", "3"], "error: train.batch_size 8 (head) does not split over 3 GPUs per run (use a multiple "
+    (["--gpus-per-run", "3"], "error: train.batch_size (head) 8 does not split over 3 GPUs per run (use a multiple "
                               "of 3: each batch is split evenly over the run's processes)"),
 ])
 def test_a_run_that_cannot_split_over_its_gpus_gets_one_line_and_exit_2(tmp_path, flags, expected):
@@ -68,3 +68,45 @@ def test_a_sweep_trial_on_two_processes_is_reported_once_and_pruned_on_every_ran
     run = stored_runs(workdir)[trial.user_attrs["run_key"]]
     assert run.status == "pruned" and run.costs.steps == 2  # of 4: both ranks stopped there
     assert (run.spec.run_dir / "run.log").read_text().count("'train_runtime'") == 2
+
+
+def _rank_one_under(parent: int) -> int | None:
+    """The pid of rank 1 of a run whose executor is ``parent`` (its environment names both)."""
+    from pathlib import Path
+
+    for entry in Path("/proc").iterdir():
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if b"RANK=1" in environ and f"TUNELAB_PARENT_PID={parent}".encode() in environ:
+            return int(entry.name)
+    return None
+
+
+@pytest.mark.slow
+def test_a_rank_that_dies_fails_the_run_cleanly_and_the_experiment_goes_on(tmp_path):
+    """Rank 1 killed mid-training (as the kernel's OOM killer would): torchrun stops rank 0, the run
+    is recorded as failed with its log, nothing hangs, and the next run trains."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    spec = tmp_path / "experiment.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec(tmp_path / "work", ["full", "head"], max_steps=200, eval_every=100)))
+    experiment = subprocess.Popen([sys.executable, "-m", "tunelab", "compare", str(spec), "--gpus-per-run", "2"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while (rank_one := _rank_one_under(experiment.pid)) is None or not list(
+            (tmp_path / "work" / "runs").glob("full-*/run.log")):
+        assert experiment.poll() is None and time.time() < deadline, experiment.communicate()
+        time.sleep(0.2)
+    time.sleep(5)  # into training
+    os.kill(rank_one, signal.SIGKILL)
+    out, err = experiment.communicate(timeout=600)
+    runs = {run.spec.method: run for run in stored_runs(tmp_path / "work").values()}
+    assert runs["full"].status == "failed" and "before reporting" in runs["full"].error, runs["full"].error
+    assert runs["head"].status == "done"  # the experiment went on
+    assert not list(runs["full"].spec.run_dir.glob("artifact-*"))

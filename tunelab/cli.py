@@ -201,7 +201,10 @@ def predict(
 def _executor(name: str, address: str | None, cpus: float, gpus: float, experiment: Any) -> Any:
     from .executor import LocalExecutor, processes_per_run
 
-    processes = processes_per_run(gpus, {m.name: experiment.train_for(m).batch_size for m in experiment.methods})
+    trains = {m.name: experiment.train_for(m) for m in experiment.methods}
+    sizes = {f"train.batch_size ({name})": t.batch_size for name, t in trains.items()}
+    sizes |= {f"train.eval_batch_size ({name})": t.eval_batch_size for name, t in trains.items() if t.eval_batch_size}
+    processes = processes_per_run(gpus, sizes)
     if name == "local":
         if address:
             raise TunelabError("--address goes with --executor ray")

@@ -6,8 +6,10 @@ is recorded as that run's failure while the others go on.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -24,6 +26,7 @@ from .results import RunResult, RunStatus
 OnEvent = Callable[[RunSpec, events.Progress | events.Evaluation], None]
 PARENT_ENV = "TUNELAB_PARENT_PID"  # the worker dies with this process (worker._die_with_parent)
 SPEC_ENV = "TUNELAB_RUN_SPEC"  # a file holding the RunSpec, where stdin cannot carry it (torchrun's ranks)
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
 class Executor(Protocol):
@@ -54,27 +57,30 @@ def worker_command(processes: int = 1) -> list[str]:
 
 def processes_per_run(gpus: float, batch_sizes: dict[str, int]) -> int:
     """How many processes train each run: one per GPU from 2 GPUs up, else one (a share of a GPU is
-    Ray's to pack). Each global batch is split over them, so every method's batch size must divide."""
+    Ray's to pack). Each global batch is split over them, so every batch size (named by where it is
+    set) must divide."""
     if gpus <= 1:
         return 1
     if gpus != int(gpus):
         raise TunelabError(f"--gpus-per-run {gpus:g}: a run on several GPUs takes a whole number of them",
                            "use 2, 4, 8...")
-    for method, size in batch_sizes.items():
+    for name, size in batch_sizes.items():
         if size % int(gpus):
-            raise TunelabError(f"train.batch_size {size} ({method}) does not split over {gpus:g} GPUs per run",
+            raise TunelabError(f"{name} {size} does not split over {gpus:g} GPUs per run",
                                f"use a multiple of {gpus:g}: each batch is split evenly over the run's processes")
     return int(gpus)
 
 
-def _killed_with_this_process() -> None:
-    """In the child, before it runs: killed when this process dies (Linux). The worker asks the
-    same for itself; torchrun, which launches the workers of a multi-GPU run, does not."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (elsewhere: nothing). Safe between fork
+    and exec (``preexec_fn``): libc is loaded at import, so nothing is imported in the child."""
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+def is_rank_zero() -> bool:
+    """This process speaks for its run: the only one, or rank 0 of a run on several GPUs."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 class LocalExecutor:
@@ -98,12 +104,13 @@ class LocalExecutor:
             spec_path = run.run_dir / "run-spec.json"
             spec_path.write_text(run.to_json())
             env[SPEC_ENV] = str(spec_path)
+            env["PYTHONSAFEPATH"] = "1"  # torchrun starts the ranks without -P: the run directory stays off sys.path
         started = time.perf_counter()
         with open(log_path, "w") as log:
             worker = subprocess.Popen(
                 worker_command(self.processes), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                 text=True, cwd=run.run_dir, env=env,
-                preexec_fn=_killed_with_this_process if self.processes > 1 else None,
+                preexec_fn=die_with_parent if self.processes > 1 else None,  # torchrun does not ask it itself
             )
             try:
                 assert worker.stdin is not None and worker.stdout is not None

@@ -51,7 +51,7 @@ class Costs(BaseModel):
     generation_tokens_per_second: float | None = None  # causal-lm: greedy generation on the test split
     fixed_seconds: float | None = None  # of it, what was not training: start-up, loading, final evaluations, saving
     # Where the time outside the training steps went, measured in the worker:
-    startup_seconds: float | None = None  # process start to the first step: imports, data, model, resume
+    startup_seconds: float | None = None  # process start to the Trainer's start: imports, data, model
     load_seconds: float | None = None  # of it, reading the model and applying the method
     validation_seconds: float | None = None  # evaluations during training (in train_seconds)
     checkpoint_seconds: float | None = None  # checkpoint writes during training (in train_seconds)

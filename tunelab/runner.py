@@ -34,6 +34,7 @@ from transformers.trainer_callback import ExportableState
 from . import artifact as artifacts
 from . import methods, tasks
 from .events import Evaluation, Progress
+from .executor import is_rank_zero
 from .measure import count_parameters, directory_bytes, environment, peak_memory_mb, process_age
 from .plan import RunSpec
 from .results import PREDICTIONS_FILE, Costs, RunResult, RunStatus
@@ -178,7 +179,7 @@ class _Meter(TrainerCallback):
         _synchronize()
         measured = time.perf_counter() - self.measured_from - self.outside if self.measured_from else 0.0
         tokens = self.trainer.tokens_since(self.tokens_from)
-        self.tokens_per_second = tokens / measured if measured > 0 else None
+        self.tokens_per_second = tokens / measured if measured > 0 and tokens else None
         state.num_input_tokens_seen = self.tokens()
 
     def _resume(self) -> None:
@@ -222,14 +223,12 @@ class _Checkpoints(TrainerCallback):
         self._keep_if_best(state, model)  # the weights evaluated at the step before are still unchanged
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
-        if control.should_save and time.perf_counter() - self.last_saved < self.seconds:
-            control.should_save = False
+        if control.should_save:  # rank 0's clock decides for every rank: a save is collective
+            control.should_save = _from_rank_zero(time.perf_counter() - self.last_saved >= self.seconds)
 
     def on_save(self, args, state, control, model=None, **kwargs):  # noqa: ANN001, ANN201
         self.last_saved = time.perf_counter()
-        # The best weights travel in every checkpoint: the Trainer need not keep the best one's folder
-        # (it would, and at the end of training delete the latest to keep it).
-        state.best_model_checkpoint = None
+        state.best_model_checkpoint = None  # the best weights travel in every checkpoint: no folder to keep
         self._keep_if_best(state, model)
         if not state.is_world_process_zero:
             return
@@ -315,7 +314,7 @@ class _TrialReporter(TrainerCallback):
     several GPUs, rank 0 reports and decides, and every rank stops with it."""
 
     def __init__(self, trial: TrialRef, metric: str) -> None:
-        self.trial = load_trial(trial) if int(os.environ.get("RANK", "0")) == 0 else None
+        self.trial = load_trial(trial) if is_rank_zero() else None
         self.key = f"eval_{metric}"
         self.pruned_at: int | None = None
         self.last: dict[str, float] = {}
@@ -441,6 +440,7 @@ def train(run: RunSpec, report: Report = _ignore) -> RunResult:
         print(f"tunelab: resuming from {checkpoint}", file=sys.stderr)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     clock = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, _Clock))  # restored on resume
+    padding = trainer.padding_fraction  # a collective: before rank 0's solo work (generation, saving)
     train_seconds = clock.now()
 
     pruned_at = session.reporter.pruned_at if session.reporter else None
@@ -473,7 +473,7 @@ def train(run: RunSpec, report: Report = _ignore) -> RunResult:
         eval_seconds=eval_seconds,
         train_tokens=state.num_input_tokens_seen,
         tokens_per_second=meter.tokens_per_second,
-        padding_fraction=trainer.padding_fraction,
+        padding_fraction=padding,
         startup_seconds=startup_seconds,
         load_seconds=session.load_seconds,
         validation_seconds=meter.validation_seconds,
@@ -580,7 +580,8 @@ def last_checkpoint(folder: Path) -> Path | None:
     for checkpoint in found:
         if _complete(checkpoint):
             return checkpoint
-        print(f"tunelab: {checkpoint} is incomplete (interrupted while it was written): removed", file=sys.stderr)
+        print(f"tunelab: {checkpoint} is incomplete (interrupted while it was written, or written before "
+              "tunelab kept the best weights in it): removed", file=sys.stderr)
         shutil.rmtree(checkpoint, ignore_errors=True)
     return None
 

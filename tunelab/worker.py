@@ -22,7 +22,7 @@ from typing import TextIO
 
 from . import events
 from .errors import first_line
-from .executor import PARENT_ENV, SPEC_ENV
+from .executor import PARENT_ENV, SPEC_ENV, die_with_parent, is_rank_zero
 from .plan import RunSpec
 from .results import Costs, RunResult, RunStatus
 
@@ -67,11 +67,7 @@ def _die_with_parent() -> int:
     every system), and return the parent's pid: the executor's, or torchrun's under torchrun
     (which itself dies with the executor)."""
     parent = os.getppid() if _distributed() else int(os.environ.get(PARENT_ENV, os.getppid()))
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    die_with_parent()
     if os.getppid() != parent:  # it died before we asked
         os._exit(1)
     return parent
@@ -83,7 +79,7 @@ def _distributed() -> bool:
 
 def main() -> int:
     parent = _die_with_parent()
-    speaks = int(os.environ.get("RANK", "0")) == 0
+    speaks = is_rank_zero()
     channel = _Channel() if speaks else _Quiet()
     source = os.environ.get(SPEC_ENV)
     run = RunSpec.from_json(open(source).read() if source else sys.stdin.read())
@@ -98,13 +94,15 @@ def main() -> int:
     except Diverged as err:  # stopped at once; the experiment goes on
         result = RunResult(key=run.key, status=RunStatus.DIVERGED, error=str(err),
                            costs=Costs(diverged_at_step=err.step))
-    except torch.OutOfMemoryError as err:
-        result = RunResult(key=run.key, status=RunStatus.OOM, error=first_line(err))
     except Exception as err:  # any failure of one run is recorded; the experiment goes on
         traceback.print_exc()
-        if not speaks:  # torchrun stops the other ranks; the executor records the failure
+        if not speaks:  # (every rank diverges at once) torchrun stops the others; the executor records it
             return 1
-        result = RunResult(key=run.key, status=RunStatus.FAILED, error=f"{type(err).__name__}: {first_line(err)}")
+        if isinstance(err, torch.OutOfMemoryError):
+            result = RunResult(key=run.key, status=RunStatus.OOM, error=first_line(err))
+        else:
+            result = RunResult(key=run.key, status=RunStatus.FAILED,
+                               error=f"{type(err).__name__}: {first_line(err)}")
     channel.emit(events.Finished(result=result))
     return 0
 
