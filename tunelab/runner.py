@@ -282,7 +282,8 @@ class _Progress(TrainerCallback):
 class _Clock(TrainerCallback, ExportableState):
     """Training wall time, and the time at which each evaluation ran. It is saved in every
     checkpoint and restored on resume (``restore_callback_states_from_checkpoint``), so that a
-    resumed run's time, tokens/s and time to best count the time before the interruption too."""
+    resumed run's training time and time to best count the time before the interruption too
+    (its tokens/s is ``_Meter``'s steady state, measured in the process that finishes it)."""
 
     def __init__(self, seconds_before: float = 0.0, elapsed_at: dict[str, float] | None = None) -> None:
         self.seconds_before = seconds_before  # training time up to the checkpoint this run resumed from
