@@ -89,7 +89,8 @@ def trains_exactly(run: Any, pattern: str) -> tuple[Any, set[str]]:
     import re
 
     session, changed, trainable = trained(run)
-    assert changed == trainable, "frozen parameters must stay bit-identical, trainable ones must move"
+    assert changed == trainable, ("frozen parameters must stay bit-identical, trainable ones must move",
+                                  sorted(changed ^ trainable)[:5])
     assert trainable and all(re.fullmatch(pattern, name) for name in trainable), sorted(trainable)[:5]
     if run.method in ("full", "llrd"):
         assert len(trainable) == len(list(session.trainer.model.parameters()))

@@ -11,9 +11,9 @@ from helpers import DATA, stored_runs, tiny_spec, tunelab
 
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory):
-    """One real comparison: a working method, an impossible one, and the table they make."""
+    """One real comparison: two working methods, one that diverges, and the table they make."""
     workdir = tmp_path_factory.mktemp("compare")
-    methods = ["head", {"name": "lora", "target_modules": ["no_such_module"]}, "prompt-tuning"]
+    methods = ["head", {"name": "full", "lr": 1e6}, "prompt-tuning"]
     path = workdir / "experiment.yaml"
     path.write_text(yaml.safe_dump(tiny_spec(workdir / "work", methods)))
     first = tunelab("compare", str(path))
@@ -25,9 +25,9 @@ def test_a_failed_run_is_recorded_and_the_others_finish(experiment):
     assert first.returncode == 0, first.stderr
     runs = stored_runs(workdir).values()
     status = {r.method: r.status for r in runs}
-    assert status == {"head": "done", "lora": "failed", "prompt-tuning": "done"}
-    (lora,) = [r for r in runs if r.method == "lora"]
-    assert "no_such_module" in lora.error
+    assert status == {"head": "done", "full": "diverged", "prompt-tuning": "done"}
+    (full,) = [r for r in runs if r.method == "full"]
+    assert "training loss became nan" in full.error
 
 
 def test_the_table_reports_costs_and_metrics(experiment):
@@ -41,7 +41,7 @@ def test_the_table_reports_costs_and_metrics(experiment):
     # the run's fixed cost: the worker's whole life, less its training
     assert head["process_seconds"]["mean"] == pytest.approx(head["train_seconds"]["mean"] + head["fixed_seconds"]["mean"])
     assert head["fixed_seconds"]["mean"] > 0
-    assert rows["lora"]["done"] == 0 and "no_such_module" in rows["lora"]["failed"][0]
+    assert rows["full"]["done"] == 0 and "training loss became nan" in rows["full"]["failed"][0]
     markdown = (workdir / "comparison.md").read_text()
     assert "| head | 1 |" in markdown and "| prompt-tuning | 1 |" in markdown
     assert "prompt-tuning" in first.stdout and "test acc" in first.stdout
@@ -72,13 +72,13 @@ def test_a_second_compare_skips_finished_runs_and_force_reruns(experiment):
     after = stored_runs(workdir)
     done = [k for k, r in before.items() if r.status == "done"]
     assert len(done) == 2 and all(after[k].metrics == before[k].metrics for k in done)
-    assert "lora" in again.stdout  # the failed run was tried again
+    assert "full" in again.stdout  # the diverged run was tried again
 
 
 def test_runs_and_report_read_the_store(experiment):
     workdir, _, _ = experiment
     listing = tunelab("runs", "--workdir", str(workdir))
-    assert listing.returncode == 0 and "head-s0-" in listing.stdout and "failed" in listing.stdout
+    assert listing.returncode == 0 and "head-s0-" in listing.stdout and "diverged" in listing.stdout
     table = tunelab("report", "--workdir", str(workdir))
     assert table.returncode == 0 and "prompt-tuning" in table.stdout
 

@@ -20,7 +20,8 @@ def test_two_processes_give_the_metrics_of_one_and_the_run_is_recorded_once(tmp_
         (run,) = stored_runs(workdir).values()  # one record, however many processes trained it
         results[processes] = run
     one, two = results[1], results[2]
-    assert one.key == two.key and two.status == "done"
+    assert two.status == "done", f"{two.error}\n{(two.spec.run_dir / 'run.log').read_text()[-4000:]}"
+    assert one.key == two.key
     assert set(one.metrics) == set(two.metrics) and "test_accuracy" in two.metrics
     for name, value in one.metrics.items():  # the same batches and steps; only float reduction order differs
         assert two.metrics[name] == pytest.approx(value, abs=1e-4), name

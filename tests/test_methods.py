@@ -7,46 +7,73 @@ import sys
 
 import pytest
 import torch
-from helpers import trained, trains_exactly
+from helpers import trains_exactly
 
 from tunelab import runner
 from tunelab.predict import Classifier
 
+HEAD = r".*classifier\.modules_to_save\.default\..*"  # a peft tuner keeps a classifier's new head trainable
+ATTENTION = r".*\.attention\.self\.(query|value)\."  # peft's default targets for BERT
 EXPECTED_TRAINABLE = {
     "full": r".*",
     "llrd": r".*",
     "freeze": r"bert\.(encoder\.layer\.[45]\.|pooler\.).*|classifier\..*",  # top k=2 of 6 layers + head
     "head": r"classifier\..*",
-    "lora": r".*\.lora_[AB]\.default\.weight|.*classifier\.modules_to_save\.default\..*",
-    "prompt-tuning": r"prompt_encoder\.default\.embedding\.weight|.*classifier\.modules_to_save\.default\..*",
-    "p-tuning": r"prompt_encoder\.default\..*|.*classifier\.modules_to_save\.default\..*",
+    "bitfit": r".*\.bias|classifier\.weight",
+    "lora": rf"{ATTENTION}lora_[AB]\.default\.weight|{HEAD}",
+    "dora": rf"{ATTENTION}lora_([AB]|magnitude_vector)\.default\.weight|{HEAD}",
+    "rslora": rf"{ATTENTION}lora_[AB]\.default\.weight|{HEAD}",
+    "lora-plus": rf"{ATTENTION}lora_[AB]\.default\.weight|{HEAD}",
+    "adalora": rf"{ATTENTION}lora_[ABE]\.default|{HEAD}",
+    "ia3": r".*\.(attention\.self\.(key|value)|output\.dense)\.ia3_l\.default|" + HEAD,
+    "loha": rf"{ATTENTION}hada_w[12]_[ab]\.default|{HEAD}",
+    "lokr": rf"{ATTENTION}lokr_w(1|2_a|2_b)\.default|{HEAD}",
+    "vera": rf"{ATTENTION}vera_lambda_[bd]\.default|{HEAD}",
+    "oft": rf"{ATTENTION}oft_R\.default\.weight|{HEAD}",
+    "prompt-tuning": rf"prompt_encoder\.default\.embedding\.weight|{HEAD}",
+    "p-tuning": rf"prompt_encoder\.default\..*|{HEAD}",
 }
+TEXTS = ["a gorgeous, witty, seductive movie .", "the plot is nothing but boilerplate clichés .",
+         "it 's a charming and often affecting journey .", "unflinchingly bleak and desperate"]
+
+
+def test_every_encoder_method_but_the_gpu_only_one_is_tested_here():
+    from tunelab import methods
+
+    encoders = {name for name in methods.available() if "classification" in methods.get(name).tasks}
+    assert encoders - set(EXPECTED_TRAINABLE) == {"qlora"}
 
 
 @pytest.mark.parametrize("method", list(EXPECTED_TRAINABLE))
-def test_exactly_the_intended_parameters_change(tiny_runs, method):
-    (run,) = tiny_runs([method])
-    _, trainable = trains_exactly(run, EXPECTED_TRAINABLE[method])
-    if method == "lora":  # the adapters sit on BERT's query and value projections (peft's default for bert)
-        assert {m.group(1) for n in trainable if (m := re.search(r"attention\.self\.(\w+)\.lora_A", n))} == {
-            "query", "value"}
-
-
-@pytest.mark.parametrize("method", ["full", "lora", "prompt-tuning"])
-def test_saved_artifact_reloads_and_predicts_the_same(tiny_runs, method, tmp_path):
-    (run,) = tiny_runs([method])
-    session, _, _ = trained(run)
-    texts = ["a gorgeous, witty, seductive movie .", "the plot is nothing but boilerplate clichés .",
-             "it 's a charming and often affecting journey .", "unflinchingly bleak and desperate"]
+def test_exactly_the_intended_parameters_change_and_the_artifact_predicts_the_same(tiny_runs, method, tmp_path):
+    """One training per method: its trainable parameters are what it claims and the only ones that
+    move; its artifact holds what trained (no copy of the model unless every parameter trained)
+    and, reloaded onto the base model, gives the logits the model gave in memory."""
+    (run,) = tiny_runs([method], eval_every=4)  # the best evaluation is the last: the weights kept are the last
+    session, trainable = trains_exactly(run, EXPECTED_TRAINABLE[method])
     model, tokenizer = session.trainer.model.eval(), session.trainer.processing_class
     with torch.no_grad():
-        logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
-    before = [run.labels[i] for i in logits.argmax(-1).tolist()]
+        before = model(**tokenizer(TEXTS, padding=True, return_tensors="pt")).logits
 
     artifact = runner.save_artifact(model, tokenizer, run, tmp_path / "artifact")
-    assert Classifier.load(artifact).predict(texts) == before
-    if method != "full":  # an adapter, not a copy of the model
-        assert sum(f.stat().st_size for f in artifact.iterdir()) < 5 * 2**20
+    reloaded = Classifier.load(artifact)
+    with torch.no_grad():
+        after = reloaded.model(**reloaded.tokenizer(TEXTS, padding=True, return_tensors="pt")).logits
+    torch.testing.assert_close(after, before)
+    weights = sum(f.stat().st_size for f in artifact.glob("*.safetensors"))
+    trained_bytes = 4 * sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if method == "vera":  # it saves its shared random projections too, to be exact on any machine
+        trained_bytes += 4 * sum(b.numel() for n, b in model.named_buffers() if "vera_" in n)
+    assert weights < trained_bytes + 2**16, (weights, trained_bytes)  # what trained, and a header
+    # AdaLoRA saves the ranks it kept; p-tuning the prompt its encoder computes, not the encoder
+    assert method in ("adalora", "p-tuning") or weights >= trained_bytes
+
+
+def test_lora_adapts_the_query_and_value_projections_by_default(tiny_runs):
+    (run,) = tiny_runs(["lora"])
+    adapted = {m.group(1) for n, _ in runner.build(run).trainer.model.named_parameters()
+               if (m := re.search(r"attention\.self\.(\w+)\.lora_A", n))}
+    assert adapted == {"query", "value"}  # peft's default for bert
 
 
 def test_a_method_is_one_file_discovered_without_a_list(tmp_path, monkeypatch):
@@ -81,8 +108,35 @@ def test_every_method_documents_every_option_and_overrides_apply():
     for name in methods.available():
         method = methods.get(name)
         assert method.description and method.lr_source, name
-        assert "apply" in vars(method), f"{name} must say what it trains"
+        assert not getattr(method.apply, "__isabstractmethod__", False), f"{name} must say what it trains"
         for option, field in method.Options.model_fields.items():
             assert field.description, f"{name}.{option} has no description for `tunelab methods`"
     with pytest.raises(TypeError):  # the base class is abstract: a method without apply cannot exist
         methods.Method(methods.MethodOptions())  # type: ignore[abstract]
+
+
+BAD_METHODS = [
+    ({"name": "lora", "target_modules": ["no_such_module"]},
+     "lora.target_modules: no linear module named 'no_such_module' in BertForSequenceClassification "
+     "(choose among classifier, dense, key, query, value)"),
+    ({"name": "dora", "target_modules": ["pooler"]}, "dora.target_modules: no linear module named 'pooler'"),
+    ({"name": "adalora", "target_r": 16}, "target_r 16 is above init_r 12: AdaLoRA only prunes rank"),
+    ({"name": "loha", "rank": 4}, "(loha).rank: unknown key (accepted: lr, target_modules, r, alpha)"),
+    pytest.param("qlora", "qlora needs a CUDA GPU (bitsandbytes' 4-bit kernels) and this machine has none "
+                          "(use lora here, or run qlora where a GPU is)",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU can run qlora")),
+]
+
+
+@pytest.mark.parametrize(("method", "expected"), BAD_METHODS)
+def test_a_method_that_cannot_apply_is_refused_in_one_line_before_anything_runs(tmp_path, method, expected):
+    """Applied to the model built on the meta device while planning: no run is stored, nothing trains."""
+    import yaml
+    from helpers import tiny_spec, tunelab
+
+    spec = tmp_path / "experiment.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec(tmp_path / "work", ["head", method])))
+    out = tunelab("compare", str(spec))
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr[-2000:]
+    assert expected in out.stderr
+    assert not (tmp_path / "work" / "tunelab.db").exists()

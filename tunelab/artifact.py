@@ -1,9 +1,15 @@
 """The artifact format, shared by the runner (which writes it) and ``predict`` (which reads it).
 
-An artifact folder (``<run>/artifact``, a link to the version the store records) holds the
-trained weights as ``save_pretrained`` writes them (a peft adapter with ``adapter_config.json``,
-or the whole model), the tokenizer, and ``tunelab.json``: the method,
-the base model, the labels and the settings that prediction must repeat (``max_length``).
+An artifact folder (``<run>/artifact``, a link to the version the store records) holds what the
+method trained, the tokenizer, and ``tunelab.json``: the method, the base model, the labels and
+the settings that prediction must repeat (``max_length``). What the method trained is one of:
+
+- a peft adapter (``adapter_config.json``), loaded on top of the base model;
+- the tensors that trained, alone (``trained.safetensors``), when the method trained part of the
+  model without peft (``head``, ``bitfit``, ``freeze``): loaded into the base model, so that the
+  artifact's size is what the method changed (770 parameters for ``head``, not 87 MB);
+- the whole model, as ``save_pretrained`` writes it, when every parameter trained.
+
 Nothing in it grants trust: whether remote code may run is for the person loading it to say.
 """
 
@@ -12,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +29,10 @@ from .errors import TunelabError
 META_FILE = "tunelab.json"
 LINK = "artifact"  # <run>/artifact: the current version, for people and `tunelab predict`
 ADAPTER_CONFIG = "adapter_config.json"
+TRAINED_FILE = "trained.safetensors"
+# Set by ``tunelab.models`` on a loaded model: the parameters its checkpoint did not hold (a
+# classifier's new head), initialised at random, so that a partial artifact keeps them too.
+FRESH_ATTRIBUTE = "tunelab_fresh_parameters"
 
 
 class ArtifactMeta(BaseModel):
@@ -47,7 +58,15 @@ def save(model: Any, tokenizer: Any, meta: ArtifactMeta, target: Path) -> Path:
     leaves either no artifact or a whole one."""
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp))
+    if _partly_trained(model):
+        from safetensors.torch import save_file
+
+        tmp.mkdir(parents=True)
+        fresh: frozenset[str] = getattr(model, FRESH_ATTRIBUTE, frozenset())
+        save_file({name: param.detach().cpu().contiguous() for name, param in model.named_parameters()
+                   if param.requires_grad or name in fresh}, str(tmp / TRAINED_FILE))
+    else:
+        model.save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
     (tmp / META_FILE).write_text(meta.model_dump_json(indent=2))
     shutil.rmtree(target, ignore_errors=True)
@@ -83,6 +102,28 @@ def read_meta(artifact: Path) -> ArtifactMeta:
     return ArtifactMeta.model_validate_json(path.read_text())
 
 
-def is_adapter(artifact: Path) -> bool:
-    """A peft adapter, loaded on top of its base model; otherwise the folder holds the whole model."""
-    return (Path(artifact) / ADAPTER_CONFIG).is_file()
+def _partly_trained(model: Any) -> bool:
+    """Some parameters trained and others not, outside peft (whose adapters save themselves)."""
+    if hasattr(model, "peft_config"):
+        return False
+    return not all(param.requires_grad for param in model.parameters())
+
+
+def load(artifact: Path, meta: ArtifactMeta, load_model: Callable[[str], Any]) -> Any:
+    """The artifact's model: ``load_model(path)`` reads a model folder (the base model's, or the
+    artifact's own when it holds the whole model), the adapter or the trained tensors on top."""
+    artifact = Path(artifact)
+    if (artifact / ADAPTER_CONFIG).is_file():
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(load_model(meta.base_model), str(artifact))
+    if not (artifact / TRAINED_FILE).is_file():
+        return load_model(str(artifact))
+    from safetensors.torch import load_file
+
+    model = load_model(meta.base_model)
+    unknown = model.load_state_dict(load_file(str(artifact / TRAINED_FILE)), strict=False).unexpected_keys
+    if unknown:
+        raise TunelabError(f"{artifact} holds tensors that base model {meta.base_model} lacks ({unknown[0]}...)",
+                           "load it onto the base model it was trained from (tunelab.json's base_model)")
+    return model

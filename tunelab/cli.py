@@ -130,7 +130,8 @@ def sweep_command(
 
 @app.command("methods")
 def list_methods() -> None:
-    """What can be compared, with each method's default learning rate and its source."""
+    """What can be compared: each method's tasks, the models it applies to, its options, and its
+    default learning rate with the source."""
     from . import methods as registry
 
     table = Table("method", "what it trains", "tasks", "default lr", "lr source", box=None)
@@ -139,6 +140,7 @@ def list_methods() -> None:
         for i, task in enumerate(sorted(method.tasks)):
             table.add_row(name if i == 0 else "", method.description if i == 0 else "", task,
                           f"{method.default_lr(task):g}", method.default_lr_source(task))
+        table.add_row("", Text(f"  applies to: {method.architectures}", style="dim"), "", "", "")
         for option, field in method.Options.model_fields.items():
             if option != "lr":
                 default = "" if field.default is None else f" = {field.default}"

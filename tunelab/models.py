@@ -251,25 +251,41 @@ def _fingerprint(path: str, config: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_for_causal_lm(path: str, trust_remote_code: bool = False, allow_pickle: bool = False) -> Any:
-    """A causal LM as saved, its own output projection included."""
+def load_for_causal_lm(path: str, trust_remote_code: bool = False, allow_pickle: bool = False,
+                       **settings: Any) -> Any:
+    """A causal LM as saved, its own output projection included; ``settings`` are the method's
+    (``Method.load_settings``: a quantisation)."""
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code,
-                                                use_safetensors=None if allow_pickle else True)
+    return _fresh_marked(AutoModelForCausalLM.from_pretrained(
+        path, trust_remote_code=trust_remote_code, use_safetensors=None if allow_pickle else True,
+        output_loading_info=True, **settings))
 
 
 def load_for_classification(
-    path: str, labels: list[str], trust_remote_code: bool = False, allow_pickle: bool = False
+    path: str, labels: list[str], trust_remote_code: bool = False, allow_pickle: bool = False, **settings: Any
 ) -> Any:
-    """A sequence-classification model with a fresh head sized and named for ``labels``."""
+    """A sequence-classification model with a fresh head sized and named for ``labels``; ``settings``
+    are the method's (``Method.load_settings``: a quantisation)."""
     from transformers import AutoModelForSequenceClassification
 
-    return AutoModelForSequenceClassification.from_pretrained(
+    return _fresh_marked(AutoModelForSequenceClassification.from_pretrained(
         path,
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
         trust_remote_code=trust_remote_code,
         use_safetensors=None if allow_pickle else True,
-    )
+        output_loading_info=True,
+        **settings,
+    ))
+
+
+def _fresh_marked(loaded: Any) -> Any:
+    """The model of ``from_pretrained(..., output_loading_info=True)``, marked with the parameters
+    its checkpoint lacked (``artifact.FRESH_ATTRIBUTE``)."""
+    from .artifact import FRESH_ATTRIBUTE
+
+    model, info = loaded
+    setattr(model, FRESH_ATTRIBUTE, frozenset(info.get("missing_keys", ())))
+    return model

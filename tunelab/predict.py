@@ -26,13 +26,8 @@ class Classifier:
 
         artifact = Path(artifact)
         meta = artifacts.read_meta(artifact)
-        if artifacts.is_adapter(artifact):
-            from peft import PeftModel
-
-            base = load_for_classification(meta.base_model, meta.labels, trust_remote_code, allow_pickle)
-            model = PeftModel.from_pretrained(base, str(artifact))
-        else:
-            model = load_for_classification(str(artifact), meta.labels, trust_remote_code)
+        model = artifacts.load(artifact, meta, lambda path: load_for_classification(
+            path, meta.labels, trust_remote_code, allow_pickle and path == meta.base_model))
         tokenizer = AutoTokenizer.from_pretrained(str(artifact))
         return cls(model=model.eval(), tokenizer=tokenizer, labels=meta.labels, max_length=meta.max_length)
 
@@ -64,14 +59,9 @@ class Generator:
 
         artifact = Path(artifact)
         meta = artifacts.read_meta(artifact)
-        model: Any
-        if artifacts.is_adapter(artifact):
-            from peft import PeftModel
-
-            base = load_for_causal_lm(meta.base_model, trust_remote_code, allow_pickle)
-            model = PeftModel.from_pretrained(base, str(artifact))
-        else:
-            model = load_for_causal_lm(str(artifact), trust_remote_code)  # the artifact: safetensors, as written
+        # Pickled weights may load from the base model only: the artifact's own are safetensors, as written.
+        model = artifacts.load(artifact, meta, lambda path: load_for_causal_lm(
+            path, trust_remote_code, allow_pickle and path == meta.base_model))
         tokenizer = AutoTokenizer.from_pretrained(str(artifact))  # saved with the pad token training used
         return cls(model=model.eval(), tokenizer=tokenizer, max_length=meta.max_length)
 

@@ -387,10 +387,12 @@ def build(run: RunSpec, report: Report = _ignore) -> Session:
     data = load_from_disk(run.data_path)
     task = tasks.get(run.task)
     tokenizer = task.load_tokenizer(run.model_path, run.trust_remote_code)
-    loading = time.perf_counter()
-    model = task.load_model(run)
     method = methods.get(run.method)(run.options)
-    model = method.apply(model, methods.ModelContext(model_path=run.model_path, peft_task_type=task.peft_task_type))
+    loading = time.perf_counter()
+    model = task.load_model(run, **method.load_settings())
+    context = methods.ModelContext(model_path=run.model_path, peft_task_type=task.peft_task_type,
+                                   total_steps=total_steps(run, len(data["train"])))
+    model = method.apply(model, context)
     load_seconds = time.perf_counter() - loading
     trainable, total = count_parameters(model)
     # fused: one kernel for all parameters on a GPU, instead of a few per tensor
@@ -398,7 +400,8 @@ def build(run: RunSpec, report: Report = _ignore) -> Session:
     checkpoint = last_checkpoint(run.run_dir / "checkpoints")  # left by a run that was interrupted
 
     # _Checkpoints comes before _Rung: the cadence may cancel a save, the rung's save stands.
-    callbacks: list[Any] = [_Progress(report), _Clock(), _Checkpoints(run.train.checkpoint_minutes, checkpoint)]
+    callbacks: list[Any] = [_Progress(report), _Clock(), _Checkpoints(run.train.checkpoint_minutes, checkpoint),
+                            *method.callbacks()]
     if run.train.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=run.train.early_stopping_patience))
     reporter = _TrialReporter(run.trial, run.metric) if run.trial else None
@@ -424,6 +427,13 @@ def build(run: RunSpec, report: Report = _ignore) -> Session:
     return Session(trainer=trainer, task=task, data=data, trainable_params=trainable, total_params=total,
                    meter=meter, checkpoint=checkpoint, load_seconds=load_seconds, reporter=reporter)
 
+
+
+def total_steps(run: RunSpec, examples: int) -> int:
+    """The optimizer steps the Trainer will take: ``max_steps``, or the epochs over batches of
+    ``batch_size`` (the global batch, however many processes share it)."""
+    t = run.train
+    return t.max_steps or math.ceil((t.epochs or 1.0) * math.ceil(examples / t.batch_size))
 
 
 def train(run: RunSpec, report: Report = _ignore) -> RunResult:

@@ -44,6 +44,7 @@ class ModelContext:
 
     model_path: str  # a folder or hub id, for peft's tokenizer-based initialisations
     peft_task_type: str = "SEQ_CLS"  # the task's, for peft's configs: SEQ_CLS keeps the new head trainable
+    total_steps: int | None = None  # the optimizer steps training will take, for schedules that need it (AdaLoRA)
 
 
 class Method(ABC):
@@ -52,11 +53,14 @@ class Method(ABC):
 
     - ``name``, ``description``, ``lr_source`` (where the default learning rate comes from);
     - ``Options``: a ``MethodOptions`` subclass with the default ``lr`` and the method's options;
-    - optionally ``tasks`` (those it applies to), ``lr_by_task`` (a task's own sourced default
+    - optionally ``tasks`` (those it applies to), ``architectures`` (which models, in words),
+      ``lr_by_task`` (a task's own sourced default
       rate, as ``{task: (lr, source)}``) and ``check_model`` (refuse a model it cannot train);
     - ``apply``: the model to train, ``requires_grad`` set on exactly what trains;
-    - optionally ``param_groups`` (per-group learning rates, as LLRD) and ``search_space``
-      (what ``tunelab sweep`` varies beyond the learning rate).
+    - optionally ``param_groups`` (per-group learning rates, as LLRD), ``callbacks`` (work of its
+      own during training, as AdaLoRA's rank reallocation), ``load_settings`` (how the base model
+      loads, as QLoRA's 4-bit) and ``search_space`` (what ``tunelab sweep`` varies beyond the
+      learning rate).
     """
 
     name: ClassVar[str]
@@ -64,6 +68,7 @@ class Method(ABC):
     lr_source: ClassVar[str]
     Options: ClassVar[type[MethodOptions]] = MethodOptions
     tasks: ClassVar[frozenset[str]] = frozenset({"classification", "causal-lm"})
+    architectures: ClassVar[str] = "any transformers model of the task"
     lr_by_task: ClassVar[dict[str, tuple[float, str]]] = {}
 
     def __init__(self, options: MethodOptions) -> None:
@@ -106,6 +111,14 @@ class Method(ABC):
     @abstractmethod
     def apply(self, model: torch.nn.Module, ctx: ModelContext) -> torch.nn.Module:
         """Return the model to train, with ``requires_grad`` set on exactly what trains."""
+
+    def load_settings(self) -> dict[str, Any]:
+        """Extra arguments for the base model's ``from_pretrained``; none unless overridden."""
+        return {}
+
+    def callbacks(self) -> list[Any]:
+        """Trainer callbacks the method's training needs; none unless overridden."""
+        return []
 
     def param_groups(self, model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
         """Optimizer groups over the trainable parameters; one learning rate unless overridden."""

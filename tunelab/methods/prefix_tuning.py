@@ -36,6 +36,7 @@ class PrefixTuning(Method):
     Options = PrefixTuningOptions
     options: PrefixTuningOptions
     tasks = frozenset({"causal-lm"})
+    architectures = "decoders (it prepends keys and values to every attention layer's cache)"
 
     @classmethod
     def search_space(cls, options: MethodOptions) -> dict[str, Dimension]:

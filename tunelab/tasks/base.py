@@ -131,6 +131,28 @@ class Task(ABC):
                 raise TunelabError(f"method {entry.name!r} does not apply to task {self.name}",
                                    f"methods for {self.name}: {', '.join(able)}")
             method.check_model(model, self.name)
+            self._check_applies(method(entry.options), spec, model)
+
+    def _check_applies(self, method: Any, spec: ExperimentSpec, model: ModelRef) -> None:
+        """Apply the method to the model built on the meta device (no weights read or allocated):
+        what it cannot adapt (peft's refusals, a method's own checks) is refused here, before
+        anything runs, instead of failing every run of it."""
+        import warnings
+
+        import torch
+
+        from ..methods import ModelContext
+        from ..models import load_config
+
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the libraries' deprecation notes: the runs' logs keep them
+            empty = self.empty_model(load_config(model.path, spec.trust_remote_code), spec.trust_remote_code)
+            method.apply(empty, ModelContext(model_path=model.path, peft_task_type=self.peft_task_type,
+                                             total_steps=100))
+
+    @abstractmethod
+    def empty_model(self, config: Any, trust_remote_code: bool) -> Any:
+        """The task's model built from ``config`` alone, on the caller's (meta) device."""
 
     @abstractmethod
     def prepare(self, raw: DatasetDict, request: Request) -> Splits:
@@ -139,7 +161,7 @@ class Task(ABC):
     # --- in the worker ---------------------------------------------------------------------------
 
     @abstractmethod
-    def load_model(self, run: RunSpec) -> Any:
+    def load_model(self, run: RunSpec, **settings: Any) -> Any:
         """The model to apply the method to, from ``run.model_path``."""
 
     def load_tokenizer(self, path: str, trust_remote_code: bool = False) -> Any:

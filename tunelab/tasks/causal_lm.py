@@ -101,10 +101,15 @@ class CausalLM(Task):
             data[GENERAL] = _general_split(request.general_text, tokenizer, request.max_length)
         return Splits(data=data, notes=notes + split_notes)
 
-    def load_model(self, run: RunSpec) -> Any:
+    def load_model(self, run: RunSpec, **settings: Any) -> Any:
         from ..models import load_for_causal_lm
 
-        return load_for_causal_lm(run.model_path, run.trust_remote_code, run.allow_pickle)
+        return load_for_causal_lm(run.model_path, run.trust_remote_code, run.allow_pickle, **settings)
+
+    def empty_model(self, config: Any, trust_remote_code: bool) -> Any:
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
 
     def collator(self, tokenizer: Any) -> Any:
         from transformers import DataCollatorForSeq2Seq

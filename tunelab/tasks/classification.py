@@ -78,10 +78,16 @@ class Classification(Task):
         data = tokenise(splits, request.model.path, text_column, request.max_length, request.trust_remote_code)
         return Splits(data=data, labels=labels, notes=notes)
 
-    def load_model(self, run: RunSpec) -> Any:
+    def load_model(self, run: RunSpec, **settings: Any) -> Any:
         from ..models import load_for_classification
 
-        return load_for_classification(run.model_path, run.labels, run.trust_remote_code, run.allow_pickle)
+        return load_for_classification(run.model_path, run.labels, run.trust_remote_code, run.allow_pickle,
+                                       **settings)
+
+    def empty_model(self, config: Any, trust_remote_code: bool) -> Any:
+        from transformers import AutoModelForSequenceClassification
+
+        return AutoModelForSequenceClassification.from_config(config, trust_remote_code=trust_remote_code)
 
     def collator(self, tokenizer: Any) -> Any:
         from transformers import DataCollatorWithPadding

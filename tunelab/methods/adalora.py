@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from . import register
+from .adapter import Adapter, AdapterOptions
+from .base import ModelContext, learning_rate
+
+
+class AdaloraOptions(AdapterOptions):
+    lr: float = learning_rate(8e-4)
+    init_r: int = Field(12, gt=0, description="rank each adapter starts with")
+    target_r: int = Field(8, gt=0, description="average rank left once the budget has been reallocated")
+    warmup_fraction: float = Field(0.1, ge=0, lt=1, description="share of the steps before ranks are pruned")
+    final_fraction: float = Field(0.3, ge=0, lt=1, description="share of the steps at the end with ranks fixed")
+
+    @model_validator(mode="after")
+    def _budget(self) -> AdaloraOptions:
+        if self.target_r > self.init_r:
+            raise ValueError(f"target_r {self.target_r} is above init_r {self.init_r}: AdaLoRA only prunes rank")
+        if self.warmup_fraction + self.final_fraction >= 1:
+            raise ValueError("warmup_fraction + final_fraction leave no steps to reallocate the rank in: "
+                             "keep their sum below 1")
+        return self
+
+
+@register
+class Adalora(Adapter):
+    """LoRA whose rank budget moves, during training, to the layers where it matters most (Zhang et
+    al. 2023). peft prunes singular values by importance after each optimizer step, from the
+    gradients: its ``update_and_allocate`` runs in a Trainer callback, and the schedule needs the
+    run's step count."""
+
+    name = "adalora"
+    description = "LoRA in SVD form whose rank budget is reallocated across layers during training (peft)"
+    lr_source = "Zhang et al. 2023 (AdaLoRA), DeBERTaV3-base on SST-2: 8e-4"
+    Options = AdaloraOptions
+    lr_by_task = {"causal-lm": (1e-4, "peft's method comparison, AdaLoRA on Llama-3.2-3B: 1e-4")}
+    options: AdaloraOptions
+
+    def peft_config(self, ctx: ModelContext, target_modules: str | list[str] | None) -> Any:
+        from peft import AdaLoraConfig, TaskType
+
+        total = ctx.total_steps or 1
+        tinit, tfinal = int(total * self.options.warmup_fraction), int(total * self.options.final_fraction)
+        return AdaLoraConfig(task_type=TaskType(ctx.peft_task_type), init_r=self.options.init_r,
+                             target_r=self.options.target_r, target_modules=target_modules, total_step=total,
+                             tinit=tinit, tfinal=tfinal, deltaT=max(1, (total - tinit - tfinal) // 10))
+
+    def callbacks(self) -> list[Any]:
+        from transformers import TrainerCallback  # here: listing the methods does not load transformers
+
+        class Reallocate(TrainerCallback):
+            """After each optimizer step, while the gradients are still there (the Trainer zeroes them next)."""
+
+            def on_optimizer_step(self, args, state, control, model=None, **kwargs):  # noqa: ANN001, ANN201
+                model.base_model.update_and_allocate(state.global_step)
+
+        return [Reallocate()]
