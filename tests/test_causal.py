@@ -27,6 +27,7 @@ EXPECTED_TRAINABLE = {
     "freeze": r"model\.(layers\.(28|29)\.|norm\.).*",  # the top k=2 blocks and what sits above them
     "lora": r".*\.self_attn\.[qv]_proj\.lora_[AB]\.default\.weight",  # peft's Llama default: q_proj, v_proj
     "dora": r".*\.self_attn\.[qv]_proj\.lora_([AB]|magnitude_vector)\.default\.weight",
+    "pissa": r".*\.self_attn\.[qv]_proj\.lora_[AB]\.default\.weight",
     "adalora": r".*\.self_attn\.[qv]_proj\.lora_[ABE]\.default",
     "ia3": r".*\.(self_attn\.[kv]_proj|mlp\.down_proj)\.ia3_l\.default",
     "loha": r".*\.self_attn\.[qv]_proj\.hada_w[12]_[ab]\.default",
@@ -47,11 +48,11 @@ def test_each_decoder_method_trains_exactly_its_parameters(causal_runs, method):
 
 
 def test_every_decoder_method_but_the_gpu_only_ones_is_tested_here():
-    """rslora and lora-plus train LoRA's parameters (tests/test_methods.py checks them on an encoder)."""
+    """rslora, lora-plus and olora train LoRA's parameters (tests/test_methods.py checks them on an encoder)."""
     from tunelab import methods
 
     decoders = {name for name in methods.available() if "causal-lm" in methods.get(name).tasks}
-    assert decoders - set(EXPECTED_TRAINABLE) == {"qlora", "rslora", "lora-plus", "bitfit"}
+    assert decoders - set(EXPECTED_TRAINABLE) == {"qlora", "rslora", "lora-plus", "olora", "bitfit"}
 
 
 def test_lora_all_linear_adapts_every_projection(causal_runs):
@@ -78,7 +79,7 @@ def test_causal_lm_defaults_learning_rates_of_its_own(causal_runs):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["lora", "prompt-tuning", "full", "freeze", "ia3"])
+@pytest.mark.parametrize("method", ["lora", "prompt-tuning", "full", "freeze", "ia3", "pissa"])
 def test_the_artifact_generates_what_the_model_generated_before_saving(causal_runs, method, tmp_path):
     from tunelab.generation import generate
     from tunelab.predict import Generator
@@ -94,7 +95,8 @@ def test_the_artifact_generates_what_the_model_generated_before_saving(causal_ru
     assert generate(generator.model, generator.tokenizer, prompts, max_new_tokens=8).texts == before
     if method != "full":  # what trained (an adapter, freeze's top blocks), not a copy of the model
         weights = sum(f.stat().st_size for f in artifact.glob("*.safetensors"))
-        assert weights < 4 * sum(p.numel() for p in model.parameters() if p.requires_grad) + 2**16
+        trained_bytes = 4 * sum(p.numel() for p in model.parameters() if p.requires_grad)
+        assert weights < (2 if method == "pissa" else 1) * trained_bytes + 2**16  # PiSSA's: a LoRA of twice the rank
 
 
 def test_forgetting_is_zero_for_the_untrained_model(causal_runs):

@@ -84,7 +84,7 @@ def test_the_experiment_file_narrows_the_space():
     ("sweep", "expected"),
     [
         ({"space": {"lorra": {"r": [4]}}}, "sweep.space.lorra: not a method of this experiment (did you mean 'lora'?"),
-        ({"space": {"lora": {"rank": [4]}}}, "sweep.space.lora.rank: unknown option (accepted: lr, r,"),
+        ({"space": {"lora": {"rank": [4]}}}, "sweep.space.lora.rank: unknown option (accepted: lr, target_modules, r,"),
         ({"space": {"lora": {"r": [0, 4]}}}, "sweep.space.lora.r: Input should be greater than 0 (got 0)"),
         ({"space": {"lora": {"r": {"low": 2.5, "high": 8}}}}, "sweep.space.lora.r: an integer option needs whole"),
         ({"space": {"full": {"lr": [1e-3, 1e-5]}}}, "sweep.space.full.lr: a range needs low < high"),

@@ -33,6 +33,9 @@ TRAINED_FILE = "trained.safetensors"
 # Set by ``tunelab.models`` on a loaded model: the parameters its checkpoint did not hold (a
 # classifier's new head), initialised at random, so that a partial artifact keeps them too.
 FRESH_ATTRIBUTE = "tunelab_fresh_parameters"
+# Set by a method whose initialisation changes the base weights (PiSSA, OLoRA): a folder holding the
+# adapter as initialised, from which peft converts the trained one into a LoRA on the unchanged base.
+INITIAL_ADAPTER_ATTRIBUTE = "tunelab_initial_adapter"
 
 
 class ArtifactMeta(BaseModel):
@@ -65,6 +68,9 @@ def save(model: Any, tokenizer: Any, meta: ArtifactMeta, target: Path) -> Path:
         fresh: frozenset[str] = getattr(model, FRESH_ATTRIBUTE, frozenset())
         save_file({name: param.detach().cpu().contiguous() for name, param in model.named_parameters()
                    if param.requires_grad or name in fresh}, str(tmp / TRAINED_FILE))
+    elif initial := getattr(model, INITIAL_ADAPTER_ATTRIBUTE, None):
+        model.save_pretrained(str(tmp), path_initial_model_for_weight_conversion=initial)
+        _restore_modules_to_save(model, tmp)
     else:
         model.save_pretrained(str(tmp))
     tokenizer.save_pretrained(str(tmp))
@@ -100,6 +106,20 @@ def read_meta(artifact: Path) -> ArtifactMeta:
         raise TunelabError(f"{artifact} is not a tunelab artifact (no {META_FILE})",
                            "give a runs/<key>/artifact folder")
     return ArtifactMeta.model_validate_json(path.read_text())
+
+
+def _restore_modules_to_save(model: Any, folder: Path) -> None:
+    """peft 0.21's conversion keeps the LoRA tensors alone and drops the rest of the adapter (a
+    classifier's new head, ``modules_to_save``): put it back beside them."""
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import load_file, save_file
+
+    path = str(folder / "adapter_model.safetensors")
+    saved = load_file(path)
+    dropped = {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()
+               if "lora_" not in k and k not in saved}
+    if dropped:
+        save_file({**saved, **dropped}, path, metadata={"format": "pt"})
 
 
 def _partly_trained(model: Any) -> bool:

@@ -1,13 +1,20 @@
 from __future__ import annotations
 
-from typing import Any
+import shutil
+import tempfile
+import weakref
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from ..artifact import INITIAL_ADAPTER_ATTRIBUTE
 from . import register
 from .adapter import Adapter, AdapterOptions
 from .base import MethodOptions, ModelContext, learning_rate
 from .space import Choice, Dimension, Range
+
+if TYPE_CHECKING:
+    import torch
 
 
 class LoraOptions(AdapterOptions):
@@ -51,3 +58,23 @@ class Lora(Adapter):
             target_modules=target_modules,
             **self.lora_settings(ctx),
         )
+
+
+class LoraFromTheWeights(Lora):
+    """A LoRA initialised from each adapted weight (its principal singular vectors, or its QR
+    factors), which moves that part out of the base weight: the base the adapter trains on is no
+    longer the model's. The adapter as initialised is kept, so that the artifact is converted into a
+    plain LoRA (of twice the rank) on the unchanged base model, as peft prescribes."""
+
+    def apply(self, model: torch.nn.Module, ctx: ModelContext) -> torch.nn.Module:
+        adapted: Any = super().apply(model, ctx)
+        if next(adapted.parameters()).is_meta:  # planning: nothing to keep
+            return adapted
+        folder = tempfile.mkdtemp(prefix="tunelab-initial-adapter-")
+        weakref.finalize(adapted, shutil.rmtree, folder, ignore_errors=True)
+        config = adapted.peft_config["default"]
+        init, config.init_lora_weights = config.init_lora_weights, True  # peft's way to save the initial state
+        adapted.save_pretrained(folder)
+        config.init_lora_weights = init
+        setattr(adapted, INITIAL_ADAPTER_ATTRIBUTE, folder)
+        return adapted

@@ -1,5 +1,6 @@
-"""Rank-stabilised LoRA: its own entry rather than a LoRA option, so that a comparison holds both
-as rows of their own (a method appears once per experiment); it changes the scale alone."""
+"""Rank-stabilised LoRA: its own entry rather than a LoRA option, so that tables, reports and
+sweeps name it (as a LoRA option it would be a second ``lora`` row, told apart only by its options);
+it changes the scale alone, as ``dora`` changes the decomposition alone."""
 
 from __future__ import annotations
 
