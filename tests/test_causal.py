@@ -28,6 +28,9 @@ EXPECTED_TRAINABLE = {
     "lora": r".*\.self_attn\.[qv]_proj\.lora_[AB]\.default\.weight",  # peft's Llama default: q_proj, v_proj
     "dora": r".*\.self_attn\.[qv]_proj\.lora_([AB]|magnitude_vector)\.default\.weight",
     "pissa": r".*\.self_attn\.[qv]_proj\.lora_[AB]\.default\.weight",
+    "olora": r".*\.self_attn\.[qv]_proj\.lora_[AB]\.default\.weight",
+    "rslora": r".*\.self_attn\.[qv]_proj\.lora_[AB]\.default\.weight",
+    "lora-plus": r".*\.self_attn\.[qv]_proj\.lora_[AB]\.default\.weight",
     "adalora": r".*\.self_attn\.[qv]_proj\.lora_[ABE]\.default",
     "ia3": r".*\.(self_attn\.[kv]_proj|mlp\.down_proj)\.ia3_l\.default",
     "loha": r".*\.self_attn\.[qv]_proj\.hada_w[12]_[ab]\.default",
@@ -47,12 +50,12 @@ def test_each_decoder_method_trains_exactly_its_parameters(causal_runs, method):
     trains_exactly(run, EXPECTED_TRAINABLE[method])
 
 
-def test_every_decoder_method_but_the_gpu_only_ones_is_tested_here():
-    """rslora, lora-plus and olora train LoRA's parameters (tests/test_methods.py checks them on an encoder)."""
+def test_every_decoder_method_is_tested_here_but_qlora_and_bitfit():
+    """qlora needs a GPU; bitfit is refused on SmolLM2, which has no biases (BAD below)."""
     from tunelab import methods
 
     decoders = {name for name in methods.available() if "causal-lm" in methods.get(name).tasks}
-    assert decoders - set(EXPECTED_TRAINABLE) == {"qlora", "rslora", "lora-plus", "olora", "bitfit"}
+    assert decoders - set(EXPECTED_TRAINABLE) == {"qlora", "bitfit"}
 
 
 def test_lora_all_linear_adapts_every_projection(causal_runs):

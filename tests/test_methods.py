@@ -121,6 +121,44 @@ def test_every_method_documents_every_option_and_overrides_apply():
         methods.Method(methods.MethodOptions())  # type: ignore[abstract]
 
 
+def test_lora_plus_trains_b_at_lr_ratio_times_the_rate_of_a(tiny_runs):
+    (run,) = tiny_runs(["lora-plus"])
+    trainer = runner.build(run).trainer
+    groups = trainer.optimizer.param_groups
+    assert {g["name"]: g["lr"] for g in groups} == {"A+head": run.options.lr, "B": 16 * run.options.lr}
+    in_b = {id(p) for g in groups if g["name"] == "B" for p in g["params"]}
+    assert in_b == {id(p) for n, p in trainer.model.named_parameters() if ".lora_B." in n}
+
+
+def test_adalora_prunes_its_rank_budget_while_it_trains(tiny_runs):
+    """Its callback reallocates after each optimizer step: by the end, the singular values left
+    average target_r (8) per adapted matrix, of init_r (12)."""
+    (run,) = tiny_runs(["adalora"], max_steps=8, eval_every=8)
+    trainer = runner.build(run).trainer
+    trainer.train()
+    kept = [int((p != 0).sum()) for n, p in trainer.model.named_parameters() if "lora_E" in n]
+    assert len(kept) == 12 and sum(kept) <= 8 * 12 < 12 * 12
+
+
+def test_adalora_resumes_from_a_checkpoint_taken_after_it_pruned(tiny_runs):
+    """A checkpoint of a pruned adapter used to hold the pruned shapes, which the resumed run (built
+    at init_r) could not load: every tuned comparison's AdaLoRA row failed on it."""
+    from transformers import TrainerCallback
+
+    class StopAtFour(TrainerCallback):  # as if killed after the checkpoint at step 4
+        def on_step_end(self, args, state, control, **kwargs):
+            control.should_training_stop = state.global_step == 4
+
+    (run,) = tiny_runs(["adalora"], max_steps=8, eval_every=4)  # a checkpoint at step 4, mid-pruning
+    first = runner.build(run).trainer
+    first.add_callback(StopAtFour())
+    first.train()
+    resumed = runner.build(run)
+    assert resumed.checkpoint is not None and resumed.checkpoint.name == "checkpoint-4"
+    resumed.trainer.train(resume_from_checkpoint=str(resumed.checkpoint))
+    assert resumed.trainer.state.global_step == 8
+
+
 BAD_METHODS = [
     ({"name": "lora", "target_modules": ["no_such_module"]},
      "lora.target_modules: no linear module named 'no_such_module' in BertForSequenceClassification "

@@ -51,11 +51,31 @@ class Adalora(Adapter):
 
     def callbacks(self) -> list[Any]:
         from transformers import TrainerCallback  # here: listing the methods does not load transformers
+        from transformers.trainer_callback import ExportableState
 
-        class Reallocate(TrainerCallback):
-            """After each optimizer step, while the gradients are still there (the Trainer zeroes them next)."""
+        class Reallocate(TrainerCallback, ExportableState):
+            """peft's reallocation after each optimizer step, while the gradients are still there
+            (the Trainer zeroes them next).
+
+            peft keeps the rank pattern on the adapter's config, and an adapter saved with one
+            holds the pruned shapes, which a resumed run (built at init_r) cannot load. So the
+            pattern lives here between steps, travels in each checkpoint's callback states, and
+            goes back on the config at the end, for the artifact: pruned, as peft saves it. A
+            resumed run keeps its pattern; peft's importance estimates start afresh."""
+
+            def __init__(self, pattern: dict[str, list[bool]] | None = None) -> None:
+                self.pattern = pattern
+
+            def state(self) -> dict[str, Any]:
+                return {"args": {"pattern": self.pattern}, "attributes": {}}
 
             def on_optimizer_step(self, args, state, control, model=None, **kwargs):  # noqa: ANN001, ANN201
+                config = model.peft_config["default"]
+                config.rank_pattern = self.pattern
                 model.base_model.update_and_allocate(state.global_step)
+                self.pattern, config.rank_pattern = config.rank_pattern, None
+
+            def on_train_end(self, args, state, control, model=None, **kwargs):  # noqa: ANN001, ANN201
+                model.peft_config["default"].rank_pattern = self.pattern
 
         return [Reallocate()]
