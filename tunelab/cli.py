@@ -148,6 +148,32 @@ def list_methods() -> None:
     console.print(table)
 
 
+@app.command("estimate")
+def estimate_methods(
+    model: str = typer.Option("builtin:minilm", help="A built-in model, a folder (config.json alone is enough) "
+                                                    "or a hub id: only its config is read."),
+    methods: str = typer.Option("", help="Comma-separated methods; every method of the task when omitted."),
+    task: str = typer.Option("classification", help="classification or causal-lm."),
+    trust_remote_code: bool = typer.Option(False, help="Run the model's code from the hub to build it."),
+) -> None:
+    """Each method's exact trainable parameters and artifact size, before anything trains: the model
+    built from its config on the meta device, nothing downloaded but the config, nothing allocated."""
+    from .estimate import estimate
+
+    names = [name.strip() for name in methods.split(",") if name.strip()] or None
+    table = Table("method", "trainable params", "of total", "artifact weights (MB)", box=None)
+    for row in estimate(model, task, names, trust_remote_code):
+        if row.refused:
+            table.add_row(row.method, Text(f"cannot train it: {row.refused}", style="dim"), "", "")
+        else:
+            table.add_row(row.method, f"{row.trainable_params:,}",
+                          f"{row.trainable_pct:.2f} % of {row.total_params:,}", f"{row.artifact_bytes / 2**20:.2f}")
+    console.print(table)
+    console.print(Text("artifact: the weights it would save (an adapter, the tensors that train, or the whole "
+                       "model), without the tokenizer; adalora's is an upper bound (it saves the ranks it keeps)",
+                       style="dim"))
+
+
 @app.command()
 def runs(workdir: str = typer.Option(DEFAULT_WORKDIR, help="The experiment's work directory.")) -> None:
     """What the store holds: every run with its status and headline numbers."""

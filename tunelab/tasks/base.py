@@ -131,12 +131,13 @@ class Task(ABC):
                 raise TunelabError(f"method {entry.name!r} does not apply to task {self.name}",
                                    f"methods for {self.name}: {', '.join(able)}")
             method.check_model(model, self.name)
-            self._check_applies(method(entry.options), spec, model)
+            # Applied on the meta device: what it cannot adapt (peft's refusals, a method's own
+            # checks) is refused here, before anything runs, instead of failing every run of it.
+            self.on_meta(method(entry.options), model.path, spec.trust_remote_code)
 
-    def _check_applies(self, method: Any, spec: ExperimentSpec, model: ModelRef) -> None:
-        """Apply the method to the model built on the meta device (no weights read or allocated):
-        what it cannot adapt (peft's refusals, a method's own checks) is refused here, before
-        anything runs, instead of failing every run of it."""
+    def on_meta(self, method: Any, model_path: str, trust_remote_code: bool = False) -> Any:
+        """``method`` applied to the task's model built from its config on the meta device: every
+        parameter with its shape and ``requires_grad``, no weights read or allocated."""
         import warnings
 
         import torch
@@ -146,9 +147,9 @@ class Task(ABC):
 
         with torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the libraries' deprecation notes: the runs' logs keep them
-            empty = self.empty_model(load_config(model.path, spec.trust_remote_code), spec.trust_remote_code)
-            method.apply(empty, ModelContext(model_path=model.path, peft_task_type=self.peft_task_type,
-                                             total_steps=100))
+            empty = self.empty_model(load_config(model_path, trust_remote_code), trust_remote_code)
+            return method.apply(empty, ModelContext(model_path=model_path, peft_task_type=self.peft_task_type,
+                                                    total_steps=100))
 
     @abstractmethod
     def empty_model(self, config: Any, trust_remote_code: bool) -> Any:
