@@ -122,7 +122,8 @@ def test_the_task_registry_refuses_methods_that_do_not_apply(tmp_path):
     from tunelab.spec import build_spec
 
     with pytest.raises(TunelabError, match=r"method 'head' does not apply to task causal-lm .*methods for causal-lm: "
-                                           r"freeze, full, llrd, lora, p-tuning, prefix-tuning, prompt-tuning"):
+                                           r"adalora, bitfit, dora, freeze, full, ia3, llrd, loha, lokr, lora, lora-plus, oft, "
+                                           r"olora, p-tuning, pissa, prefix-tuning, prompt-tuning, qlora, rslora, vera"):
         prepare(build_spec(tiny_causal_spec(tmp_path, ["lora", "head"])))
     assert not (tmp_path / "store.sqlite").exists()
 

@@ -30,12 +30,25 @@ def test_a_config_alone_is_enough(tmp_path):
     config = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
               "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32000,
               "max_position_embeddings": 4096, "architectures": ["LlamaForCausalLM"]}
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    full, lora = estimate(str(tmp_path), task="causal-lm", methods=["full", "lora"])
+    (tmp_path / "config.json").write_text(json.dumps({**config, "torch_dtype": "float16"}))  # as Llama-2-7B's
+    full, lora = estimate(str(tmp_path), task="causal-lm", methods=["full", "lora"], batch_size=1, max_length=512,
+                          device="cuda")
     assert full.trainable_params == full.total_params == 6_738_415_616  # Llama-2-7B's published count
     # LoRA r=8 on q_proj and v_proj (4096 × 4096): 32 layers × 2 projections × 8 × (4096 + 4096)
     assert lora.trainable_params == 32 * 2 * 8 * (4096 + 4096) == 4_194_304
-    assert lora.artifact_bytes == 4 * lora.trainable_params
+    assert lora.artifact_bytes == 4 * lora.trainable_params  # peft keeps its adapters in fp32
+    assert full.memory and lora.memory
+    assert full.memory.weights == 2 * full.total_params and full.memory.optimizer == 4 * full.total_params
+    assert full.memory.total > 24 * 2**30 > lora.memory.total  # full fine-tuning does not fit a 24 GB card; LoRA does
+
+
+def test_memory_grows_with_what_trains_and_with_the_batch():
+    rows = {row.method: row.memory for row in estimate("builtin:minilm", methods=["head", "freeze", "lora", "full"])
+            if row.memory}
+    assert len(rows) == 4 and rows["head"].activations == 0  # a linear probe runs no backward through the blocks
+    assert rows["head"].total < rows["freeze"].total < rows["lora"].total < rows["full"].total
+    (bigger,) = estimate("builtin:minilm", methods=["lora"], batch_size=32)
+    assert bigger.memory and bigger.memory.activations == 2 * rows["lora"].activations  # the same length: linear
 
 
 def test_every_method_of_the_task_is_listed_and_those_that_cannot_train_it_say_why():

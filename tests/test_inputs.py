@@ -91,7 +91,7 @@ def _refused(raw: dict[str, Any], expected: str) -> str:
 )
 def test_method_entries_that_are_not_names_are_refused_with_what_an_entry_looks_like(methods, expected):
     message = _refused({"methods": methods}, expected)
-    assert "known methods: freeze, full, head, llrd, lora, p-tuning, prefix-tuning, prompt-tuning" in message
+    assert "known methods: adalora, bitfit, dora, freeze, full, head, ia3, llrd, loha, lokr, lora, lora-plus" in message
     assert "{name: lora, r: 8}" in message
 
 

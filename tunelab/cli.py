@@ -154,24 +154,32 @@ def estimate_methods(
                                                     "or a hub id: only its config is read."),
     methods: str = typer.Option("", help="Comma-separated methods; every method of the task when omitted."),
     task: str = typer.Option("classification", help="classification or causal-lm."),
+    batch_size: int = typer.Option(16, min=1, help="Examples per training batch, for the peak memory."),
+    max_length: int = typer.Option(128, min=1, help="Tokens per example (each batch padded to it: the worst case)."),
+    device: str = typer.Option("cpu", help="cpu (peak RSS, the framework included) or cuda (max allocated, bf16)."),
     trust_remote_code: bool = typer.Option(False, help="Run the model's code from the hub to build it."),
 ) -> None:
-    """Each method's exact trainable parameters and artifact size, before anything trains: the model
-    built from its config on the meta device, nothing downloaded but the config, nothing allocated."""
+    """Each method's exact trainable parameters, artifact size and estimated peak training memory,
+    before anything trains: the model built from its config on the meta device, nothing downloaded
+    but the config, nothing allocated."""
     from .estimate import estimate
 
+    if device not in ("cpu", "cuda"):
+        raise TunelabError(f"--device {device!r} is not a device tunelab estimates for", "use cpu or cuda")
     names = [name.strip() for name in methods.split(",") if name.strip()] or None
-    table = Table("method", "trainable params", "of total", "artifact weights (MB)", box=None)
-    for row in estimate(model, task, names, trust_remote_code):
-        if row.refused:
-            table.add_row(row.method, Text(f"cannot train it: {row.refused}", style="dim"), "", "")
+    table = Table("method", "trainable params", "of total", "artifact weights (MB)", "peak memory (MB)", box=None)
+    for row in estimate(model, task, names, trust_remote_code, batch_size, max_length, device):
+        if row.refused or row.memory is None:
+            table.add_row(row.method, Text(f"cannot train it: {row.refused}", style="dim"), "", "", "")
         else:
             table.add_row(row.method, f"{row.trainable_params:,}",
-                          f"{row.trainable_pct:.2f} % of {row.total_params:,}", f"{row.artifact_bytes / 2**20:.2f}")
+                          f"{row.trainable_pct:.2f} % of {row.total_params:,}", f"{row.artifact_bytes / 2**20:.2f}",
+                          f"{row.memory.total / 2**20:,.0f}")
     console.print(table)
-    console.print(Text("artifact: the weights it would save (an adapter, the tensors that train, or the whole "
-                       "model), without the tokenizer; adalora's is an upper bound (it saves the ranks it keeps)",
-                       style="dim"))
+    console.print(Text(f"artifact: the weights it would save (an adapter, the tensors that train, or the whole "
+                       f"model), without the tokenizer; adalora's is an upper bound (it saves the ranks it keeps). "
+                       f"Peak memory: batches of {batch_size} × {max_length} tokens on {device}, the README's formula; "
+                       f"bench/estimate.py measures its error", style="dim"))
 
 
 @app.command()

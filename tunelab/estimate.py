@@ -1,7 +1,7 @@
-"""What each method would train and save, known before anything trains: the model built from its
-config on the meta device (no weights downloaded, read or allocated), the method applied, its
-parameters counted. ``tunelab estimate`` prints it; peak memory and time per step are not
-estimated yet."""
+"""What each method would train, save and hold in memory, known before anything trains: the model
+built from its config on the meta device (no weights downloaded, read or allocated), the method
+applied as a run applies it, its parameters counted, and its peak training memory computed from
+them (``Memory``). ``tunelab estimate`` prints it; time per step is not estimated yet."""
 
 from __future__ import annotations
 
@@ -14,6 +14,29 @@ from . import tasks
 from .errors import TunelabError
 from .measure import count_parameters
 
+# What a CPU run's process holds besides the model and its training state: Python, torch,
+# transformers, peft and datasets imported (460 MB measured), the tokenizer, the prepared splits, the
+# Trainer. Measured on the development machine as the peak RSS of a `head` run (749 MB, SST-2,
+# MiniLM) less its weights (87 MB): the one method whose training state and stored activations are
+# negligible. On a GPU the peak is CUDA's max allocated, which holds none of it.
+CPU_FRAMEWORK_BYTES = 662 * 2**20
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Peak training memory, in bytes: what tunelab trains with (fp32 weights; AdamW; no gradient
+    checkpointing), the formula in the README."""
+
+    weights: int  # every parameter, fp32
+    gradients: int  # the trainable ones', fp32
+    optimizer: int  # AdamW's two moments per trainable parameter, fp32
+    activations: int  # what the backward pass needs, for the blocks it runs through
+    framework: int  # CPU_FRAMEWORK_BYTES on a CPU, 0 on a GPU
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.gradients + self.optimizer + self.activations + self.framework
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -21,6 +44,7 @@ class Estimate:
     trainable_params: int
     total_params: int
     artifact_bytes: int  # the weights the artifact would hold (``tunelab.artifact``), without the tokenizer
+    memory: Memory | None = None
     refused: str | None = None  # why the method cannot train this model (counts are then 0)
 
     @property
@@ -29,11 +53,13 @@ class Estimate:
 
 
 def estimate(model: str, task: str = "classification", methods: list[str] | None = None,
-             trust_remote_code: bool = False) -> list[Estimate]:
+             trust_remote_code: bool = False, batch_size: int = 16, max_length: int = 128,
+             device: str = "cpu") -> list[Estimate]:
     """Each method's exact parameter counts and artifact size on ``model`` (a built-in name, a
     folder, even one holding ``config.json`` alone, or a hub id: only its config is read). Every
     method of the task when ``methods`` is None, those that cannot train the model marked
-    ``refused``; a method named in ``methods`` that cannot is an error."""
+    ``refused``; a method named in ``methods`` that cannot is an error. Memory is for batches of
+    ``batch_size`` padded to ``max_length`` (the worst case) on ``device`` (cpu or cuda)."""
     the_task = tasks.get(task)
     able = [name for name in registry.available() if task in registry.get(name).tasks]
     names = methods or able
@@ -44,7 +70,7 @@ def estimate(model: str, task: str = "classification", methods: list[str] | None
         path = resolve_model(model, trust_remote_code, task=task).path
     elif (model.startswith((".", "/", "~")) or model.count("/") > 1) and not os.path.exists(model):  # as models does
         raise TunelabError(f"model path {model} does not exist", "check the path or give a hub id")
-    load_config(path, trust_remote_code)  # a model that cannot load is one error, not one per method
+    config = load_config(path, trust_remote_code)  # a model that cannot load is one error, not one per method
     out = []
     for name in names:
         method = registry.get(name)
@@ -59,8 +85,55 @@ def estimate(model: str, task: str = "classification", methods: list[str] | None
             out.append(Estimate(name, 0, 0, 0, refused=str(err)))
             continue
         trainable, total = count_parameters(built)
-        out.append(Estimate(name, trainable, total, _artifact_bytes(built, method)))
+        shape = _Shape(config, task, batch_size, max_length + _virtual_tokens(built), device)
+        out.append(Estimate(name, trainable, total, _artifact_bytes(built, method), _memory(built, shape)))
     return out
+
+
+@dataclass(frozen=True)
+class _Shape:
+    config: Any
+    task: str
+    batch: int
+    length: int  # tokens each example's blocks attend over, virtual ones included
+    device: str
+
+
+def _memory(model: Any, shape: _Shape) -> Memory:
+    """Each tensor in its own dtype: the base model's as stored, a peft adapter's fp32 (peft
+    upcasts them); gradients and AdamW's moments in their parameter's."""
+    params = list(model.parameters())
+    weights = sum(p.numel() * p.element_size() for p in params)
+    trained = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
+    half = shape.device != "cpu" or min(p.element_size() for p in params) < 4  # bf16 autocast, or a 16-bit model
+    return Memory(weights=weights, gradients=trained, optimizer=2 * trained,
+                  activations=_activations(model, shape, half),
+                  framework=CPU_FRAMEWORK_BYTES if shape.device == "cpu" else 0)
+
+
+def _activations(model: Any, shape: _Shape, half: bool) -> int:
+    """Per block the backward pass runs through, b·s·(34·h + 5·a·s) bytes in 16-bit (``half``: a
+    16-bit model, or a GPU's bf16 autocast) and twice that in fp32: Korthikanti et al. 2022's count
+    for one transformer layer; plus a causal LM's logits, their fp32 copy for the loss and its
+    gradient (3·b·s·V·4). The backward runs from the top down to the lowest block holding a
+    trainable parameter (all of them when the embeddings or a prompt train; none for a linear
+    probe)."""
+    from .methods.layers import parameter_depths
+
+    config, b, s = shape.config, shape.batch, shape.length
+    num_layers, depths = parameter_depths(model)
+    trained = [0 if "prompt_encoder" in name else depth for name, param, depth in depths if param.requires_grad]
+    lowest = min(trained, default=num_layers + 1)
+    blocks = num_layers - max(lowest, 1) + 1 if lowest <= num_layers else 0
+    per_block = b * s * (34 * config.hidden_size + 5 * config.num_attention_heads * s) * (1 if half else 2)
+    logits = 3 * b * s * config.vocab_size * 4 if shape.task == "causal-lm" else 0
+    return blocks * per_block + logits
+
+
+def _virtual_tokens(model: Any) -> int:
+    """Prompt tuning's and p-tuning's virtual tokens lengthen every sequence the blocks see."""
+    config = model.peft_config["default"] if hasattr(model, "peft_config") else None
+    return int(config.num_virtual_tokens) if config is not None and config.is_prompt_learning else 0
 
 
 def _artifact_bytes(model: Any, method: type[registry.Method]) -> int:

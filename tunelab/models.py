@@ -251,6 +251,15 @@ def _fingerprint(path: str, config: Any) -> str:
     return digest.hexdigest()[:16]
 
 
+def stored_dtype(config: Any) -> Any:
+    """The dtype a run loads the weights in: ``from_pretrained``'s default ``dtype="auto"`` reads
+    the config's (fp32 when it names none)."""
+    import torch
+
+    dtype = getattr(config, "dtype", None) or torch.float32
+    return getattr(torch, dtype) if isinstance(dtype, str) else dtype
+
+
 def load_for_causal_lm(path: str, trust_remote_code: bool = False, allow_pickle: bool = False,
                        **settings: Any) -> Any:
     """A causal LM as saved, its own output projection included; ``settings`` are the method's

@@ -153,7 +153,8 @@ class Task(ABC):
 
     @abstractmethod
     def empty_model(self, config: Any, trust_remote_code: bool) -> Any:
-        """The task's model built from ``config`` alone, on the caller's (meta) device."""
+        """The task's model built from ``config`` alone, on the caller's (meta) device, in the dtype
+        a run loads it in (``models.stored_dtype``)."""
 
     @abstractmethod
     def prepare(self, raw: DatasetDict, request: Request) -> Splits:

@@ -109,7 +109,9 @@ class CausalLM(Task):
     def empty_model(self, config: Any, trust_remote_code: bool) -> Any:
         from transformers import AutoModelForCausalLM
 
-        return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+        from ..models import stored_dtype
+
+        return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code, dtype=stored_dtype(config))
 
     def collator(self, tokenizer: Any) -> Any:
         from transformers import DataCollatorForSeq2Seq

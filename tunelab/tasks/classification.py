@@ -87,7 +87,10 @@ class Classification(Task):
     def empty_model(self, config: Any, trust_remote_code: bool) -> Any:
         from transformers import AutoModelForSequenceClassification
 
-        return AutoModelForSequenceClassification.from_config(config, trust_remote_code=trust_remote_code)
+        from ..models import stored_dtype
+
+        return AutoModelForSequenceClassification.from_config(config, trust_remote_code=trust_remote_code,
+                                                              dtype=stored_dtype(config))
 
     def collator(self, tokenizer: Any) -> Any:
         from transformers import DataCollatorWithPadding
