@@ -12,23 +12,23 @@ from tunelab import runner
 
 
 @pytest.fixture(scope="module")
-def head_artifact(tmp_path_factory):
-    """A real artifact with full weights (the linear probe saves the whole model)."""
+def full_artifact(tmp_path_factory):
+    """A real artifact holding the whole model and its config (full fine-tuning saves it all)."""
     from tunelab.experiment import prepare
     from tunelab.spec import build_spec
 
     workdir = tmp_path_factory.mktemp("safety")
-    (run,) = prepare(build_spec(tiny_spec(workdir, ["head"], max_steps=2)))[2]
+    (run,) = prepare(build_spec(tiny_spec(workdir, ["full"], max_steps=2)))[2]
     return runner.train(run).artifact
 
 
-def test_an_artifact_cannot_turn_on_remote_code_for_itself(head_artifact, tmp_path):
+def test_an_artifact_cannot_turn_on_remote_code_for_itself(full_artifact, tmp_path):
     """A handed-over artifact whose metadata asks for trust_remote_code and whose config maps to
     code in the folder: loading it must not run that code unless the user passes the flag."""
     from tunelab.predict import Classifier
 
     planted = tmp_path / "artifact"
-    shutil.copytree(head_artifact, planted)
+    shutil.copytree(full_artifact, planted)
     marker = tmp_path / "pwned"
     (planted / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n"
                                      "from transformers import BertForSequenceClassification as Model\n")
