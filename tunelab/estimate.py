@@ -24,12 +24,12 @@ CPU_FRAMEWORK_BYTES = 662 * 2**20
 
 @dataclass(frozen=True)
 class Memory:
-    """Peak training memory, in bytes: what tunelab trains with (fp32 weights; AdamW; no gradient
-    checkpointing), the formula in the README."""
+    """Peak training memory, in bytes, as tunelab trains (the weights in the dtype they load in,
+    peft's adapters in fp32; AdamW; no gradient checkpointing): the formula in the README."""
 
-    weights: int  # every parameter, fp32
-    gradients: int  # the trainable ones', fp32
-    optimizer: int  # AdamW's two moments per trainable parameter, fp32
+    weights: int  # every parameter, in its dtype
+    gradients: int  # the trainable ones', in theirs
+    optimizer: int  # AdamW's two moments per trainable parameter, in its dtype
     activations: int  # what the backward pass needs, for the blocks it runs through
     framework: int  # CPU_FRAMEWORK_BYTES on a CPU, 0 on a GPU
 
