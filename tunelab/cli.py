@@ -164,8 +164,6 @@ def estimate_methods(
     but the config, nothing allocated."""
     from .estimate import estimate
 
-    if device not in ("cpu", "cuda"):
-        raise TunelabError(f"--device {device!r} is not a device tunelab estimates for", "use cpu or cuda")
     names = [name.strip() for name in methods.split(",") if name.strip()] or None
     table = Table("method", "trainable params", "of total", "artifact weights (MB)", "peak memory (MB)", box=None)
     for row in estimate(model, task, names, trust_remote_code, batch_size, max_length, device):

@@ -5,7 +5,6 @@ them (``Memory``). ``tunelab estimate`` prints it; time per step is not estimate
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,11 +59,13 @@ def estimate(model: str, task: str = "classification", methods: list[str] | None
     method of the task when ``methods`` is None, those that cannot train the model marked
     ``refused``; a method named in ``methods`` that cannot is an error. Memory is for batches of
     ``batch_size`` padded to ``max_length`` (the worst case) on ``device`` (cpu or cuda)."""
-    from .models import load_config
+    from .models import load_config, model_folder
 
+    if device not in ("cpu", "cuda"):
+        raise TunelabError(f"device {device!r} is not one tunelab estimates for", "use cpu or cuda")
     the_task = tasks.get(task)
     able = [name for name in registry.available() if task in registry.get(name).tasks]
-    path = _config_folder(model, task, trust_remote_code)
+    path = model_folder(model)
     config = load_config(path, trust_remote_code)  # a model that cannot load is one error, not one per method
     out = []
     for name in methods or able:
@@ -73,7 +74,7 @@ def estimate(model: str, task: str = "classification", methods: list[str] | None
             raise TunelabError(f"method {name!r} does not apply to task {task}",
                                f"methods for {task}: {', '.join(able)}")
         try:
-            built = the_task.on_meta(method(method.Options()), path, trust_remote_code)
+            built = the_task.on_meta(method(method.Options()), path, config, trust_remote_code)
         except TunelabError as err:
             if methods:
                 raise
@@ -83,18 +84,6 @@ def estimate(model: str, task: str = "classification", methods: list[str] | None
         shape = _Shape(config, task, batch_size, max_length + _virtual_tokens(built), device)
         out.append(Estimate(name, trainable, total, _artifact_bytes(built, method), _memory(built, shape)))
     return out
-
-
-def _config_folder(model: str, task: str, trust_remote_code: bool) -> str:
-    """Where ``from_pretrained`` finds the config: a built-in model's folder (SmolLM2's GGUF file
-    dequantised once), or the folder or hub id as given."""
-    if model.startswith("builtin:"):
-        from .models import resolve_model
-
-        return resolve_model(model, trust_remote_code, task=task).path
-    if (model.startswith((".", "/", "~")) or model.count("/") > 1) and not os.path.exists(model):  # as models does
-        raise TunelabError(f"model path {model} does not exist", "check the path or give a hub id")
-    return model
 
 
 @dataclass(frozen=True)

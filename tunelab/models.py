@@ -74,6 +74,21 @@ def resolve_model(ref: str, trust_remote_code: bool = False, allow_pickle: bool 
     it is dequantised once into a plain model folder, which is then what every run loads)."""
     from . import tasks
 
+    path = model_folder(ref)
+    config = load_config(path, trust_remote_code)
+    the_task = tasks.get(task)
+    the_task.check_model(ref, config)
+    if os.path.isdir(path):
+        _check_weights(Path(path), allow_pickle)
+    the_task.check_tokenizer(ref, _load_tokenizer(ref, path, trust_remote_code))
+    return ModelRef(path=path, model_type=config.model_type, fingerprint=_fingerprint(path, config), name=ref,
+                    max_positions=the_task.positions(config), decoder=is_decoder(config))
+
+
+def model_folder(ref: str) -> str:
+    """Where ``from_pretrained`` reads ``ref``: a built-in model's folder, a local folder (a GGUF
+    file dequantised once into one), or the hub id as given. A local path that is missing, or is
+    not a model, is refused here."""
     if ref.startswith("builtin:"):
         path = _builtin_path(ref.removeprefix("builtin:"))
     elif os.path.exists(ref):
@@ -92,14 +107,7 @@ def resolve_model(ref: str, trust_remote_code: bool = False, allow_pickle: bool 
             raise TunelabError(f"model {ref} is a GGUF file on the hub: tunelab reads GGUF files from disk",
                                "download the file and give its path")
         path = str(dequantised(Path(path), ref))
-    config = load_config(path, trust_remote_code)
-    the_task = tasks.get(task)
-    the_task.check_model(ref, config)
-    if os.path.isdir(path):
-        _check_weights(Path(path), allow_pickle)
-    the_task.check_tokenizer(ref, _load_tokenizer(ref, path, trust_remote_code))
-    return ModelRef(path=path, model_type=config.model_type, fingerprint=_fingerprint(path, config), name=ref,
-                    max_positions=the_task.positions(config), decoder=is_decoder(config))
+    return path
 
 
 GGUF = ".gguf"

@@ -123,7 +123,9 @@ class Task(ABC):
     def check_methods(self, spec: ExperimentSpec, model: ModelRef) -> None:
         """Refuse a method that cannot apply to this task or model, naming those that can."""
         from .. import methods
+        from ..models import load_config
 
+        config = load_config(model.path, spec.trust_remote_code)
         for entry in spec.methods:
             method = methods.get(entry.name)
             if self.name not in method.tasks:
@@ -133,21 +135,20 @@ class Task(ABC):
             method.check_model(model, self.name)
             # Applied on the meta device: what it cannot adapt (peft's refusals, a method's own
             # checks) is refused here, before anything runs, instead of failing every run of it.
-            self.on_meta(method(entry.options), model.path, spec.trust_remote_code)
+            self.on_meta(method(entry.options), model.path, config, spec.trust_remote_code)
 
-    def on_meta(self, method: Any, model_path: str, trust_remote_code: bool = False) -> Any:
-        """``method`` applied to the task's model built from its config on the meta device: every
+    def on_meta(self, method: Any, model_path: str, config: Any, trust_remote_code: bool = False) -> Any:
+        """``method`` applied to the task's model built from ``config`` on the meta device: every
         parameter with its shape and ``requires_grad``, no weights read or allocated."""
         import warnings
 
         import torch
 
         from ..methods import ModelContext
-        from ..models import load_config
 
         with torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the libraries' deprecation notes: the runs' logs keep them
-            empty = self.empty_model(load_config(model_path, trust_remote_code), trust_remote_code)
+            empty = self.empty_model(config, trust_remote_code)
             return method.apply(empty, ModelContext(model_path=model_path, peft_task_type=self.peft_task_type,
                                                     total_steps=100))
 
