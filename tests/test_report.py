@@ -218,15 +218,16 @@ def test_markdown_table_parses_to_the_right_cells(tmp_path):
         '"', "&quot;")
 
 
-def test_write_puts_the_markdown_and_the_json_beside_each_other(compared, tmp_path):
+def test_write_puts_the_markdown_the_json_and_the_page_beside_each_other(compared, tmp_path):
     store, experiment_id = compared
     store.annotate(experiment_id, ExperimentInfo(notes=["sampled 48 of 6920 training examples"],
                                                  labels=["neg", "pos"], sizes={"train": 48}))
     summary = report.from_store(store, experiment_id)
     out = tmp_path / "out"
     out.mkdir()
-    md, js = report.write(summary, out)
-    assert (md, js) == (out / "comparison.md", out / "comparison.json")
+    md, js, page = report.write(summary, out)
+    assert (md, js, page) == (out / "comparison.md", out / "comparison.json", out / "comparison.html")
+    assert "sampled 48 of 6920 training examples" in page.read_text()
     assert md.read_text() == report.markdown(summary)
     assert "- sampled 48 of 6920 training examples" in md.read_text()
 

@@ -102,9 +102,9 @@ def test_the_report_compares_with_the_best_and_draws_budget_curves(tuned):
     assert other["paired"]["low"] <= other["paired"]["difference"] <= other["paired"]["high"]
     for method in methods.values():
         (curve,) = method["curves"]
-        assert [len(point) for point in curve] == [2, 2]  # evaluations at steps 2 and 4: (seconds, accuracy)
-        assert curve[0][0] < curve[1][0]
-        assert method["values"]["seconds_to_95"]["mean"] in {point[0] for point in curve}
+        assert [point[0] for point in curve] == [2, 4]  # evaluations at steps 2 and 4: (step, seconds, accuracy)
+        assert curve[0][1] < curve[1][1]
+        assert method["values"]["seconds_to_95"]["mean"] in {point[1] for point in curve}
     markdown = (workdir / "comparison.md").read_text()
     assert "Best on test:" in markdown and "Learning rates, chosen on validation" in markdown
 

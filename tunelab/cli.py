@@ -76,7 +76,7 @@ def compare(
     _print_verdict(result.rows)
     console.print(f"trained {len(result.ran)} run(s){': ' + ', '.join(result.ran) if result.ran else ''}",
                   highlight=False)
-    console.print(Text(f"{result.markdown_path} · {result.json_path} · "
+    console.print(Text(f"{result.html_path} · {result.markdown_path} · {result.json_path} · "
                        f"tensorboard --logdir {Path(experiment.workdir) / 'runs'}", style="dim"))
 
 
@@ -124,7 +124,9 @@ def sweep_command(
         sys.exit(1)
     console.print(_rich_table(result.comparison.rows, f"{experiment.model} on {experiment.data.path}, tuned",
                               experiment.task))
-    console.print(Text(f"{result.comparison.markdown_path} · {result.comparison.json_path} · {result.tuned_path} · "
+    comparison = result.comparison
+    console.print(Text(f"{comparison.html_path} · {comparison.markdown_path} · {comparison.json_path} · "
+                       f"{result.tuned_path} · "
                        f"studies in {result.storage}", style="dim"))
 
 
@@ -196,7 +198,11 @@ def runs(workdir: str = typer.Option(DEFAULT_WORKDIR, help="The experiment's wor
 
 
 @app.command()
-def report(workdir: str = typer.Option(DEFAULT_WORKDIR, help="The experiment's work directory.")) -> None:
+def report(
+    workdir: str = typer.Option(DEFAULT_WORKDIR, help="The experiment's work directory."),
+    html: Path | None = typer.Option(None, "--html", help="Also write the report, with its charts, as one "
+                                     "self-contained HTML file here."),
+) -> None:
     """Print the latest experiment's comparison again, from the store, as it was first shown."""
     from . import report as reporting
 
@@ -208,6 +214,20 @@ def report(workdir: str = typer.Option(DEFAULT_WORKDIR, help="The experiment's w
     console.print(_rich_table(summary.rows, summary.title, summary.task))
     _print_verdict(summary.rows)
     _print_notes(summary.info.notes)
+    if html is not None:
+        _write_page(summary, html)
+
+
+def _write_page(summary: Any, path: Path) -> None:
+    from .report_html import render
+
+    if path.is_dir():
+        raise TunelabError(f"--html {path} is a directory", "give a file name, such as report.html")
+    try:
+        path.write_text(render(summary), encoding="utf-8")
+    except OSError as err:
+        raise TunelabError(f"cannot write --html {path}: {err.strerror}", "choose a writable path") from None
+    console.print(Text(str(path), style="dim"))
 
 
 @app.command()

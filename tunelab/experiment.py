@@ -31,6 +31,7 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     markdown_path: Path | None = None
     json_path: Path | None = None
+    html_path: Path | None = None
 
 
 def prepare(spec: ExperimentSpec) -> tuple[ModelRef, PreparedData, list[RunSpec]]:
@@ -71,9 +72,10 @@ def compare(
         summary = report.from_store(store, experiment_id)
     finally:
         store.close()
-    md, js = report.write(summary, Path(spec.workdir))
+    md, js, page = report.write(summary, Path(spec.workdir))
     return Comparison(experiment_id=experiment_id, rows=summary.rows, ran=[o.run.key for o in outcomes if o.trained],
-                      skipped=[r.key for r in skipped], notes=data.notes, markdown_path=md, json_path=js)
+                      skipped=[r.key for r in skipped], notes=data.notes, markdown_path=md, json_path=js,
+                      html_path=page)
 
 
 def writable_workdir(path: str) -> Path:

@@ -60,8 +60,20 @@ class MethodRow:
     lr: LrChoice | None = None  # how its learning rate was chosen
     paired: Interval | None = None  # test metric minus the best row's, paired bootstrap over test examples
     best: bool = False  # the row with the best test metric, which the others are compared with
-    # per seed: (training seconds, validation metric) at each evaluation
-    curves: list[list[tuple[float, float]]] = field(default_factory=list)
+    # per seed: (step, training seconds, validation metric) at each evaluation
+    curves: list[list[tuple[int, float, float]]] = field(default_factory=list)
+
+
+@dataclass
+class TrialPoint:
+    """One sweep trial as the report draws it: what it tried and how it ended."""
+
+    number: int
+    status: str  # done, pruned, failed...
+    lr: float
+    objective: float | None  # its last validation metric; None when it never evaluated
+    option: str | None = None  # the method's main searched option besides the rate (LoRA's r)
+    value: Any = None  # that option's value in this trial
 
 
 @dataclass
@@ -72,6 +84,8 @@ class Summary:
     spec: dict[str, Any]
     info: ExperimentInfo
     rows: list[MethodRow]
+    trials: dict[str, list[TrialPoint]] = field(default_factory=dict)  # after a sweep: per method
+    environment: dict[str, Any] = field(default_factory=dict)  # versions and device, as the first run saw them
 
     @property
     def task(self) -> str:
@@ -102,7 +116,9 @@ def from_store(store: Store, experiment_id: int) -> Summary:
     title = f"{spec['model']} on {spec['data']['path']}"  # the stored spec is the validated one: data is a mapping
     if info.sweep:
         title += f", tuned ({info.sweep.trials_per_method} trials per method)"
-    return Summary(title=title, spec=spec, info=info, rows=rows)
+    environment = next((dict(r.environment) for r in runs if r.environment), {})
+    return Summary(title=title, spec=spec, info=info, rows=rows, environment=environment,
+                   trials=_trials(store, list(searches.values()), metric))
 
 
 def validation_metric(spec: dict[str, Any]) -> str:
@@ -143,15 +159,37 @@ def _budget_curves(row: MethodRow, store: Store, metric: str, maximise: bool) ->
     for key in row.keys:
         series = store.series(key)
         seconds = {step: value for step, name, value in series if name == "train_seconds"}
-        curve = [(seconds[step], value) for step, name, value in series if name == f"eval_{metric}" and step in seconds]
+        curve = [(step, seconds[step], value) for step, name, value in series
+                 if name == f"eval_{metric}" and step in seconds]
         if not curve:
             continue
         row.curves.append(curve)
-        best = max(v for _, v in curve) if maximise else min(v for _, v in curve)
-        good = [t for t, v in curve if (v >= 0.95 * best if maximise else v <= best / 0.95)]
+        best = max(v for _, _, v in curve) if maximise else min(v for _, _, v in curve)
+        good = [t for _, t, v in curve if (v >= 0.95 * best if maximise else v <= best / 0.95)]
         reached.append(min(good))
     if reached:
         row.values["seconds_to_95"] = _stat(reached)
+
+
+def _trials(store: Store, searches: list[MethodSearch], metric: str) -> dict[str, list[TrialPoint]]:
+    """Each searched method's trials, from their runs in the store (every trial is one)."""
+    from . import methods
+
+    studies = {search.study: search.method for search in searches}
+    out: dict[str, list[TrialPoint]] = {}
+    for run in store.runs():
+        trial = run.spec.trial
+        if trial is None or trial.study not in studies:
+            continue
+        options = run.spec.options.model_dump()
+        option = next((name for name in methods.get(run.method).search_space(run.spec.options)
+                       if name != "lr" and name in options), None)
+        evaluations = [value for _, name, value in store.series(run.key) if name == f"eval_{metric}"]
+        objective = run.metrics.get(f"validation_{metric}", evaluations[-1] if evaluations else None)
+        out.setdefault(studies[trial.study], []).append(TrialPoint(
+            number=trial.number, status=str(run.status), lr=float(options["lr"]), objective=objective,
+            option=option, value=options.get(option) if option else None))
+    return out
 
 
 def _paired(rows: list[MethodRow], done: list[StoredRun], task: tasks.Task) -> None:
@@ -328,29 +366,42 @@ def markdown(summary: Summary) -> str:
     verdict = indistinguishable(rows)
     if verdict:
         lines += ["", md_escape(verdict)]
+    for heading, items in sections(summary):
+        lines += ["", heading, *(f"- {md_escape(item)}" for item in items)]
+    lines += ["", explanation(summary.task)]
+    return "\n".join(lines) + "\n"
+
+
+def sections(summary: Summary) -> list[tuple[str, list[str]]]:
+    """The lists under the table, as plain text (each rendering escapes them its own way): how
+    learning rates were chosen, what a sweep chose, the runs that did not finish, the notes."""
+    rows = summary.rows
     task = tasks.get(summary.task)
     key = f"validation_{validation_metric(summary.spec)}"
-    chosen = [f"- {md_escape(r.label)}: {md_escape(lr_story(r.lr, lambda v: task.score({key: v}, key)))}"
-              for r in rows if r.lr and r.lr.candidates]
-    if chosen:
-        lines += ["", "Learning rates, chosen on validation (each candidate trained on the first seed to the rung; "
-                      "the lowest rate within validation noise of the best continued):", *chosen]
-    tuned = [f"- {md_escape(r.label)}: {md_escape(tuned_settings(r.sweep))} (best validation "
-             f"{md_escape(_setting(r.sweep.best_validation))}, trial {r.sweep.best_trial})"
-             for r in rows if r.sweep]
-    if tuned:
-        lines += ["", "Tuned hyperparameters (each method's best trial, on validation only):", *tuned]
-    failures = [f"- {md_escape(r.label)} {md_escape(f)}" for r in rows for f in r.failed]
-    if failures:
-        lines += ["", "Runs that did not finish:", *failures]
-    if summary.info.notes:
-        lines += ["", "Notes:", *(f"- {md_escape(n)}" for n in summary.info.notes)]
-    lines += ["", f"Mean ± 95 % t-interval over seeds (with two or more). {_UNITS[summary.task]} "
-              "Peak memory: the run process's peak RSS on CPU, CUDA max allocated on GPU. Δ vs best: the test "
-              "metric minus the best row's, with a paired bootstrap 95 % interval over the test examples "
-              "(2,000 resamples). Time to 95 %: training seconds until the validation metric first reached "
-              "95 % of its best (for a loss: came within 5 % of it)."]
-    return "\n".join(lines) + "\n"
+
+    def shown(value: float) -> str:
+        return task.score({key: value}, key)
+
+    lists = [
+        ("Learning rates, chosen on validation (each candidate trained on the first seed to the rung; the lowest "
+         "rate within validation noise of the best continued):",
+         [f"{r.label}: {lr_story(r.lr, shown)}" for r in rows if r.lr and r.lr.candidates]),
+        ("Tuned hyperparameters (each method's best trial, on validation only):",
+         [f"{r.label}: {tuned_settings(r.sweep)} (best validation {_setting(r.sweep.best_validation)}, "
+          f"trial {r.sweep.best_trial})" for r in rows if r.sweep]),
+        ("Runs that did not finish:", [f"{r.label} {f}" for r in rows for f in r.failed]),
+        ("Notes:", list(summary.info.notes)),
+    ]
+    return [(heading, items) for heading, items in lists if items]
+
+
+def explanation(task: str) -> str:
+    """What the table's numbers are, under every rendering of it."""
+    return (f"Mean ± 95 % t-interval over seeds (with two or more). {_UNITS[task]} "
+            "Peak memory: the run process's peak RSS on CPU, CUDA max allocated on GPU. Δ vs best: the test "
+            "metric minus the best row's, with a paired bootstrap 95 % interval over the test examples "
+            "(2,000 resamples). Time to 95 %: training seconds until the validation metric first reached "
+            "95 % of its best (for a loss: came within 5 % of it).")
 
 
 def lr_story(choice: LrChoice, show: Any = _setting) -> str:
@@ -383,8 +434,11 @@ def as_json(summary: Summary) -> dict[str, Any]:
                         for row in summary.rows]}
 
 
-def write(summary: Summary, workdir: Path) -> tuple[Path, Path]:
+def write(summary: Summary, workdir: Path) -> tuple[Path, Path, Path]:
+    """``comparison.md``, ``comparison.json`` and ``comparison.html`` in the work directory."""
+    from . import report_html
+
     md, js = Path(workdir) / "comparison.md", Path(workdir) / "comparison.json"
     md.write_text(markdown(summary))
     js.write_text(json.dumps(as_json(summary), indent=2))
-    return md, js
+    return md, js, report_html.write(summary, workdir)

@@ -50,7 +50,7 @@ def _record_search(final: ExperimentSpec, comparison: Comparison, summary: Sweep
     finally:
         store.close()
     comparison.rows, comparison.notes = rendered.rows, notes
-    comparison.markdown_path, comparison.json_path = report.write(rendered, Path(final.workdir))
+    comparison.markdown_path, comparison.json_path, comparison.html_path = report.write(rendered, Path(final.workdir))
 
 
 def write_tuned(final: ExperimentSpec) -> Path:
