@@ -120,3 +120,15 @@ def test_no_tune_trains_each_method_once_at_its_configured_rate(tmp_path):
     (run,) = stored_runs(tmp_path).values()
     assert run.spec.options.lr == 1e-3 and run.status is RunStatus.DONE
     assert "0.001 (default)" in out.stdout
+
+
+def test_estimate_fits_its_time_per_step_to_the_stores_runs_of_the_model(tuned):
+    """The comparison's own runs correct the estimate: the line through them, not the bare products."""
+    from tunelab.estimate import Setup, estimate
+
+    workdir, _, _ = tuned
+    plain, fitted = (estimate("builtin:minilm", methods=["head", "lora"], setup=Setup(batch_size=8, max_length=64),
+                              workdir=where) for where in (None, str(workdir)))
+    assert {row.speed.source for row in plain} == {"matmul"} and {row.speed.source for row in fitted} == {"store"}
+    assert all(row.step_seconds > 0 for row in fitted)
+    assert fitted[0].step_seconds != plain[0].step_seconds

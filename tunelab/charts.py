@@ -115,7 +115,8 @@ def learning_curves(summary: Summary) -> Any | None:
                 high = [(m + s) * scale for m, s in zip(mean, spread, strict=True)]
                 low = [(m - s) * scale for m, s in zip(mean, spread, strict=True)]
                 figure.add_trace(go.Scatter(
-                    x=x + x[::-1], y=high + low[::-1], fill="toself", fillcolor=f"rgba({red},{green},{blue},0.2)",
+                    x=x + x[::-1], y=high + low[::-1], mode="lines", fill="toself",
+                    fillcolor=f"rgba({red},{green},{blue},0.2)",
                     line={"width": 0}, hoverinfo="skip", name=_text(f"{row.label} ± sd"), legendgroup=row.label,
                     showlegend=False,
                 ), row=1, col=col)
@@ -175,9 +176,10 @@ def _trials_figure(summary: Summary, method: str, points: list[TrialPoint]) -> A
             mode="markers", name=name, marker=marker, text=[_trial_text(p) for p in chosen],
             hovertemplate="%{text}<br>lr %{x:.3g}: %{y:.4g}<extra></extra>",
         ))
-    figure.update_xaxes(title_text="learning rate", type="log")
+    figure.update_xaxes(title_text="learning rate", type="log", exponentformat="e")
     figure.update_yaxes(title_text=_text(title))
-    figure.update_layout(title=_text(f"Sweep of {method}: each trial's validation metric"), height=400)
+    figure.update_layout(title=_text(f"Sweep of {method}: each trial's validation metric"), height=400,
+                         legend={"orientation": "h", "y": -0.25})
     return figure
 
 

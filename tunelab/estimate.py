@@ -1,11 +1,15 @@
 """What each method would train, save and hold in memory, known before anything trains: the model
 built from its config on the meta device (no weights downloaded, read or allocated), the method
 applied as a run applies it, its parameters counted, and its peak training memory computed from
-them (``Memory``). ``tunelab estimate`` prints it; time per step is not estimated yet."""
+them (``Memory``). ``tunelab estimate`` prints it, with the time per step of ``tunelab.step_time``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import methods as registry
@@ -19,6 +23,34 @@ from .measure import count_parameters
 # MiniLM) less its weights (87 MB): the one method whose training state and stored activations are
 # negligible. On a GPU the peak is CUDA's max allocated, which holds none of it.
 CPU_FRAMEWORK_BYTES = 662 * 2**20
+# bitsandbytes' NF4 with double quantisation (QLoRA): 4 bits a weight, an 8-bit scale per block of
+# 64 weights and an fp32 scale per 256 of those blocks (Dettmers et al. 2023, section 3).
+NF4_BYTES = (4 + 8 / 64 + 32 / (64 * 256)) / 8
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+_UNITS = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def parse_bytes(text: str, what: str = "--device-memory") -> int:
+    """``24GB`` (10⁹ bytes each), ``24GiB`` (2³⁰), ``512MiB``, ``1.5TB``: a unit is required, since a
+    bare ``24`` could mean anything."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]i?)b\s*", text, flags=re.IGNORECASE)
+    if not found:
+        raise TunelabError(f"cannot read {what} {text!r} as a size",
+                           "write a number and a unit, such as 24GB (10⁹ bytes) or 24GiB (2³⁰ bytes)")
+    return int(float(found.group(1)) * _UNITS[found.group(2).lower()])
+
+
+@dataclass(frozen=True)
+class Setup:
+    """How the estimated runs would train."""
+
+    batch_size: int = 16
+    max_length: int = 128  # tokens per example: each batch padded to it, the worst case
+    device: str = "cpu"  # cpu (peak RSS, the framework included) or cuda (max allocated, bf16 autocast)
+    dtype: str | None = None  # the weights' (fp32, bf16, fp16); None: the config's, as a run loads them
+    gradient_checkpointing: bool = False
 
 
 @dataclass(frozen=True)
@@ -26,15 +58,16 @@ class Memory:
     """Peak training memory, in bytes, as tunelab trains (the weights in the dtype they load in,
     peft's adapters in fp32; AdamW; no gradient checkpointing): the formula in the README."""
 
-    weights: int  # every parameter, in its dtype
+    weights: int  # every parameter, in its dtype (QLoRA's quantised ones in NF4)
     gradients: int  # the trainable ones', in theirs
     optimizer: int  # AdamW's two moments per trainable parameter, in its dtype
     activations: int  # what the backward pass needs, for the blocks it runs through
     framework: int  # CPU_FRAMEWORK_BYTES on a CPU, 0 on a GPU
+    casts: int = 0  # on a GPU: the 16-bit copies autocast keeps of the fp32 weights that train
 
     @property
     def total(self) -> int:
-        return self.weights + self.gradients + self.optimizer + self.activations + self.framework
+        return self.weights + self.gradients + self.optimizer + self.activations + self.framework + self.casts
 
 
 @dataclass(frozen=True)
@@ -45,85 +78,279 @@ class Estimate:
     artifact_bytes: int  # the weights the artifact would hold (``tunelab.artifact``), without the tokenizer
     memory: Memory | None = None
     refused: str | None = None  # why the method cannot train this model (counts are then 0)
+    flops: float = 0.0  # one training step's (``step_time.step_flops``)
+    step_seconds: float | None = None  # None where this machine lacks the device
+    speed: Any = None  # the ``step_time.Speed`` behind step_seconds
 
     @property
     def trainable_pct(self) -> float:
         return 100.0 * self.trainable_params / max(self.total_params, 1)
 
+    def fits(self, budget: int) -> bool:
+        return self.memory is not None and self.memory.total <= budget
+
 
 def estimate(model: str, task: str = "classification", methods: list[str] | None = None,
-             trust_remote_code: bool = False, batch_size: int = 16, max_length: int = 128,
-             device: str = "cpu") -> list[Estimate]:
+             trust_remote_code: bool = False, setup: Setup = Setup(), calibrate: bool = False,
+             workdir: str | None = None) -> list[Estimate]:
     """Each method's exact parameter counts and artifact size on ``model`` (a built-in name, a
-    folder, even one holding ``config.json`` alone, or a hub id: only its config is read). Every
-    method of the task when ``methods`` is None, those that cannot train the model marked
-    ``refused``; a method named in ``methods`` that cannot is an error. Memory is for batches of
-    ``batch_size`` padded to ``max_length`` (the worst case) on ``device`` (cpu or cuda)."""
+    folder, even one holding ``config.json`` alone, or a hub id: only its config is read), its peak
+    training memory under ``setup`` and, where this machine has the device, its seconds per step
+    (``tunelab.step_time``; corrected by real steps with ``calibrate``, or by the runs of this
+    model in ``workdir``'s store). Every method of the task when ``methods`` is None, those that
+    cannot train the model marked ``refused``; a method named in ``methods`` that cannot is an error."""
     from .models import load_config, model_folder
 
-    if device not in ("cpu", "cuda"):
-        raise TunelabError(f"device {device!r} is not one tunelab estimates for", "use cpu or cuda")
-    the_task = tasks.get(task)
+    if setup.device not in ("cpu", "cuda"):
+        raise TunelabError(f"device {setup.device!r} is not one tunelab estimates for", "use cpu or cuda")
+    if setup.dtype is not None and setup.dtype not in DTYPES:
+        raise TunelabError(f"dtype {setup.dtype!r} is not one tunelab estimates for", f"use {', '.join(DTYPES)}")
     able = [name for name in registry.available() if task in registry.get(name).tasks]
-    path = model_folder(model)
-    config = load_config(path, trust_remote_code)  # a model that cannot load is one error, not one per method
-    out = []
-    for name in methods or able:
-        method = registry.get(name)
-        if task not in method.tasks:
+    for name in methods or []:
+        if task not in registry.get(name).tasks:
             raise TunelabError(f"method {name!r} does not apply to task {task}",
                                f"methods for {task}: {', '.join(able)}")
+    path = model_folder(model)
+    if calibrate:
+        _check_local_weights(path, model)
+    config = load_config(path, trust_remote_code)  # a model that cannot load is one error, not one per method
+    if setup.dtype:
+        config.dtype = DTYPES[setup.dtype]  # as if stored in it: a run loads the weights in their stored dtype
+    context = _Context(path, config, task, trust_remote_code)
+    rows = []
+    for name in methods or able:
         try:
-            built = the_task.on_meta(method(method.Options()), path, config, trust_remote_code)
+            rows.append(_one(name, context, setup))
         except TunelabError as err:
             if methods:
                 raise
-            out.append(Estimate(name, 0, 0, 0, refused=str(err)))
-            continue
-        trainable, total = count_parameters(built)
-        shape = _Shape(config, task, batch_size, max_length + _virtual_tokens(built), device)
-        out.append(Estimate(name, trainable, total, _artifact_bytes(built, method), _memory(built, shape)))
-    return out
+            rows.append(Estimate(name, 0, 0, 0, refused=str(err)))
+    speed = _speed(context, setup, calibrate, workdir)
+    if speed is None:
+        return rows
+    return [replace(row, step_seconds=speed.seconds(row.flops), speed=speed) if row.memory else row for row in rows]
 
 
 @dataclass(frozen=True)
-class _Shape:
+class _Context:
+    path: str
     config: Any
     task: str
-    batch: int
+    trust_remote_code: bool
+
+
+def _one(name: str, context: _Context, setup: Setup) -> Estimate:
+    from .step_time import step_flops
+
+    method = registry.get(name)
+    instance = method(method.Options())
+    quantised = "quantization_config" in instance.load_settings()
+    if quantised and setup.device == "cpu":
+        raise TunelabError(f"{name} loads the model in 4 bits, which needs a CUDA GPU", "estimate --device cuda")
+    built = tasks.get(context.task).on_meta(instance, context.path, context.config, context.trust_remote_code)
+    trainable, total = count_parameters(built)
+    shape = Shape(context.config, context.task, setup, setup.max_length + _virtual_tokens(built),
+                  backward_blocks(built))
+    return Estimate(name, trainable, total, _artifact_bytes(built, method), _memory(built, shape, quantised),
+                    flops=step_flops(built, shape))
+
+
+def _speed(context: _Context, setup: Setup, calibrate: bool, workdir: str | None) -> Any:
+    """How fast this machine runs a step: None where it lacks the device (a CUDA estimate on a
+    machine without one: memory and counts still hold)."""
+    import torch
+
+    from .step_time import Speed, fit, measured_throughput
+
+    if setup.device == "cuda" and not torch.cuda.is_available():
+        return None
+    products = measured_throughput(context.config, setup.batch_size * setup.max_length, setup.device)
+    if calibrate:
+        return fit(_calibration(context, setup), products, "calibrated")
+    stored = _stored_steps(context, setup, workdir) if workdir else []
+    return fit(stored, products, "store") if stored else Speed(throughput=products)
+
+
+def _calibration(context: _Context, setup: Setup) -> list[Any]:
+    """A few real steps of each ``step_time.ANCHORS`` method that can train the model, on its weights."""
+    import torch
+
+    from .methods import ModelContext
+    from .models import load_for_causal_lm, load_for_classification
+    from .step_time import ANCHORS, Point, time_steps
+
+    points = []
+    settings = {"dtype": getattr(torch, DTYPES[setup.dtype])} if setup.dtype else {}
+    for name in (a for a in ANCHORS if context.task in registry.get(a).tasks):
+        try:
+            flops = _one(name, context, setup).flops
+        except TunelabError:
+            continue
+        path, trust = context.path, context.trust_remote_code
+        method = registry.get(name)
+        with _quiet():
+            real = (load_for_causal_lm(path, trust, **settings) if context.task == "causal-lm"
+                    else load_for_classification(path, ["a", "b"], trust, **settings))
+            model = method(method.Options()).apply(real, ModelContext(
+                model_path=path, peft_task_type=tasks.get(context.task).peft_task_type, total_steps=100))
+        points.append(Point(flops, time_steps(model, context.task, setup)))
+    return points
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Loading reports, progress bars and deprecations: what a run's log keeps, not estimate's table."""
+    from transformers.utils import logging
+
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.set_verbosity(verbosity)
+        logging.enable_progress_bar()
+
+
+def _stored_steps(context: _Context, setup: Setup, workdir: str) -> list[Any]:
+    """The steady steps of the store's finished runs of this model on this kind of device: each
+    run's seconds per step against the FLOPs of a step of its method at its batch size and mean
+    length (real tokens: padding makes a real step somewhat dearer)."""
+    from pathlib import Path
+
+    from .step_time import Point
+    from .store import Store
+
+    store_path = Path(workdir)
+    if not (store_path / "tunelab.db").is_file():
+        return []
+    store = Store(store_path, readonly=True)
+    try:
+        runs = [r for r in store.runs() if r.status == "done" and r.spec.model_path == context.path
+                and r.spec.task == context.task and str(r.environment.get("device", "cpu")).startswith(setup.device)]
+    finally:
+        store.close()
+    points = []
+    flops: dict[tuple[str, Setup], float] = {}  # a store holds many seeds of one setting: built once
+    for run in runs:
+        costs = run.costs
+        if not (costs.tokens_per_second and costs.train_tokens and costs.steps):
+            continue
+        per_step = costs.train_tokens / costs.steps
+        length = max(int(per_step / run.spec.train.batch_size), 1)
+        its = Setup(run.spec.train.batch_size, length, setup.device, setup.dtype, run.spec.train.gradient_checkpointing)
+        if (run.method, its) not in flops:
+            try:
+                flops[run.method, its] = _one(run.method, context, its).flops
+            except TunelabError:
+                continue
+        points.append(Point(flops[run.method, its], per_step / costs.tokens_per_second))
+    return points
+
+
+def _check_local_weights(path: str, model: str) -> None:
+    from pathlib import Path
+
+    folder = Path(path)
+    if not folder.is_dir() or not (any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))):
+        raise TunelabError(f"--calibrate times real steps and needs model {model}'s weights on this disk, "
+                           f"and {path} has none",
+                           "drop --calibrate to estimate from the config alone, or give a folder with the weights")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the memory and the time of a step depend on, beyond the parameters."""
+
+    config: Any
+    task: str
+    setup: Setup
     length: int  # tokens each example's blocks attend over, virtual ones included
-    device: str
+    blocks: int  # the blocks the backward pass runs through
+
+    @property
+    def tokens(self) -> int:
+        return self.setup.batch_size * self.length
 
 
-def _memory(model: Any, shape: _Shape) -> Memory:
-    """Each tensor in its own dtype: the base model's as stored, a peft adapter's fp32 (peft
-    upcasts them); gradients and AdamW's moments in their parameter's."""
-    params = list(model.parameters())
-    weights = sum(p.numel() * p.element_size() for p in params)
-    trained = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
-    half = shape.device != "cpu" or min(p.element_size() for p in params) < 4  # bf16 autocast, or a 16-bit model
-    return Memory(weights=weights, gradients=trained, optimizer=2 * trained,
-                  activations=_activations(model, shape, half),
-                  framework=CPU_FRAMEWORK_BYTES if shape.device == "cpu" else 0)
-
-
-def _activations(model: Any, shape: _Shape, half: bool) -> int:
-    """Per block the backward pass runs through, b·s·(34·h + 5·a·s) bytes in 16-bit (``half``: a
-    16-bit model, or a GPU's bf16 autocast) and twice that in fp32: Korthikanti et al. 2022's count
-    for one transformer layer; plus a causal LM's logits, their fp32 copy for the loss and its
-    gradient (3·b·s·V·4). The backward runs from the top down to the lowest block holding a
-    trainable parameter (all of them when the embeddings or a prompt train; none for a linear
-    probe)."""
+def backward_blocks(model: Any) -> int:
+    """How many blocks the backward pass runs through: from the top down to the lowest block
+    holding a trainable parameter (all of them when the embeddings or a prompt train; none for a
+    linear probe)."""
     from .methods.layers import parameter_depths
 
-    config, b, s = shape.config, shape.batch, shape.length
     num_layers, depths = parameter_depths(model)
     trained = [0 if "prompt_encoder" in name else depth for name, param, depth in depths if param.requires_grad]
     lowest = min(trained, default=num_layers + 1)
-    blocks = num_layers - max(lowest, 1) + 1 if lowest <= num_layers else 0
-    per_block = b * s * (34 * config.hidden_size + 5 * config.num_attention_heads * s) * (1 if half else 2)
+    return num_layers - max(lowest, 1) + 1 if lowest <= num_layers else 0
+
+
+def _memory(model: Any, shape: Shape, quantised: bool) -> Memory:
+    """Each tensor in its own dtype: the base model's as stored (with QLoRA, the frozen linear
+    weights in NF4 and the rest upcast to fp32, as ``prepare_model_for_kbit_training`` leaves
+    them), a peft adapter's fp32 (peft upcasts them); gradients and AdamW's moments in their
+    parameter's; on a GPU, autocast's cached 16-bit copy of each fp32 linear weight that trains."""
+    import torch
+
+    params = list(model.parameters())
+    nf4 = _quantisable(model) if quantised else set()
+    weights = sum(int(p.numel() * NF4_BYTES) if id(p) in nf4 else p.numel() * p.element_size() for p in params)
+    trained = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
+    cuda = shape.setup.device == "cuda"
+    casts = sum(2 * m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear)
+                and m.weight.requires_grad and m.weight.element_size() == 4) if cuda else 0
+    half = cuda or min(p.element_size() for p in params) < 4  # bf16 autocast, or a 16-bit model
+    activations = _activations(shape, half) + _adapter_activations(model, shape, half)
+    return Memory(weights=weights, gradients=trained, optimizer=2 * trained, activations=activations,
+                  framework=0 if cuda else CPU_FRAMEWORK_BYTES, casts=casts)
+
+
+def _quantisable(model: Any) -> set[int]:
+    """The weights bitsandbytes stores in 4 bits: every frozen linear layer's but the output head's."""
+    import torch
+
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    return {id(m.weight) for m in model.modules()
+            if isinstance(m, torch.nn.Linear) and m is not head and not m.weight.requires_grad}
+
+
+def _adapter_activations(model: Any, shape: Shape, half: bool) -> int:
+    """What peft's LoRA layers keep beside the block's own activations, per adapted linear layer:
+    with dropout, its output and its mask (b·s·in values and bytes); with DoRA, three outputs more
+    (the base output, the adapter's, and their weight-norm scaled sum: 3·b·s·out). Recomputed, not
+    kept, under gradient checkpointing."""
+    import torch
+
+    if shape.setup.gradient_checkpointing:
+        return 0
+    width = 2 if half else 4
+    total = 0
+    for module in model.modules():
+        lora_a = getattr(module, "lora_A", None)
+        if not isinstance(lora_a, torch.nn.ModuleDict) or "default" not in lora_a:
+            continue
+        if getattr(module.lora_dropout["default"], "p", 0) > 0:
+            total += shape.tokens * module.in_features * (width + 1)
+        if module.use_dora.get("default"):
+            total += 3 * shape.tokens * module.out_features * width
+    return total
+
+
+def _activations(shape: Shape, half: bool) -> int:
+    """Per block the backward pass runs through, b·s·(34·h + 5·a·s) bytes in 16-bit (``half``: a
+    16-bit model, or a GPU's bf16 autocast) and twice that in fp32: Korthikanti et al. 2022's count
+    for one transformer layer. With gradient checkpointing, each such block keeps its input only
+    (b·s·h values) and one block's activations exist at a time, recomputed. Plus a causal LM's
+    logits, their fp32 copy for the loss and its gradient (3·b·s·V·4)."""
+    config, b, s = shape.config, shape.setup.batch_size, shape.length
+    width = 1 if half else 2
+    per_block = b * s * (34 * config.hidden_size + 5 * config.num_attention_heads * s) * width
     logits = 3 * b * s * config.vocab_size * 4 if shape.task == "causal-lm" else 0
-    return blocks * per_block + logits
+    if shape.setup.gradient_checkpointing and shape.blocks:
+        return shape.blocks * 2 * b * s * config.hidden_size * width + per_block + logits
+    return shape.blocks * per_block + logits
 
 
 def _virtual_tokens(model: Any) -> int:

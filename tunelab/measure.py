@@ -23,12 +23,22 @@ def count_parameters(model: Any) -> tuple[int, int]:
 
 
 def peak_memory_mb() -> tuple[float, str]:
-    """Peak memory of this process: CUDA max allocated on a GPU, peak RSS on a CPU."""
+    """Peak memory of this process: CUDA max allocated on a GPU, peak RSS on a CPU.
+
+    On Linux the peak RSS is the kernel's high-water mark of this process's own memory (``VmHWM``),
+    not ``getrusage``'s ``ru_maxrss``: a process started by ``subprocess`` inherits its parent's peak
+    in ``ru_maxrss`` (exec keeps the larger of the two), so a worker spawned by a parent holding
+    1.5 GB would report 1.5 GB whatever it used."""
     import torch
 
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20, "cuda_max_allocated"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_rss"  # Linux: KiB
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024, \
+            "peak_rss"
+    except (OSError, StopIteration, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak_rss"  # Linux: KiB
 
 
 def process_age() -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -242,6 +243,13 @@ def load_config(path: str, trust_remote_code: bool = False) -> PretrainedConfig:
         return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         first = first_line(err) or type(err).__name__
+        if os.path.isdir(path) and "does not recognize this architecture" in first:
+            import transformers
+
+            kind = json.loads(Path(path, "config.json").read_text()).get("model_type")
+            raise TunelabError(f"model {path!r} is of type {kind!r}, which transformers {transformers.__version__} "
+                               "does not know", "upgrade transformers, or pass --trust-remote-code if the model "
+                               "ships its own code") from None
         raise TunelabError(
             f"cannot load model {path!r}: {first}",
             "check the hub id (and network / HF_TOKEN), or give a local folder",

@@ -63,6 +63,8 @@ class RunSpec(BaseModel):
         identity.pop("trial")
         identity.pop("rung")
         identity["train"].pop("checkpoint_minutes")  # how often it is saved, not what it trains
+        if not identity["train"]["gradient_checkpointing"]:
+            identity["train"].pop("gradient_checkpointing")
         if identity["evaluate_test"]:
             identity.pop("evaluate_test")
         if identity["evaluation"] is None:

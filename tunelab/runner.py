@@ -575,6 +575,9 @@ def _training_args(run: RunSpec, task: tasks.Task, output_dir: Path) -> Any:
         fp16=cuda and not bf16,
         tf32=cuda and torch.cuda.get_device_capability()[0] >= 8,  # Ampere and newer
         dataloader_pin_memory=cuda,
+        activation_checkpointing=t.gradient_checkpointing,
+        # not the reentrant variant: it needs an input that requires grad, which a frozen embedding is not
+        activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
         # Several processes (--gpus-per-run): each global batch of batch_size is split over them, so the
         # examples, batches and steps are those of one process.
         accelerator_config={"split_batches": True} if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,

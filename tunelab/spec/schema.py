@@ -96,6 +96,9 @@ class TrainSpec(_Strict):
     # after the last one: what a killed run loses at most. 0: at every evaluation. Not part of what
     # a run trains, so not of its key.
     checkpoint_minutes: NonNegativeFloat = 10.0
+    # Keep each block's input only and recompute its activations in the backward pass: less memory
+    # (``tunelab estimate`` says how much) for about a third more compute.
+    gradient_checkpointing: bool = False
 
     @model_validator(mode="before")
     @classmethod
