@@ -6,9 +6,6 @@ them (``Memory``). ``tunelab estimate`` prints it, with the time per step of ``t
 from __future__ import annotations
 
 import re
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -16,6 +13,7 @@ from . import methods as registry
 from . import tasks
 from .errors import TunelabError
 from .measure import count_parameters
+from .step_time import Speed, check_local_weights, step_flops
 
 # What a CPU run's process holds besides the model and its training state: Python, torch,
 # transformers, peft and datasets imported (460 MB measured), the tokenizer, the prepared splits, the
@@ -80,7 +78,7 @@ class Estimate:
     refused: str | None = None  # why the method cannot train this model (counts are then 0)
     flops: float = 0.0  # one training step's (``step_time.step_flops``)
     step_seconds: float | None = None  # None where this machine lacks the device
-    speed: Any = None  # the ``step_time.Speed`` behind step_seconds
+    speed: Speed | None = None  # what step_seconds came from
 
     @property
     def trainable_pct(self) -> float:
@@ -112,7 +110,7 @@ def estimate(model: str, task: str = "classification", methods: list[str] | None
                                f"methods for {task}: {', '.join(able)}")
     path = model_folder(model)
     if calibrate:
-        _check_local_weights(path, model)
+        check_local_weights(path, model)
     config = load_config(path, trust_remote_code)  # a model that cannot load is one error, not one per method
     if setup.dtype:
         config.dtype = DTYPES[setup.dtype]  # as if stored in it: a run loads the weights in their stored dtype
@@ -140,8 +138,6 @@ class _Context:
 
 
 def _one(name: str, context: _Context, setup: Setup) -> Estimate:
-    from .step_time import step_flops
-
     method = registry.get(name)
     instance = method(method.Options())
     quantised = "quantization_config" in instance.load_settings()
@@ -155,109 +151,29 @@ def _one(name: str, context: _Context, setup: Setup) -> Estimate:
                     flops=step_flops(built, shape))
 
 
-def _speed(context: _Context, setup: Setup, calibrate: bool, workdir: str | None) -> Any:
+def _speed(context: _Context, setup: Setup, calibrate: bool, workdir: str | None) -> Speed | None:
     """How fast this machine runs a step: None where it lacks the device (a CUDA estimate on a
     machine without one: memory and counts still hold)."""
     import torch
 
-    from .step_time import Speed, fit, measured_throughput
+    from . import step_time
 
     if setup.device == "cuda" and not torch.cuda.is_available():
         return None
-    products = measured_throughput(context.config, setup.batch_size * setup.max_length, setup.device)
-    if calibrate:
-        return fit(_calibration(context, setup), products, "calibrated")
-    stored = _stored_steps(context, setup, workdir) if workdir else []
-    return fit(stored, products, "store") if stored else Speed(throughput=products)
+    products = step_time.measured_throughput(context.config, setup.batch_size * setup.max_length, setup.device)
 
-
-def _calibration(context: _Context, setup: Setup) -> list[Any]:
-    """A few real steps of each ``step_time.ANCHORS`` method that can train the model, on its weights."""
-    import torch
-
-    from .methods import ModelContext
-    from .models import load_for_causal_lm, load_for_classification
-    from .step_time import ANCHORS, Point, time_steps
-
-    points = []
-    settings = {"dtype": getattr(torch, DTYPES[setup.dtype])} if setup.dtype else {}
-    for name in (a for a in ANCHORS if context.task in registry.get(a).tasks):
+    def flops(method: str, its: Setup) -> float | None:
         try:
-            flops = _one(name, context, setup).flops
+            return _one(method, context, its).flops
         except TunelabError:
-            continue
-        path, trust = context.path, context.trust_remote_code
-        method = registry.get(name)
-        with _quiet():
-            real = (load_for_causal_lm(path, trust, **settings) if context.task == "causal-lm"
-                    else load_for_classification(path, ["a", "b"], trust, **settings))
-            model = method(method.Options()).apply(real, ModelContext(
-                model_path=path, peft_task_type=tasks.get(context.task).peft_task_type, total_steps=100))
-        points.append(Point(flops, time_steps(model, context.task, setup)))
-    return points
+            return None
 
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Loading reports, progress bars and deprecations: what a run's log keeps, not estimate's table."""
-    from transformers.utils import logging
-
-    verbosity = logging.get_verbosity()
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.set_verbosity(verbosity)
-        logging.enable_progress_bar()
-
-
-def _stored_steps(context: _Context, setup: Setup, workdir: str) -> list[Any]:
-    """The steady steps of the store's finished runs of this model on this kind of device: each
-    run's seconds per step against the FLOPs of a step of its method at its batch size and mean
-    length (real tokens: padding makes a real step somewhat dearer)."""
-    from pathlib import Path
-
-    from .step_time import Point
-    from .store import Store
-
-    store_path = Path(workdir)
-    if not (store_path / "tunelab.db").is_file():
-        return []
-    store = Store(store_path, readonly=True)
-    try:
-        runs = [r for r in store.runs() if r.status == "done" and r.spec.model_path == context.path
-                and r.spec.task == context.task and str(r.environment.get("device", "cpu")).startswith(setup.device)]
-    finally:
-        store.close()
-    points = []
-    flops: dict[tuple[str, Setup], float] = {}  # a store holds many seeds of one setting: built once
-    for run in runs:
-        costs = run.costs
-        if not (costs.tokens_per_second and costs.train_tokens and costs.steps):
-            continue
-        per_step = costs.train_tokens / costs.steps
-        length = max(int(per_step / run.spec.train.batch_size), 1)
-        its = Setup(run.spec.train.batch_size, length, setup.device, setup.dtype, run.spec.train.gradient_checkpointing)
-        if (run.method, its) not in flops:
-            try:
-                flops[run.method, its] = _one(run.method, context, its).flops
-            except TunelabError:
-                continue
-        points.append(Point(flops[run.method, its], per_step / costs.tokens_per_second))
-    return points
-
-
-def _check_local_weights(path: str, model: str) -> None:
-    from pathlib import Path
-
-    folder = Path(path)
-    if not folder.is_dir() or not (any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))):
-        raise TunelabError(f"--calibrate times real steps and needs model {model}'s weights on this disk, "
-                           f"and {path} has none",
-                           "drop --calibrate to estimate from the config alone, or give a folder with the weights")
+    if calibrate:
+        dtype = {"dtype": DTYPES[setup.dtype]} if setup.dtype else {}
+        points = step_time.calibration(context.path, context.task, setup, context.trust_remote_code, flops, dtype)
+        return step_time.fit(points, products, "calibrated")
+    stored = step_time.stored_steps(workdir, context.path, context.task, setup, flops) if workdir else []
+    return step_time.fit(stored, products, "store")
 
 
 @dataclass(frozen=True)

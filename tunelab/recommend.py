@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 from . import tasks
 from .errors import TunelabError
 from .estimate import Estimate, Setup, estimate
 from .step_time import duration
+
+if TYPE_CHECKING:
+    from .spec import ExperimentSpec, TrainSpec
 
 # The prior, best first: test accuracy of every method, each at its tuned learning rate, on SST-2 with
 # MiniLM (bench/results/methods-sst2.md; qlora beside lora, as Dettmers et al. 2023 found it to
@@ -54,7 +57,7 @@ def parse_duration(text: str) -> float:
     return 3600 * hours + 60 * minutes + seconds
 
 
-def recommend(spec: Any, memory: int, seconds: float | None, device: str, examples: int) -> list[Option]:
+def recommend(spec: ExperimentSpec, memory: int, seconds: float | None, device: str, examples: int) -> list[Option]:
     """Every method of the experiment's task under ``memory`` bytes and ``seconds`` of training
     (None: no time limit), best expected first; refuses (exit 2) when no method fits either."""
     if seconds is not None and device == "cuda":
@@ -81,7 +84,7 @@ def recommend(spec: Any, memory: int, seconds: float | None, device: str, exampl
     return _ranked(spec, options)
 
 
-def _fit(spec: Any, memory: int, device: str, examples: int) -> list[Option]:
+def _fit(spec: ExperimentSpec, memory: int, device: str, examples: int) -> list[Option]:
     """Each method at the first setting of the ladder that fits: as configured, with gradient
     checkpointing, then half the batch each time down to 1."""
     train = spec.train
@@ -117,7 +120,7 @@ def _in_time(option: Option, budget: float) -> Option:
                                            f"takes about {duration(option.seconds)}, over {duration(budget)}")
 
 
-def _ranked(spec: Any, options: list[Option]) -> list[Option]:
+def _ranked(spec: ExperimentSpec, options: list[Option]) -> list[Option]:
     """Fitting methods first; within each group, the methods the store has results for, by their
     mean metric, then the others by ``PRIOR``."""
     task = tasks.get(spec.task)
@@ -138,7 +141,7 @@ def _ranked(spec: Any, options: list[Option]) -> list[Option]:
     return [replace(option, expected=expected(option.method)) for option in sorted(options, key=key)]
 
 
-def _measured(spec: Any) -> tuple[str, dict[str, tuple[float, str]]]:
+def _measured(spec: ExperimentSpec) -> tuple[str, dict[str, tuple[float, str]]]:
     """The task's paired metric, and per method the mean of it on test (validation's where no test)
     over the store's finished runs of this model and task, with a phrase saying so."""
     from pathlib import Path
@@ -167,10 +170,10 @@ def _measured(spec: Any) -> tuple[str, dict[str, tuple[float, str]]]:
     return metric, out
 
 
-def _steps(train: Any, batch: int, examples: int) -> int:
+def _steps(train: TrainSpec, batch: int, examples: int) -> int:
     if train.max_steps:
         return int(train.max_steps)
-    return math.ceil(math.ceil(examples / batch) * train.epochs)
+    return math.ceil(math.ceil(examples / batch) * (train.epochs or 1.0))  # the schema sets one of the two
 
 
 def _fits_why(row: Estimate, setup: Setup, memory: int, seconds: float | None, steps: int) -> str:

@@ -1,19 +1,27 @@
 """Seconds per training step, before training: the step's floating-point operations, counted from
 the model's shapes and what the method trains, over the device's dense throughput measured on the
-model's own matrix shapes. Real steps, where there are any (``calibrate``: a few steps of two
-methods on the real weights; or the store's runs of this model), correct it by the line fitted
-through them, ``seconds = overhead + FLOPs / throughput``: what a step costs beyond its matrix
-products (the optimizer, normalisations, the framework) is in the fitted overhead and throughput.
+model's own matrix shapes. Real steps, where there are any (``calibration``: a few steps of up to
+four methods on the real weights; or ``stored_steps``: the store's runs of this model), correct it
+by the line fitted through them, ``seconds = overhead + FLOPs / throughput``: what a step costs
+beyond its matrix products (the optimizer, normalisations, the framework) is in the fitted overhead
+and throughput. A step's FLOPs for a method and setting come from ``tunelab.estimate`` (``Flops``).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .errors import TunelabError
+
+# A step's FLOPs for (method, setup), None where the method cannot train the model.
+Flops = Callable[[str, Any], "float | None"]
 
 ANCHORS = ("full", "lora", "freeze", "head")  # --calibrate times those that apply: from the most compute to the least
 CALIBRATION_STEPS = 3  # timed, after one warm-up step
@@ -105,7 +113,9 @@ def measured_throughput(config: Any, tokens: int, device: str) -> float:
 
 def fit(points: list[Point], fallback: float, source: str) -> Speed:
     """The line through real steps: overhead and throughput from two or more (least squares), the
-    throughput alone from one (no overhead)."""
+    throughput alone from one (no overhead), the measured products' speed (``fallback``) from none."""
+    if not points:
+        return Speed(throughput=fallback)
     if len(points) == 1:
         return Speed(throughput=points[0].flops / points[0].seconds, source=source)
     x = [p.flops for p in points]
@@ -142,6 +152,91 @@ def time_steps(model: Any, task: str, setup: Any, steps: int = CALIBRATION_STEPS
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)
     return statistics.median(seconds[1:])
+
+
+def calibration(path: str, task: str, setup: Any, trust_remote_code: bool, flops: Flops,
+                load_settings: dict[str, str]) -> list[Point]:
+    """A few real steps of each ``ANCHORS`` method that applies to the task and can train the
+    model, on its weights (``load_settings``: a dtype to load them in)."""
+    import torch
+
+    from . import methods, tasks
+    from .methods import ModelContext
+    from .models import load_for_causal_lm, load_for_classification
+
+    settings = {name: getattr(torch, value) for name, value in load_settings.items()}
+    points = []
+    for name in (a for a in ANCHORS if task in methods.get(a).tasks):
+        counted = flops(name, setup)
+        if counted is None:
+            continue
+        method = methods.get(name)
+        with _quiet():
+            real = (load_for_causal_lm(path, trust_remote_code, **settings) if task == "causal-lm"
+                    else load_for_classification(path, ["a", "b"], trust_remote_code, **settings))
+            model = method(method.Options()).apply(real, ModelContext(
+                model_path=path, peft_task_type=tasks.get(task).peft_task_type, total_steps=100))
+        points.append(Point(counted, time_steps(model, task, setup)))
+    return points
+
+
+def stored_steps(workdir: str, path: str, task: str, setup: Any, flops: Flops) -> list[Point]:
+    """The steady steps of the store's finished runs of this model and task on this kind of device:
+    each run's seconds per step against the FLOPs of a step of its method at its batch size and
+    mean length (real tokens: padding makes a real step somewhat dearer)."""
+    from dataclasses import replace
+
+    from .store import Store
+
+    if not (Path(workdir) / "tunelab.db").is_file():
+        return []
+    store = Store(Path(workdir), readonly=True)
+    try:
+        runs = [r for r in store.runs() if r.status == "done" and r.spec.model_path == path and r.spec.task == task
+                and str(r.environment.get("device", "cpu")).startswith(setup.device)]
+    finally:
+        store.close()
+    points = []
+    counted: dict[tuple[str, Any], float | None] = {}  # a store holds many seeds of one setting: counted once
+    for run in runs:
+        costs = run.costs
+        if not (costs.tokens_per_second and costs.train_tokens and costs.steps):
+            continue
+        per_step = costs.train_tokens / costs.steps
+        its = replace(setup, batch_size=run.spec.train.batch_size,
+                      max_length=max(int(per_step / run.spec.train.batch_size), 1),
+                      gradient_checkpointing=run.spec.train.gradient_checkpointing)
+        if (run.method, its) not in counted:
+            counted[run.method, its] = flops(run.method, its)
+        if (step := counted[run.method, its]) is not None:
+            points.append(Point(step, per_step / costs.tokens_per_second))
+    return points
+
+
+def check_local_weights(path: str, model: str) -> None:
+    """``--calibrate`` needs weights on this disk: a config alone, or a hub id, cannot be timed."""
+    folder = Path(path)
+    if not folder.is_dir() or not (any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))):
+        raise TunelabError(f"--calibrate times real steps and needs model {model}'s weights on this disk, "
+                           f"and {path} has none",
+                           "drop --calibrate to estimate from the config alone, or give a folder with the weights")
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Loading reports, progress bars and deprecations: what a run's log keeps, not estimate's table."""
+    from transformers.utils import logging
+
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.set_verbosity(verbosity)
+        logging.enable_progress_bar()
 
 
 def duration(seconds: float) -> str:
