@@ -54,8 +54,11 @@ def test_a_7b_llama_config_alone_agrees_with_published_memory_figures():
         assert 0.8 <= memory.total / published <= 1.2, (key, memory.total / 1e9)
 
 
-@pytest.mark.parametrize("method", ["full", "lora", "head", "freeze", "prompt-tuning"])
-def test_a_steps_flops_are_what_torch_counts_in_a_real_forward_and_backward(method):
+@pytest.mark.parametrize(("model", "task", "method"), [
+    *(("builtin:minilm", "classification", m) for m in ("full", "lora", "head", "freeze", "prompt-tuning")),
+    ("builtin:smollm2", "causal-lm", "full"), ("builtin:smollm2", "causal-lm", "lora"),  # a tied output head
+])
+def test_a_steps_flops_are_what_torch_counts_in_a_real_forward_and_backward(model, task, method):
     """``step_flops``, counted on the meta device, against torch's FlopCounterMode on the real
     model (random weights: the count depends on shapes only): within 5 %."""
     import torch
@@ -66,19 +69,31 @@ def test_a_steps_flops_are_what_torch_counts_in_a_real_forward_and_backward(meth
     from tunelab.models import load_config, model_folder
 
     setup = Setup(batch_size=2, max_length=32)
-    (row,) = estimate("builtin:minilm", methods=[method], setup=setup)
-    path = model_folder("builtin:minilm")
+    (row,) = estimate(model, task, [method], setup=setup)
+    path = model_folder(model)
     config = load_config(path)
     config.num_labels = 2
-    task = tasks.get("classification")
+    the_task = tasks.get(task)
     torch.manual_seed(0)
-    model = methods.get(method)(methods.get(method).Options()).apply(
-        task.empty_model(config, False), ModelContext(model_path=path, peft_task_type=task.peft_task_type,
-                                                      total_steps=10))
+    built = methods.get(method)(methods.get(method).Options()).apply(
+        the_task.empty_model(config, False), ModelContext(model_path=path, peft_task_type=the_task.peft_task_type,
+                                                          total_steps=10))
     ids = torch.randint(0, config.vocab_size, (2, 32))
+    labels = ids if task == "causal-lm" else torch.tensor([0, 1])
     with FlopCounterMode(display=False) as counter:
-        model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.tensor([0, 1])).loss.backward()
+        built(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss.backward()
     assert row.flops == pytest.approx(counter.get_total_flops(), rel=0.05)
+
+
+def test_the_line_through_real_steps_survives_one_setting_and_a_negative_overhead():
+    from tunelab.step_time import Point, fit
+
+    seeds = fit([Point(1e9, 1.0), Point(1e9, 1.2), Point(1e9, 1.1)], fallback=1e12, source="store")
+    assert seeds.throughput == pytest.approx(1e9 / 1.1) and seeds.overhead == 0  # three seeds of one setting
+    line = fit([Point(1e9, 1.0), Point(2e9, 1.5)], fallback=1e12, source="calibrated")
+    assert line.overhead == pytest.approx(0.5) and line.seconds(3e9) == pytest.approx(2.0)
+    steep = fit([Point(1e9, 0.5), Point(2e9, 1.5)], fallback=1e12, source="calibrated")  # intercept −0.5
+    assert steep.overhead == 0 and steep.seconds(1e9) > 0.5 and steep.seconds(2e9) < 1.5
 
 
 def test_gradient_checkpointing_trades_activations_for_a_forward():

@@ -148,7 +148,7 @@ def mean_curve(row: MethodRow) -> tuple[list[int], list[float], list[float], lis
 
 def sweep_trials(summary: Summary) -> list[tuple[str, Any]]:
     """Per swept method, every trial's validation metric against its learning rate, coloured by
-    the method's main option; pruned trials at their last evaluation, failed ones on the floor."""
+    the method's main option; pruned trials at their last evaluation, failed ones at the worst end."""
     return [(method, _trials_figure(summary, method, points)) for method, points in summary.trials.items() if points]
 
 
@@ -156,9 +156,11 @@ def _trials_figure(summary: Summary, method: str, points: list[TrialPoint]) -> A
     from plotly import graph_objects as go
 
     metric = validation_metric(summary.spec)
-    title, scale = _axis(tasks.get(summary.task), f"validation_{metric}")
+    task = tasks.get(summary.task)
+    title, scale = _axis(task, f"validation_{metric}")
     scored = [p.objective * scale for p in points if p.objective is not None]
-    floor = min(scored) if scored else 0.0
+    # a trial that never evaluated sits at the worst end: the bottom for accuracy, the top for a loss
+    floor = (min(scored) if task.greater_is_better(metric) else max(scored)) if scored else 0.0
     option = next((p.option for p in points if p.option), None)
     numeric = option is not None and all(isinstance(p.value, (int, float)) for p in points)
     figure = go.Figure()

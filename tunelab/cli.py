@@ -172,8 +172,8 @@ def estimate_methods(
     trust_remote_code: bool = typer.Option(False, help="Run the model's code from the hub to build it."),
 ) -> None:
     """Each method's exact trainable parameters, artifact size, estimated peak training memory and
-    time per step, before anything trains: the model built from its config on the meta device,
-    nothing downloaded but the config, nothing allocated."""
+    time per step, before anything trains: the model built from its config on the meta device
+    (nothing downloaded but the config; only --calibrate loads the weights)."""
     from .estimate import Setup, estimate, parse_bytes
     from .step_time import duration
 
@@ -205,8 +205,8 @@ def estimate_methods(
     sized = [(row.memory.total, row.method) for row in rows if row.memory]
     if budget is not None and sized and min(sized)[0] > budget:
         need, smallest = min(sized)
-        console.print(f"nothing fits in {device_memory}: the smallest, {smallest}, needs {need / 2**30:.2f} GiB "
-                      f"at batch {batch_size} × {max_length}", highlight=False)
+        console.print(f"nothing fits in {device_memory}: the smallest, {smallest}, needs {need / 1e9:.2f} GB at "
+                      f"batch {batch_size} × {max_length} (tunelab recommend tries smaller batches)", highlight=False)
 
 
 def _estimate_footnote(rows: list[Any], setup: Any) -> str:
@@ -247,8 +247,6 @@ def recommend_methods(
     seconds = parse_duration(time_budget) if time_budget else None
     experiment = load_spec(spec, {"model": model})
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda"):
-        raise TunelabError(f"--device {device!r} is not one tunelab estimates for", "use cpu or cuda")
     count = examples or experiment.data.sample.train or _train_examples(experiment)
     table = Table("method", "in", "batch", "peak memory (GB)", "training time", "expected quality", "why",
                   box=None)
@@ -308,19 +306,9 @@ def report(
     _print_verdict(summary.rows)
     _print_notes(summary.info.notes)
     if html is not None:
-        _write_page(summary, html)
+        from .report_html import write
 
-
-def _write_page(summary: Any, path: Path) -> None:
-    from .report_html import render
-
-    if path.is_dir():
-        raise TunelabError(f"--html {path} is a directory", "give a file name, such as report.html")
-    try:
-        path.write_text(render(summary), encoding="utf-8")
-    except OSError as err:
-        raise TunelabError(f"cannot write --html {path}: {err.strerror}", "choose a writable path") from None
-    console.print(Text(str(path), style="dim"))
+        console.print(Text(str(write(summary, html)), style="dim"))
 
 
 @app.command()

@@ -54,7 +54,8 @@ class Setup:
 @dataclass(frozen=True)
 class Memory:
     """Peak training memory, in bytes, as tunelab trains (the weights in the dtype they load in,
-    peft's adapters in fp32; AdamW; no gradient checkpointing): the formula in the README."""
+    peft's adapters in fp32; AdamW): the formula in the README, each term apart so that a reader
+    sees what dominates."""
 
     weights: int  # every parameter, in its dtype (QLoRA's quantised ones in NF4)
     gradients: int  # the trainable ones', in theirs

@@ -162,11 +162,14 @@ def _measured(spec: ExperimentSpec) -> tuple[str, dict[str, tuple[float, str]]]:
         store.close()
     out = {}
     for method in sorted({r.method for r in runs}):
-        values = [v for r in runs if r.method == method
-                  if (v := r.metrics.get(f"test_{metric}", r.metrics.get(f"validation_{metric}"))) is not None]
-        if values:
-            mean = sum(values) / len(values)
-            out[method] = (mean, f"your store: {metric} {task.score({metric: mean}, metric)} over {len(values)} run(s)")
+        for split in ("test", "validation"):  # test where its runs have it: a sweep's trials only have validation
+            values = [r.metrics[f"{split}_{metric}"] for r in runs if r.method == method and f"{split}_{metric}"
+                      in r.metrics]
+            if values:
+                mean = sum(values) / len(values)
+                out[method] = (mean, f"your store: {split} {metric} {task.score({metric: mean}, metric)} over "
+                                     f"{len(values)} run(s)")
+                break
     return metric, out
 
 

@@ -441,4 +441,4 @@ def write(summary: Summary, workdir: Path) -> tuple[Path, Path, Path]:
     md, js = Path(workdir) / "comparison.md", Path(workdir) / "comparison.json"
     md.write_text(markdown(summary))
     js.write_text(json.dumps(as_json(summary), indent=2))
-    return md, js, report_html.write(summary, workdir)
+    return md, js, report_html.write(summary, Path(workdir) / report_html.HTML_FILE)

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from markupsafe import Markup
 
 from . import charts, report
+from .errors import TunelabError
 from .report import Summary
 
 HTML_FILE = "comparison.html"
@@ -71,16 +73,22 @@ def render(summary: Summary) -> str:
     return page.render(
         title=summary.title, header=header, body=body, verdict=report.indistinguishable(summary.rows),
         sections=report.sections(summary), explanation=report.explanation(summary.task),
-        figures=[jinja2.utils.markupsafe.Markup(chart) for chart in _charts(summary)],
+        figures=[Markup(chart) for chart in _charts(summary)],
         environment=sorted((str(k), _flat(v)) for k, v in summary.environment.items()),
         spec=yaml.safe_dump(summary.spec, sort_keys=False, allow_unicode=True),
-        plotly_js=jinja2.utils.markupsafe.Markup(get_plotlyjs()),
+        plotly_js=Markup(get_plotlyjs()),
     )
 
 
-def write(summary: Summary, workdir: Path) -> Path:
-    path = Path(workdir) / HTML_FILE
-    path.write_text(render(summary), encoding="utf-8")
+def write(summary: Summary, path: Path) -> Path:
+    """The page at ``path``, rendered whole before anything is written."""
+    if path.is_dir():
+        raise TunelabError(f"{path} is a directory", "give a file name, such as report.html")
+    page = render(summary)
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as err:
+        raise TunelabError(f"cannot write {path}: {err.strerror}", "choose a writable path") from None
     return path
 
 

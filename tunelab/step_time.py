@@ -56,6 +56,7 @@ def step_flops(model: Any, shape: Any) -> float:
     per token for the weight gradients; gradient checkpointing runs their forward once more. Full
     fine-tuning comes to the familiar 6 per parameter per token, frozen weights under an adapter to 4."""
     import torch
+    from transformers.pytorch_utils import Conv1D
 
     from .methods.layers import parameter_depths
 
@@ -68,13 +69,14 @@ def step_flops(model: Any, shape: Any) -> float:
     below = shape.blocks * attention  # the forward FLOPs of what the backward runs through
     weight_grads = 0.0
     for module in model.modules():
-        if not isinstance(module, torch.nn.Linear):
+        if not isinstance(module, (torch.nn.Linear, Conv1D)):  # Conv1D: GPT-2's linear layers
             continue
-        level = depth.get(id(module.weight), layers + 1)
+        # a causal LM's head sits on top of the blocks, even when its weight is the (tied) embedding's
+        level = layers + 1 if module is head else depth.get(id(module.weight), layers + 1)
         flops = 2 * module.weight.numel() * (shape.tokens if 1 <= level <= layers or module is head
                                              else setup.batch_size)
         forward += flops
-        if level > layers - shape.blocks:
+        if shape.blocks and level > layers - shape.blocks:  # a linear probe needs no input gradient
             below += flops
         if module.weight.requires_grad:
             weight_grads += flops
@@ -90,11 +92,9 @@ def measured_throughput(config: Any, tokens: int, device: str) -> float:
     import torch
 
     cuda = device == "cuda"
-    if cuda and not torch.cuda.is_available():
-        raise TunelabError("estimating a CUDA step needs a CUDA GPU to measure", "run it where the GPU is, or "
-                           "leave --device at cpu")
     dtype = torch.bfloat16 if cuda else torch.float32
-    width = getattr(config, "intermediate_size", 4 * config.hidden_size)
+    width = getattr(config, "intermediate_size", None) or 4 * config.hidden_size
+    tokens = min(tokens, 8192)  # the speed is reached well before; a 7B model's full batch need not be allocated
     a = torch.randn(tokens, config.hidden_size, dtype=dtype, device=device)
     b = torch.randn(config.hidden_size, width, dtype=dtype, device=device)
     flops = 2 * tokens * config.hidden_size * width
@@ -116,24 +116,29 @@ def fit(points: list[Point], fallback: float, source: str) -> Speed:
     throughput alone from one (no overhead), the measured products' speed (``fallback``) from none."""
     if not points:
         return Speed(throughput=fallback)
-    if len(points) == 1:
-        return Speed(throughput=points[0].flops / points[0].seconds, source=source)
     x = [p.flops for p in points]
     y = [p.seconds for p in points]
+    if len(set(x)) == 1:  # one setting (one run, or the seeds of one): a speed, no overhead
+        return Speed(throughput=x[0] / statistics.median(y), source=source)
     slope, intercept = statistics.linear_regression(x, y)
     if slope <= 0:  # the steps do not grow with their FLOPs: noise; keep the measured products' speed
         return Speed(throughput=fallback, overhead=max(statistics.fmean(y) - statistics.fmean(x) / fallback, 0.0),
                      source=source)
-    return Speed(throughput=1 / slope, overhead=max(intercept, 0.0), source=source)
+    if intercept < 0:  # no negative overhead: the best line through the origin instead
+        return Speed(throughput=sum(v * v for v in x) / sum(a * b for a, b in zip(x, y, strict=True)), source=source)
+    return Speed(throughput=1 / slope, overhead=intercept, source=source)
 
 
 def time_steps(model: Any, task: str, setup: Any, steps: int = CALIBRATION_STEPS) -> float:
     """The median seconds of ``steps`` real training steps of ``model`` (a method applied to real
-    weights) on random tokens: forward, backward, clipping, AdamW, as the runner's Trainer steps."""
+    weights) on random tokens: forward, backward, clipping and AdamW, the parts of the runner's
+    step that cost (bf16 autocast on a GPU; the fitted overhead absorbs the rest)."""
     import torch
 
     device = "cuda" if setup.device == "cuda" else "cpu"
     model.to(device).train()
+    if setup.gradient_checkpointing:  # as the runner sets it: the recomputation is part of the step
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     vocab = model.config.vocab_size
     ids = torch.randint(0, vocab, (setup.batch_size, setup.max_length), device=device)
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
@@ -176,7 +181,13 @@ def calibration(path: str, task: str, setup: Any, trust_remote_code: bool, flops
                     else load_for_classification(path, ["a", "b"], trust_remote_code, **settings))
             model = method(method.Options()).apply(real, ModelContext(
                 model_path=path, peft_task_type=tasks.get(task).peft_task_type, total_steps=100))
-        points.append(Point(counted, time_steps(model, task, setup)))
+            try:
+                points.append(Point(counted, time_steps(model, task, setup)))
+            except torch.OutOfMemoryError:  # full fine-tuning of a model the device cannot train: the others tell
+                pass
+        del model, real  # one anchor in memory at a time
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
     return points
 
 
@@ -192,8 +203,9 @@ def stored_steps(workdir: str, path: str, task: str, setup: Any, flops: Flops) -
         return []
     store = Store(Path(workdir), readonly=True)
     try:
+        kind = "cuda_max_allocated" if setup.device == "cuda" else "peak_rss"  # how its memory was measured
         runs = [r for r in store.runs() if r.status == "done" and r.spec.model_path == path and r.spec.task == task
-                and str(r.environment.get("device", "cpu")).startswith(setup.device)]
+                and r.costs.memory_kind == kind]
     finally:
         store.close()
     points = []
@@ -216,9 +228,9 @@ def stored_steps(workdir: str, path: str, task: str, setup: Any, flops: Flops) -
 def check_local_weights(path: str, model: str) -> None:
     """``--calibrate`` needs weights on this disk: a config alone, or a hub id, cannot be timed."""
     folder = Path(path)
-    if not folder.is_dir() or not (any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))):
-        raise TunelabError(f"--calibrate times real steps and needs model {model}'s weights on this disk, "
-                           f"and {path} has none",
+    if not folder.is_dir() or not any(folder.glob("*.safetensors")):
+        raise TunelabError(f"--calibrate times real steps and needs model {model}'s weights (safetensors) on this "
+                           f"disk, and {path} has none",
                            "drop --calibrate to estimate from the config alone, or give a folder with the weights")
 
 
