@@ -50,8 +50,7 @@ def measured(methods: list[str], args: argparse.Namespace, workdir: Path) -> dic
     compare(spec)
     store = Store(workdir)
     try:
-        return {run.method: (run.costs.peak_memory_mb, run.costs.train_tokens / run.costs.steps
-                             / run.costs.tokens_per_second, run.costs.train_tokens / run.costs.steps)
+        return {run.method: (run.costs.peak_memory_mb, run.costs.step_seconds, run.costs.tokens_per_step)
                 for run in store.runs() if run.status == "done" and run.spec.train == spec.train}
     finally:
         store.close()

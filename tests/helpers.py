@@ -16,6 +16,25 @@ TINY_SAMPLE = {"train": 48, "validation": 24, "test": 24}
 TINY_TRAIN = {"max_steps": 4, "batch_size": 8, "eval_every": 2, "max_length": 64, "checkpoint_minutes": 0}
 
 
+# A sitecustomize that lets accelerate shard with FSDP over gloo on CPUs (see its docstring).
+FSDP_ON_CPU = Path(__file__).resolve().parent / "fsdp_on_cpu"
+
+
+def dropout_free_minilm(folder: Path) -> Path:
+    """The built-in MiniLM with dropout off: runs on 1 and on 2 processes then draw no random numbers
+    that differ (each rank has its own generator), and must agree to float rounding."""
+    import json
+    import shutil
+
+    from tunelab.models import model_folder
+
+    shutil.copytree(model_folder("builtin:minilm"), folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "hidden_dropout_prob": 0.0,
+                                                    "attention_probs_dropout_prob": 0.0}))
+    return folder
+
+
 def tiny_spec(workdir: Path, methods: list, data: str = "sst2", **train: object) -> dict[str, Any]:
     """A raw experiment dict: a few dozen real examples, a few steps."""
     return {

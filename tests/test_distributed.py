@@ -5,34 +5,118 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from helpers import stored_runs, tiny_spec, tunelab
+from helpers import FSDP_ON_CPU, dropout_free_minilm, stored_runs, tiny_spec, tunelab
 
 
 @pytest.mark.slow
 def test_two_processes_give_the_metrics_of_one_and_the_run_is_recorded_once(tmp_path):
+    """Full fine-tuning of a dropout-free MiniLM (so that 1 and 2 processes draw no different random
+    numbers), 24 validation examples in batches of 16 (the last one partial, split over the ranks)."""
+    model = dropout_free_minilm(tmp_path / "model")
     results = {}
     for processes in (1, 2):
         workdir = tmp_path / f"p{processes}"
         spec = tmp_path / f"p{processes}.yaml"
-        # lora: on the project's CI machine (2026-11-28) the same test with full fine-tuning once ended
-        # "failed" with no message kept; it passed on the development machine every time, loaded or not.
-        # The assertion below now prints the run's error and log, to find the cause if it recurs.
-        spec.write_text(yaml.safe_dump(tiny_spec(workdir, ["lora"], max_steps=6, eval_every=3)))
+        spec.write_text(yaml.safe_dump({**tiny_spec(workdir, ["full"], max_steps=6, eval_every=3), "model": str(model)}))
         out = tunelab("compare", str(spec), "--gpus-per-run", str(processes))
         assert out.returncode == 0, out.stderr
         (run,) = stored_runs(workdir).values()  # one record, however many processes trained it
         results[processes] = run
     one, two = results[1], results[2]
     assert two.status == "done", f"{two.error}\n{(two.spec.run_dir / 'run.log').read_text()[-4000:]}"
+    # the ranks trained together (on a machine without GPUs accelerate once left each to train alone)
+    assert (two.environment["processes"], two.environment["parallel"]) == (2, "ddp")
     assert one.key == two.key
     assert set(one.metrics) == set(two.metrics) and "test_accuracy" in two.metrics
     for name, value in one.metrics.items():  # the same batches and steps; only float reduction order differs
-        assert two.metrics[name] == pytest.approx(value, abs=1e-4), name
+        assert two.metrics[name] == pytest.approx(value, abs=1e-5), name
     assert (two.costs.steps, two.costs.train_tokens) == (one.costs.steps, one.costs.train_tokens)
-    log = (two.spec.run_dir / "run.log").read_text()
-    assert log.count("'train_runtime'") == 2  # each rank's Trainer ended its training
     assert len(list(two.spec.run_dir.glob("artifact-*"))) == 1  # written once, by rank 0
     assert len((two.spec.run_dir / "predictions.jsonl").read_text().splitlines()) == 24
+
+
+@pytest.mark.slow
+def test_fsdp_on_two_processes_resumes_after_a_kill_and_matches_one_process(tmp_path):
+    """train.fsdp: weights, gradients and optimizer state sharded over 2 gloo processes (FSDP2).
+    accelerate shards only over GPUs; tests/fsdp_on_cpu lifts that gate in the ranks, so the real
+    FSDP path runs: sharded training, checkpoints, each rank's shard of the best weights gathered
+    into them and taken back on resume, the whole model gathered into the artifact."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tunelab.experiment import compare
+    from tunelab.predict import Classifier
+    from tunelab.spec import build_spec
+
+    model = dropout_free_minilm(tmp_path / "model")
+    train = {"max_steps": 12, "eval_every": 3}
+    compare(build_spec({**tiny_spec(tmp_path / "one", ["full"], **train), "model": str(model)}))
+    spec = tmp_path / "fsdp.yaml"
+    spec.write_text(yaml.safe_dump({**tiny_spec(tmp_path / "fsdp", ["full"], **train, fsdp=True), "model": str(model)}))
+    command = [sys.executable, "-c", "import sys; from tunelab.experiment import compare; "
+               "from tunelab.executor import LocalExecutor; from tunelab.spec import load_spec; "
+               "compare(load_spec(sys.argv[1]), executor=LocalExecutor(gpus_per_run=2))", str(spec)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FSDP_ON_CPU), os.environ.get("PYTHONPATH", "")])}
+    killed = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not list((tmp_path / "fsdp" / "runs").glob("*/checkpoints/checkpoint-6/best.safetensors")):
+        assert killed.poll() is None and time.time() < deadline, killed.communicate()
+        time.sleep(0.1)
+    os.killpg(killed.pid, signal.SIGKILL)  # the experiment, torchrun and both ranks, mid-training
+    killed.wait()
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+
+    (one,), (sharded,) = stored_runs(tmp_path / "one").values(), stored_runs(tmp_path / "fsdp").values()
+    log = (sharded.spec.run_dir / "run.log").read_text()
+    assert sharded.status == "done", f"{sharded.error}\n{log[-4000:]}"
+    assert "tunelab: resuming from" in log and sharded.costs.resumed_from_step >= 6
+    assert (sharded.environment["processes"], sharded.environment["parallel"]) == (2, "fsdp")
+    assert set(one.metrics) == set(sharded.metrics)
+    for name, value in one.metrics.items():
+        assert sharded.metrics[name] == pytest.approx(value, abs=1e-5), name
+    assert (sharded.costs.steps, sharded.costs.best_step, sharded.costs.train_tokens) == (
+        one.costs.steps, one.costs.best_step, one.costs.train_tokens)
+    texts = ["a gripping, beautifully acted film", "dull and far too long", "it is a movie"]
+    probe = [Classifier.load(run.artifact).predict(texts) for run in (one, sharded)]
+    assert probe[0] == probe[1]  # the artifact holds the whole model, gathered from both shards
+
+
+@pytest.mark.parametrize("train, flags, expected", [
+    ({"fsdp": True}, [], "error: train.fsdp (full) shards the model over each run's GPUs (run with --gpus-per-run "
+                         "2 or more)"),
+    ({"fsdp": True}, ["--gpus-per-run", "2"], "error: train.fsdp (full): this machine has no GPU, and FSDP shards "
+                                              "over GPUs (drop train.fsdp: the run then trains with DDP on its "
+                                              "--gpus-per-run processes)"),
+])
+def test_fsdp_without_several_gpus_gets_one_line_and_exit_2(tmp_path, train, flags, expected):
+    spec = tmp_path / "experiment.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec(tmp_path / "work", ["full", "lora"], **train)))
+    out = tunelab("compare", str(spec), *flags)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [expected], out.stderr
+    assert not (tmp_path / "work" / "tunelab.db").exists()
+
+
+def test_fsdp_shards_only_the_methods_that_train_the_whole_model_and_keys_stay_without_it(tmp_path):
+    from tunelab.plan import RunSpec
+    from tunelab.spec import build_spec
+
+    plain = build_spec(tiny_spec(tmp_path, ["full", "llrd", "lora"]))
+    sharded = build_spec(tiny_spec(tmp_path, ["full", "llrd", "lora"], fsdp=True))
+    assert {m.name: sharded.train_for(m).fsdp for m in sharded.methods} == {"full": True, "llrd": True, "lora": False}
+    assert not any(plain.train_for(m).fsdp for m in plain.methods)
+
+    def key(spec, method):
+        return RunSpec(task="classification", model_path="m", model_type="bert", model_fingerprint="f", data_path="d",
+                       data_fingerprint="g", labels=["0", "1"], method=method.name, options=method.options,
+                       train=spec.train_for(method), seed=0, workdir=str(tmp_path)).key
+
+    keys = {m.name: (key(plain, m), key(sharded, m)) for m in plain.methods}
+    assert keys["lora"][0] == keys["lora"][1] and keys["full"][0] != keys["full"][1]  # a sharded run is its own
 
 
 @pytest.mark.parametrize("flags, expected", [
@@ -70,8 +154,8 @@ def test_a_sweep_trial_on_two_processes_is_reported_once_and_pruned_on_every_ran
     trial = optuna.load_study(storage=storage, study_name=names["head"]).trials[1]
     assert trial.state == optuna.trial.TrialState.PRUNED and list(trial.intermediate_values) == [2]
     run = stored_runs(workdir)[trial.user_attrs["run_key"]]
-    assert run.status == "pruned" and run.costs.steps == 2  # of 4: both ranks stopped there
-    assert (run.spec.run_dir / "run.log").read_text().count("'train_runtime'") == 2
+    assert run.status == "pruned" and run.costs.steps == 2  # of 4: both ranks stopped there (else a hang)
+    assert run.environment["processes"] == 2
 
 
 def _rank_one_under(parent: int) -> int | None:

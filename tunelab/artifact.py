@@ -56,9 +56,11 @@ def new_version(run_dir: Path) -> Path:
     return Path(run_dir) / f"{LINK}-{time.time_ns()}"
 
 
-def save(model: Any, tokenizer: Any, meta: ArtifactMeta, target: Path) -> Path:
+def save(model: Any, tokenizer: Any, meta: ArtifactMeta, target: Path,
+         state_dict: dict[str, Any] | None = None) -> Path:
     """Weights, tokenizer and metadata, written aside and then renamed into place, so that a kill
-    leaves either no artifact or a whole one."""
+    leaves either no artifact or a whole one. ``state_dict``: a whole model's weights gathered from
+    the shards of a model FSDP trained (whose own parameters are each process's shard)."""
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     if _partly_trained(model):
@@ -72,7 +74,7 @@ def save(model: Any, tokenizer: Any, meta: ArtifactMeta, target: Path) -> Path:
         model.save_pretrained(str(tmp), path_initial_model_for_weight_conversion=initial)
         _restore_modules_to_save(model, tmp)
     else:
-        model.save_pretrained(str(tmp))
+        model.save_pretrained(str(tmp), state_dict=state_dict)
     tokenizer.save_pretrained(str(tmp))
     (tmp / META_FILE).write_text(meta.model_dump_json(indent=2))
     shutil.rmtree(target, ignore_errors=True)

@@ -336,10 +336,8 @@ def predict(
 def _executor(name: str, address: str | None, cpus: float, gpus: float, experiment: Any) -> Any:
     from .executor import LocalExecutor, processes_per_run
 
-    trains = {m.name: experiment.train_for(m) for m in experiment.methods}
-    sizes = {f"train.batch_size ({name})": t.batch_size for name, t in trains.items()}
-    sizes |= {f"train.eval_batch_size ({name})": t.eval_batch_size for name, t in trains.items() if t.eval_batch_size}
-    processes = processes_per_run(gpus, sizes)
+    processes = processes_per_run(gpus, _batch_sizes(experiment, gpus))
+    _check_fsdp(experiment, processes, local=name == "local")
     if name == "local":
         if address:
             raise TunelabError("--address goes with --executor ray")
@@ -349,6 +347,43 @@ def _executor(name: str, address: str | None, cpus: float, gpus: float, experime
 
         return RayExecutor(address=address, cpus_per_run=cpus, gpus_per_run=gpus)
     raise TunelabError(f"unknown executor {name!r}", "use local or ray")
+
+
+def _batch_sizes(experiment: Any, gpus: float) -> list[tuple[str, int]]:
+    """Every batch size a run of the experiment may train or evaluate with, named by where it is
+    set: the methods' own and, in a sweep, each size the sweep may sample."""
+    from .methods.space import Range
+    from .spec.space import sweep_space
+
+    sizes = []
+    for method in experiment.methods:
+        train = experiment.train_for(method)
+        sizes.append((f"train.batch_size ({method.name})", train.batch_size))
+        if train.eval_batch_size:
+            sizes.append((f"train.eval_batch_size ({method.name})", train.eval_batch_size))
+        sampled = sweep_space(experiment, method)[1].get("batch_size") if experiment.sweep else None
+        if isinstance(sampled, Range) and gpus > 1:
+            raise TunelabError(f"sweep.space.train.batch_size ({method.name}): a range samples sizes that may not "
+                               f"split over {gpus:g} GPUs per run", f"give a list of multiples of {gpus:g}")
+        where = f"sweep.space.train.batch_size ({method.name})"
+        sizes += [(where, int(size)) for size in (sampled.candidates() if sampled else [])]
+    return sizes
+
+
+def _check_fsdp(experiment: Any, processes: int, local: bool) -> None:
+    """train.fsdp shards over a run's GPUs: it needs several, and the local executor needs CUDA
+    (accelerate shards only over accelerators; on CPUs the same run trains with DDP)."""
+    sharded = [m.name for m in experiment.methods if experiment.train_for(m).fsdp]
+    if not sharded:
+        return
+    if processes < 2:
+        raise TunelabError(f"train.fsdp ({', '.join(sharded)}) shards the model over each run's GPUs",
+                           "run with --gpus-per-run 2 or more")
+    import torch
+
+    if local and not torch.cuda.is_available():
+        raise TunelabError(f"train.fsdp ({', '.join(sharded)}): this machine has no GPU, and FSDP shards over GPUs",
+                           "drop train.fsdp: the run then trains with DDP on its --gpus-per-run processes")
 
 
 def _open_store(workdir: str) -> Any:

@@ -55,7 +55,7 @@ def worker_command(processes: int = 1) -> list[str]:
             "-m", "tunelab.worker"]
 
 
-def processes_per_run(gpus: float, batch_sizes: dict[str, int]) -> int:
+def processes_per_run(gpus: float, batch_sizes: list[tuple[str, int]]) -> int:
     """How many processes train each run: one per GPU from 2 GPUs up, else one (a share of a GPU is
     Ray's to pack). Each global batch is split over them, so every batch size (named by where it is
     set) must divide."""
@@ -64,7 +64,7 @@ def processes_per_run(gpus: float, batch_sizes: dict[str, int]) -> int:
     if gpus != int(gpus):
         raise TunelabError(f"--gpus-per-run {gpus:g}: a run on several GPUs takes a whole number of them",
                            "use 2, 4, 8...")
-    for name, size in batch_sizes.items():
+    for name, size in batch_sizes:
         if size % int(gpus):
             raise TunelabError(f"{name} {size} does not split over {gpus:g} GPUs per run",
                                f"use a multiple of {gpus:g}: each batch is split evenly over the run's processes")

@@ -40,7 +40,7 @@ class RayExecutor:
         ray = self._connect()
         task = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=0)(
             _run_in_worker_process)
-        processes = processes_per_run(self.gpus_per_run, {})  # the batch sizes were checked by the CLI
+        processes = processes_per_run(self.gpus_per_run, [])  # the batch sizes were checked by the CLI
         pending = {task.remote(run.to_json(), processes): run for run in runs}  # progress events stay on the nodes
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)

@@ -63,8 +63,9 @@ class RunSpec(BaseModel):
         identity.pop("trial")
         identity.pop("rung")
         identity["train"].pop("checkpoint_minutes")  # how often it is saved, not what it trains
-        if not identity["train"]["gradient_checkpointing"]:
-            identity["train"].pop("gradient_checkpointing")
+        for flag in ("gradient_checkpointing", "fsdp"):  # off: as keys were before these fields
+            if not identity["train"][flag]:
+                identity["train"].pop(flag)
         if identity["evaluate_test"]:
             identity.pop("evaluate_test")
         if identity["evaluation"] is None:

@@ -7,7 +7,6 @@ store when it holds finished runs of this model and task, otherwise from ``PRIOR
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -18,7 +17,7 @@ from .estimate import Estimate, Setup, estimate
 from .step_time import duration
 
 if TYPE_CHECKING:
-    from .spec import ExperimentSpec, TrainSpec
+    from .spec import ExperimentSpec
 
 # The prior, best first: test accuracy of every method, each at its tuned learning rate, on SST-2 with
 # MiniLM (bench/results/methods-sst2.md; qlora beside lora, as Dettmers et al. 2023 found it to
@@ -99,7 +98,7 @@ def _fit(spec: ExperimentSpec, memory: int, device: str, examples: int) -> list[
             if row.refused:
                 found[row.method] = Option(row.method, False, f"cannot train this model: {row.refused}")
             elif row.fits(memory):
-                steps = _steps(train, batch, examples)
+                steps = train.total_steps(examples, batch)
                 time = steps * row.step_seconds if row.step_seconds is not None else None
                 found[row.method] = Option(row.method, True, _fits_why(row, setup, memory, time, steps), row, setup,
                                            time)
@@ -171,12 +170,6 @@ def _measured(spec: ExperimentSpec) -> tuple[str, dict[str, tuple[float, str]]]:
                                      f"{len(values)} run(s)")
                 break
     return metric, out
-
-
-def _steps(train: TrainSpec, batch: int, examples: int) -> int:
-    if train.max_steps:
-        return int(train.max_steps)
-    return math.ceil(math.ceil(examples / batch) * (train.epochs or 1.0))  # the schema sets one of the two
 
 
 def _fits_why(row: Estimate, setup: Setup, memory: int, seconds: float | None, steps: int) -> str:

@@ -57,6 +57,17 @@ class Costs(BaseModel):
     checkpoint_seconds: float | None = None  # checkpoint writes during training (in train_seconds)
     save_seconds: float | None = None  # writing the artifact
 
+    @property
+    def tokens_per_step(self) -> float | None:
+        """Real tokens per optimizer step, on average."""
+        return self.train_tokens / self.steps if self.train_tokens and self.steps else None
+
+    @property
+    def step_seconds(self) -> float | None:
+        """A steady step's seconds: its real tokens at the steady rate."""
+        per_step = self.tokens_per_step
+        return per_step / self.tokens_per_second if per_step and self.tokens_per_second else None
+
     def numbers(self) -> dict[str, float]:
         """Every cost that was measured and is a number: what the report aggregates over seeds."""
         return {k: float(v) for k, v in self.model_dump().items() if isinstance(v, (int, float))}

@@ -68,10 +68,36 @@ class _MethodTrainer(Trainer):
     real_tokens: torch.Tensor | None = None  # this process's, on the device
     flop_parameters: int | None = None
     task: tasks.Task
+    method: methods.Method
+    weight_decay: float
+
+    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
+        """AdamW over the method's parameter groups. Built here, not before the Trainer: under FSDP
+        the groups must hold the sharded parameters, which exist only once the Trainer has wrapped
+        the model."""
+        if self.optimizer is None:
+            target = model if model is not None else self.model
+            assert isinstance(target, torch.nn.Module)
+            groups = self.method.param_groups(target, self.weight_decay)
+            # fused: one kernel for all parameters on a GPU, instead of a few per tensor
+            self.optimizer = torch.optim.AdamW(groups, fused=torch.cuda.is_available())
+        return self.optimizer
 
     def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
-        """The task's derived metrics (perplexity) join each evaluation before it is logged."""
-        output = super().evaluation_loop(*args, **kwargs)
+        """The task's derived metrics (perplexity) join each evaluation before it is logged.
+
+        In a run on several processes each process's loss is weighed by its own share of the batch.
+        The Trainer repeats a process's mean loss ``args.eval_batch_size`` times before gathering;
+        with each batch split over the processes that is the whole batch, so every full batch counted
+        N times over while the last, partial one (cut to its real examples) counted once: on 24
+        examples in batches of 16 over 2 processes the validation loss moved by 3e-4."""
+        whole = self.args.per_device_eval_batch_size
+        if self.accelerator.split_batches:  # the dataloader is built: only the loop reads it now
+            self.args.per_device_eval_batch_size = whole // self.accelerator.num_processes
+        try:
+            output = super().evaluation_loop(*args, **kwargs)
+        finally:
+            self.args.per_device_eval_batch_size = whole
         if output.metrics is not None:
             self.task.derived_metrics(output.metrics)
         return output
@@ -203,7 +229,10 @@ class _Checkpoints(TrainerCallback):
     asks (a learning-rate candidate's rung). The best evaluation's trainable tensors are copied to
     host memory when it happens, written into each checkpoint beside it (``best.safetensors``) and
     put back into the model when training ends: what ``load_best_model_at_end`` did, without a
-    checkpoint per evaluation."""
+    checkpoint per evaluation.
+
+    Under FSDP each process keeps its own shard of the best weights; a checkpoint gathers them
+    into one file, and a resumed process takes its shard of it back."""
 
     def __init__(self, minutes: float, resume_from: Path | None) -> None:
         self.seconds = 60 * minutes
@@ -212,12 +241,15 @@ class _Checkpoints(TrainerCallback):
         self.best_step: int | None = None
         self.best: dict[str, torch.Tensor] = {}
 
-    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+    def on_train_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001, ANN201
         self.last_saved = time.perf_counter()
         if self.resume_from and (self.resume_from / BEST_FILE).is_file():
             from safetensors.torch import load_file
 
-            self.best, self.best_step = load_file(self.resume_from / BEST_FILE), state.best_global_step
+            whole = load_file(self.resume_from / BEST_FILE)
+            self.best = {name: _shard_of(param, whole[name]) for name, param in model.named_parameters()
+                         if name in whole}
+            self.best_step = state.best_global_step
 
     def on_step_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001, ANN201
         self._keep_if_best(state, model)  # the weights evaluated at the step before are still unchanged
@@ -230,13 +262,14 @@ class _Checkpoints(TrainerCallback):
         self.last_saved = time.perf_counter()
         state.best_model_checkpoint = None  # the best weights travel in every checkpoint: no folder to keep
         self._keep_if_best(state, model)
+        best = _whole(self.best, model)  # a collective under FSDP: every process gathers
         if not state.is_world_process_zero:
             return
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if self.best:
+        if best:
             from safetensors.torch import save_file
 
-            save_file(self.best, str(folder / BEST_FILE) + ".tmp")
+            save_file(best, str(folder / BEST_FILE) + ".tmp")
             os.replace(str(folder / BEST_FILE) + ".tmp", folder / BEST_FILE)
         for older in folder.parent.glob("checkpoint-*"):  # this one is whole now: the only one needed
             if older != folder:
@@ -248,13 +281,45 @@ class _Checkpoints(TrainerCallback):
             with torch.no_grad():
                 for name, param in model.named_parameters():
                     if name in self.best:
-                        param.copy_(self.best[name])
+                        _local(param).copy_(self.best[name])
 
     def _keep_if_best(self, state: Any, model: Any) -> None:
         if state.best_global_step == state.global_step and self.best_step != state.global_step and model is not None:
-            self.best = {name: param.detach().to("cpu", copy=True).contiguous()
+            self.best = {name: _local(param).detach().to("cpu", copy=True).contiguous()
                          for name, param in model.named_parameters() if param.requires_grad}
             self.best_step = state.global_step
+
+
+def _local(tensor: torch.Tensor) -> torch.Tensor:
+    """This process's shard of a parameter FSDP sharded (a DTensor), or the parameter itself."""
+    from torch.distributed.tensor import DTensor
+
+    return tensor.to_local() if isinstance(tensor, DTensor) else tensor
+
+
+def _whole(shards: dict[str, torch.Tensor], model: Any) -> dict[str, torch.Tensor]:
+    """Whole tensors from each process's shards (every process calls it: it gathers), on the host."""
+    from torch.distributed.tensor import DTensor
+
+    params = dict(model.named_parameters())
+    whole = {}
+    for name, shard in shards.items():
+        param = params[name]
+        if isinstance(param, DTensor):
+            shard = DTensor.from_local(shard.to(param.device), param.device_mesh, param.placements,
+                                       shape=param.shape, stride=param.stride()).full_tensor().cpu()
+        whole[name] = shard
+    return whole
+
+
+def _shard_of(param: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
+    """This process's shard of a whole tensor, laid out as the parameter is (no communication:
+    every process holds the whole tensor)."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    if not isinstance(param, DTensor):
+        return whole
+    return distribute_tensor(whole, param.device_mesh, param.placements, src_data_rank=None).to_local().cpu()
 
 
 class _Progress(TrainerCallback):
@@ -391,12 +456,10 @@ def build(run: RunSpec, report: Report = _ignore) -> Session:
     loading = time.perf_counter()
     model = task.load_model(run, **method.load_settings())
     context = methods.ModelContext(model_path=run.model_path, peft_task_type=task.peft_task_type,
-                                   total_steps=total_steps(run, len(data["train"])))
+                                   total_steps=run.train.total_steps(len(data["train"])))
     model = method.apply(model, context)
     load_seconds = time.perf_counter() - loading
     trainable, total = count_parameters(model)
-    # fused: one kernel for all parameters on a GPU, instead of a few per tensor
-    optimizer = torch.optim.AdamW(method.param_groups(model, run.train.weight_decay), fused=torch.cuda.is_available())
     checkpoint = last_checkpoint(run.run_dir / "checkpoints")  # left by a run that was interrupted
 
     # _Checkpoints comes before _Rung: the cadence may cancel a save, the rung's save stands.
@@ -412,28 +475,26 @@ def build(run: RunSpec, report: Report = _ignore) -> Session:
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.run_dir / "tensorboard")
     trainer = _MethodTrainer(
         model=model,
-        args=_training_args(run, task, run.run_dir / "checkpoints"),
+        args=_training_args(run, task, run.run_dir / "checkpoints", model),
         train_dataset=data["train"],
         eval_dataset=data["validation"],
         processing_class=tokenizer,
         data_collator=task.collator(tokenizer),  # pads each batch to its longest
         compute_metrics=task.compute_metrics,
         callbacks=callbacks,
-        optimizers=(optimizer, None),  # the Trainer adds its warmup + linear decay schedule
-    )
-    trainer.task = task
+    )  # the Trainer adds its warmup + linear decay schedule to our optimizer
+    trainer.task, trainer.method, trainer.weight_decay = task, method, run.train.weight_decay
+    if run.train.fsdp and not trainer.is_fsdp_enabled:
+        raise RuntimeError(f"train.fsdp: accelerate did not shard the model ({trainer.accelerator.distributed_type}): "
+                           "it shards over GPUs only, in a run of several (--gpus-per-run 2 or more)")
+    if not trainer.is_fsdp_enabled:  # else the Trainer builds it once the model is sharded
+        trainer.create_optimizer()
+    trainer.model_accepts_loss_kwargs &= task.loss_takes_item_count
     meter = _Meter(trainer)
     trainer.add_callback(meter)  # after the cadence: it sees which saves stand
     return Session(trainer=trainer, task=task, data=data, trainable_params=trainable, total_params=total,
                    meter=meter, checkpoint=checkpoint, load_seconds=load_seconds, reporter=reporter)
 
-
-
-def total_steps(run: RunSpec, examples: int) -> int:
-    """The optimizer steps the Trainer will take: ``max_steps``, or the epochs over batches of
-    ``batch_size`` (the global batch, however many processes share it)."""
-    t = run.train
-    return t.max_steps or math.ceil((t.epochs or 1.0) * math.ceil(examples / t.batch_size))
 
 
 def train(run: RunSpec, report: Report = _ignore) -> RunResult:
@@ -460,17 +521,21 @@ def train(run: RunSpec, report: Report = _ignore) -> RunResult:
         metrics, measured = _last_evaluation(trainer.state.log_history, session.task.kept_metrics), tasks.Measured()
     else:
         metrics = _final_metrics(session, run)
-        # Generation (causal-lm) runs outside the Trainer, on one process of a multi-GPU run.
+        # Generation (causal-lm) runs outside the Trainer, on one process of a multi-GPU run; on all of
+        # them under FSDP, where each forward gathers the weights from every process's shard.
         measured = (session.task.measure(trainer.model, trainer.processing_class, session.data, run)
-                    if trainer.is_world_process_zero() else tasks.Measured())
+                    if trainer.is_world_process_zero() or trainer.is_fsdp_enabled else tasks.Measured())
     metrics.update(measured.metrics)
     eval_seconds = time.perf_counter() - started
 
     # The checkpoints stay until the parent has recorded this result: a kill before that resumes
     # from them instead of training again (``training.train_runs`` removes them).
-    kept = not run.trial and run.rung is None and trainer.is_world_process_zero()  # one writer per run
+    kept = not run.trial and run.rung is None
     started = time.perf_counter()
-    artifact = save_artifact(trainer.model, trainer.processing_class, run) if kept else None
+    # Under FSDP the whole weights are gathered from every process's shard (each takes part), to rank 0.
+    whole = trainer.accelerator.get_state_dict(trainer.model) if kept and trainer.is_fsdp_enabled else None
+    artifact = (save_artifact(trainer.model, trainer.processing_class, run, state_dict=whole)
+                if kept and trainer.is_world_process_zero() else None)  # one writer per run
     save_seconds = time.perf_counter() - started
     memory, memory_kind = peak_memory_mb()
     state, meter = trainer.state, session.meter
@@ -501,7 +566,14 @@ def train(run: RunSpec, report: Report = _ignore) -> RunResult:
     status = RunStatus.PRUNED if pruned_at is not None else RunStatus.STOPPED if run.rung else RunStatus.DONE
     return RunResult(key=run.key, status=status, metrics=metrics, costs=costs,
                      series=_series(state.log_history, clock.elapsed_at), artifact=str(artifact) if artifact else None,
-                     environment=environment())
+                     environment=environment() | _parallelism(trainer))
+
+
+def _parallelism(trainer: _MethodTrainer) -> dict[str, Any]:
+    """How many processes trained the run, and how: what accelerate did, not what was asked (on a
+    machine without GPUs, accelerate once trained each of a run's processes alone)."""
+    processes = trainer.accelerator.num_processes
+    return {"processes": processes, "parallel": "fsdp" if trainer.is_fsdp_enabled else "ddp" if processes > 1 else None}
 
 
 def _last_evaluation(log_history: list[dict[str, Any]], kept: frozenset[str]) -> dict[str, float]:
@@ -545,11 +617,12 @@ def write_predictions(run_dir: Path, examples: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def _training_args(run: RunSpec, task: tasks.Task, output_dir: Path) -> Any:
+def _training_args(run: RunSpec, task: tasks.Task, output_dir: Path, model: Any) -> Any:
     t = run.train
     budget = {"max_steps": t.max_steps} if t.max_steps else {"num_train_epochs": t.epochs}
     cuda = torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported()
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     return TrainingArguments(
         output_dir=str(output_dir),
         **budget,
@@ -575,14 +648,31 @@ def _training_args(run: RunSpec, task: tasks.Task, output_dir: Path) -> Any:
         fp16=cuda and not bf16,
         tf32=cuda and torch.cuda.get_device_capability()[0] >= 8,  # Ampere and newer
         dataloader_pin_memory=cuda,
-        activation_checkpointing=t.gradient_checkpointing,
+        activation_checkpointing=t.gradient_checkpointing and not t.fsdp,
         # not the reentrant variant: it needs an input that requires grad, which a frozen embedding is not
         activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
+        # FSDP2, each transformer block a unit (the model's _no_split_modules), with its own activation
+        # checkpointing (the Trainer's would gather every block's weights once more in the backward).
+        fsdp=True if t.fsdp else None,  # type: ignore[arg-type]  # transformers 5 takes True; its annotation lags
+        fsdp_config={"version": 2, "activation_checkpointing": t.gradient_checkpointing,
+                     "transformer_layer_cls_to_wrap": _fsdp_units(model)} if t.fsdp else None,
         # Several processes (--gpus-per-run): each global batch of batch_size is split over them, so the
         # examples, batches and steps are those of one process.
-        accelerator_config={"split_batches": True} if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+        accelerator_config={"split_batches": True} if distributed else None,
+        # Without use_cpu, accelerate on a machine with no GPU sees no distributed setting at all: every
+        # rank would train the whole run alone. With it, the ranks train together with DDP over gloo.
+        use_cpu=distributed and not cuda,
         disable_tqdm=True,
     )
+
+
+def _fsdp_units(model: Any) -> list[str] | None:
+    """The module classes FSDP shards as units of their own: the model's (``_no_split_modules``:
+    its blocks) less any that holds the input embeddings, which accelerate gives a unit of their
+    own; sharded twice, they fail (BERT's ``BertEmbeddings``, with accelerate 1.15)."""
+    embeddings = model.get_input_embeddings()
+    holders = {type(m).__name__ for m in model.modules() if any(c is embeddings for c in m.children())}
+    return [name for name in model._no_split_modules or [] if name not in holders] or None
 
 
 def last_checkpoint(folder: Path) -> Path | None:
@@ -609,7 +699,8 @@ def _complete(checkpoint: Path) -> bool:
         return False
     weights = any(f.name != BEST_FILE for f in checkpoint.glob("*.safetensors")) or any(checkpoint.glob("*.bin"))
     best = state.get("best_global_step") is None or (checkpoint / BEST_FILE).is_file()  # written last
-    return weights and best and (checkpoint / "optimizer.pt").is_file()
+    optimizer = any((checkpoint / name).is_file() for name in ("optimizer.pt", "optimizer.bin"))  # .bin: FSDP's
+    return weights and best and optimizer
 
 
 def _series(log_history: list[dict[str, Any]], elapsed_at: dict[int, float]) -> list[tuple[int, str, float]]:
@@ -624,10 +715,11 @@ def _series(log_history: list[dict[str, Any]], elapsed_at: dict[int, float]) -> 
     return out + [(step, "train_seconds", seconds) for step, seconds in sorted(elapsed_at.items())]
 
 
-def save_artifact(model: Any, tokenizer: Any, run: RunSpec, target: Path | None = None) -> Path:
+def save_artifact(model: Any, tokenizer: Any, run: RunSpec, target: Path | None = None,
+                  state_dict: dict[str, Any] | None = None) -> Path:
     """The run's artifact (see ``tunelab.artifact``): what prediction needs to repeat the run; a new
     version in the run directory unless ``target`` says where."""
     meta = artifacts.ArtifactMeta(task=run.task, method=run.method, base_model=run.model_path, labels=run.labels,
                                   run_key=run.key,
                                   options=run.options.model_dump(), max_length=run.train.max_length)
-    return artifacts.save(model, tokenizer, meta, target or artifacts.new_version(run.run_dir))
+    return artifacts.save(model, tokenizer, meta, target or artifacts.new_version(run.run_dir), state_dict)

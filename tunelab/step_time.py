@@ -211,17 +211,16 @@ def stored_steps(workdir: str, path: str, task: str, setup: Any, flops: Flops) -
     points = []
     counted: dict[tuple[str, Any], float | None] = {}  # a store holds many seeds of one setting: counted once
     for run in runs:
-        costs = run.costs
-        if not (costs.tokens_per_second and costs.train_tokens and costs.steps):
+        per_step, seconds = run.costs.tokens_per_step, run.costs.step_seconds
+        if per_step is None or seconds is None:
             continue
-        per_step = costs.train_tokens / costs.steps
         its = replace(setup, batch_size=run.spec.train.batch_size,
                       max_length=max(int(per_step / run.spec.train.batch_size), 1),
                       gradient_checkpointing=run.spec.train.gradient_checkpointing)
         if (run.method, its) not in counted:
             counted[run.method, its] = flops(run.method, its)
         if (step := counted[run.method, its]) is not None:
-            points.append(Point(step, per_step / costs.tokens_per_second))
+            points.append(Point(step, seconds))
     return points
 
 

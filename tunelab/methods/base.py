@@ -70,6 +70,9 @@ class Method(ABC):
     tasks: ClassVar[frozenset[str]] = frozenset({"classification", "causal-lm"})
     architectures: ClassVar[str] = "any transformers model of the task"
     lr_by_task: ClassVar[dict[str, tuple[float, str]]] = {}
+    # Trains every weight and saves a whole transformers model, so FSDP may shard it over a run's
+    # GPUs (``train.fsdp``); an adapter's artifact is not a model's state dict.
+    shardable: ClassVar[bool] = False
 
     def __init__(self, options: MethodOptions) -> None:
         self.options = options

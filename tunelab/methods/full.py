@@ -19,6 +19,7 @@ class Full(Method):
     description = "every parameter, one learning rate (the baseline)"
     lr_source = "Devlin et al. 2019 (BERT), fine-tuning grid {2e-5, 3e-5, 5e-5}"
     Options = FullOptions
+    shardable = True
     lr_by_task = {"causal-lm": (2e-5, "Taori et al. 2023 (Stanford Alpaca): full fine-tuning of LLaMA at 2e-5")}
 
     def apply(self, model: torch.nn.Module, ctx: ModelContext) -> torch.nn.Module:

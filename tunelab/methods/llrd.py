@@ -30,6 +30,7 @@ class LLRD(Method):
     description = "every parameter; layer l of L at lr·ξ^(L−l), embeddings lowest, head at lr"
     lr_source = "Sun et al. 2019 (How to Fine-Tune BERT): ξ = 0.95; top rate as for full"
     Options = LLRDOptions
+    shardable = True
     lr_by_task = {"causal-lm": (2e-5, "top rate as full (Taori et al. 2023, Alpaca: 2e-5); ξ = 0.95 (Sun et al. 2019)")}
     options: LLRDOptions
 

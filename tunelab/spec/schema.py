@@ -6,6 +6,7 @@ Everything downstream trusts an ``ExperimentSpec``: method options are already t
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Literal
 
@@ -99,6 +100,17 @@ class TrainSpec(_Strict):
     # Keep each block's input only and recompute its activations in the backward pass: less memory
     # (``tunelab estimate`` says how much) for about a third more compute.
     gradient_checkpointing: bool = False
+    # Shard the weights, gradients and optimizer state of the methods that train the whole model
+    # (full, llrd) over a run's GPUs (FSDP2, ``--gpus-per-run`` 2 or more): for models whose full
+    # fine-tuning does not fit on one. Adapter methods, whose trained part is small, keep DDP.
+    fsdp: bool = False
+
+    def total_steps(self, examples: int, batch_size: int | None = None) -> int:
+        """The optimizer steps training takes on ``examples``: ``max_steps``, or the epochs over
+        batches of ``batch_size`` (this spec's unless given; the global batch, however many
+        processes share it)."""
+        batches = math.ceil(examples / (batch_size or self.batch_size))
+        return self.max_steps or math.ceil((self.epochs or 1.0) * batches)
 
     @model_validator(mode="before")
     @classmethod
@@ -287,8 +299,12 @@ class ExperimentSpec(_Strict):
         return max(counts, default=(0, ""))
 
     def train_for(self, method: MethodSpec) -> TrainSpec:
-        """The training settings of one method: the experiment's, with the method's own on top."""
-        return merge_train(self.train, method.train) if method.train else self.train
+        """The training settings of one method: the experiment's, with the method's own on top
+        (``fsdp`` only where the method can be sharded)."""
+        train = merge_train(self.train, method.train) if method.train else self.train
+        if train.fsdp and not method_registry.get(method.name).shardable:
+            train = train.model_copy(update={"fsdp": False})
+        return train
 
     @model_validator(mode="after")
     def _methods_train(self) -> ExperimentSpec:

@@ -82,6 +82,11 @@ class Task(ABC):
     # The fewest validation examples that can rank learning-rate candidates (``tunelab.tuning``), and why.
     min_validation: ClassVar[int]
     min_validation_why: ClassVar[str]
+    # Whether the model divides its summed loss by the item count the Trainer passes it
+    # (``num_items_in_batch``, counted over every rank of a run on several GPUs, which is why the
+    # Trainer then multiplies each rank's loss by their number). A classifier's loss is its own
+    # batch's mean whatever it is passed, and that multiplication would scale it by the ranks.
+    loss_takes_item_count: ClassVar[bool] = True
 
     def margin(self, metric: str, best: float, score: float, examples: int) -> float:
         """How much worse than ``best`` a validation ``score`` may be and still be as good, as far as

@@ -23,6 +23,7 @@ class Classification(Task):
     metrics = {"accuracy": True, "f1_macro": True}
     kept_metrics = frozenset({"accuracy", "f1_macro", "loss"})
     peft_task_type = "SEQ_CLS"
+    loss_takes_item_count = False  # a mean over the batch: see Task
     columns = [
         ("validation_accuracy", "val acc", "pct"),
         ("validation_f1_macro", "val F1", "pct"),
