@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from helpers import FSDP_ON_CPU, dropout_free_minilm, stored_runs, tiny_spec, tunelab
+from helpers import FSDP_ON_CPU, dropout_free_minilm, stored_runs, tiny_causal_spec, tiny_spec, tunelab
 
 
 @pytest.mark.slow
@@ -35,6 +35,11 @@ def test_two_processes_give_the_metrics_of_one_and_the_run_is_recorded_once(tmp_
     assert len((two.spec.run_dir / "predictions.jsonl").read_text().splitlines()) == 24
 
 
+# `tunelab compare` on 2 processes, through the API: the CLI refuses train.fsdp on a machine without GPUs
+_COMPARE_ON_TWO = ("import sys; from tunelab.experiment import compare; from tunelab.executor import LocalExecutor; "
+                   "from tunelab.spec import load_spec; compare(load_spec(sys.argv[1]), executor=LocalExecutor(gpus_per_run=2))")
+
+
 @pytest.mark.slow
 def test_fsdp_on_two_processes_resumes_after_a_kill_and_matches_one_process(tmp_path):
     """train.fsdp: weights, gradients and optimizer state sharded over 2 gloo processes (FSDP2).
@@ -56,9 +61,7 @@ def test_fsdp_on_two_processes_resumes_after_a_kill_and_matches_one_process(tmp_
     compare(build_spec({**tiny_spec(tmp_path / "one", ["full"], **train), "model": str(model)}))
     spec = tmp_path / "fsdp.yaml"
     spec.write_text(yaml.safe_dump({**tiny_spec(tmp_path / "fsdp", ["full"], **train, fsdp=True), "model": str(model)}))
-    command = [sys.executable, "-c", "import sys; from tunelab.experiment import compare; "
-               "from tunelab.executor import LocalExecutor; from tunelab.spec import load_spec; "
-               "compare(load_spec(sys.argv[1]), executor=LocalExecutor(gpus_per_run=2))", str(spec)]
+    command = [sys.executable, "-c", _COMPARE_ON_TWO, str(spec)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FSDP_ON_CPU), os.environ.get("PYTHONPATH", "")])}
     killed = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
@@ -84,6 +87,33 @@ def test_fsdp_on_two_processes_resumes_after_a_kill_and_matches_one_process(tmp_
     texts = ["a gripping, beautifully acted film", "dull and far too long", "it is a movie"]
     probe = [Classifier.load(run.artifact).predict(texts) for run in (one, sharded)]
     assert probe[0] == probe[1]  # the artifact holds the whole model, gathered from both shards
+
+
+@pytest.mark.slow
+def test_a_decoder_sharded_on_two_processes_scores_and_generates_as_on_one(tmp_path):
+    """Causal-LM full fine-tuning of SmolLM2 (no dropout) with FSDP on 2 gloo processes: its loss,
+    which counts tokens over both ranks, and generation, which runs on both (each forward gathers
+    the shards), give what one process gives."""
+    import os
+    import subprocess
+    import sys
+
+    from tunelab.experiment import compare
+    from tunelab.spec import build_spec
+
+    compare(build_spec(tiny_causal_spec(tmp_path / "one", ["full"])))
+    spec = tmp_path / "fsdp.yaml"
+    spec.write_text(yaml.safe_dump(tiny_causal_spec(tmp_path / "fsdp", ["full"], fsdp=True)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FSDP_ON_CPU), os.environ.get("PYTHONPATH", "")])}
+    sharded = subprocess.run([sys.executable, "-c", _COMPARE_ON_TWO, str(spec)], env=env, capture_output=True,
+                             text=True, timeout=600)
+    assert sharded.returncode == 0, sharded.stderr
+    (one,), (two,) = stored_runs(tmp_path / "one").values(), stored_runs(tmp_path / "fsdp").values()
+    assert two.status == "done", f"{two.error}\n{(two.spec.run_dir / 'run.log').read_text()[-4000:]}"
+    assert two.environment["parallel"] == "fsdp"
+    assert {"validation_loss", "test_rouge_l", "forgetting"} <= set(one.metrics) == set(two.metrics)
+    for name, value in one.metrics.items():
+        assert two.metrics[name] == pytest.approx(value, abs=1e-4), name
 
 
 @pytest.mark.parametrize("train, flags, expected", [
