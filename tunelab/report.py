@@ -116,9 +116,22 @@ def from_store(store: Store, experiment_id: int) -> Summary:
     title = f"{spec['model']} on {spec['data']['path']}"  # the stored spec is the validated one: data is a mapping
     if info.sweep:
         title += f", tuned ({info.sweep.trials_per_method} trials per method)"
-    environment = next((dict(r.environment) for r in runs if r.environment), {})
-    return Summary(title=title, spec=spec, info=info, rows=rows, environment=environment,
+    return Summary(title=title, spec=spec, info=info, rows=rows, environment=_environment(runs),
                    trials=_trials(store, list(searches.values()), metric))
+
+
+def _environment(runs: list[StoredRun]) -> dict[str, Any]:
+    """Versions and device as the first run saw them; how the runs were spread over processes
+    (DDP, FSDP) per method, where any was."""
+    environment = next((dict(r.environment) for r in runs if r.environment), {})
+    ways: dict[str, set[str]] = {}
+    for run in runs:
+        if way := str(run.environment.get("parallel") or ""):
+            ways.setdefault(way, set()).add(run.method)
+    environment.pop("parallel", None)
+    if ways:
+        environment["parallel"] = "; ".join(f"{way}: {', '.join(sorted(names))}" for way, names in sorted(ways.items()))
+    return environment
 
 
 def validation_metric(spec: dict[str, Any]) -> str:
