@@ -51,6 +51,10 @@ def test_fsdp_on_two_processes_resumes_after_a_kill_and_matches_one_process(tmp_
     import subprocess
     import sys
     import time
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import load_file
 
     from tunelab.experiment import compare
     from tunelab.predict import Classifier
@@ -84,9 +88,14 @@ def test_fsdp_on_two_processes_resumes_after_a_kill_and_matches_one_process(tmp_
         assert sharded.metrics[name] == pytest.approx(value, abs=1e-5), name
     assert (sharded.costs.steps, sharded.costs.best_step, sharded.costs.train_tokens) == (
         one.costs.steps, one.costs.best_step, one.costs.train_tokens)
-    texts = ["a gripping, beautifully acted film", "dull and far too long", "it is a movie"]
-    probe = [Classifier.load(run.artifact).predict(texts) for run in (one, sharded)]
-    assert probe[0] == probe[1]  # the artifact holds the whole model, gathered from both shards
+    # the artifact: the whole model at the best step, gathered from both shards (the parameters an
+    # evaluation leaves gathered included), and it reloads for prediction
+    weights = [load_file(Path(run.artifact) / "model.safetensors") for run in (one, sharded)]
+    assert weights[0].keys() == weights[1].keys()
+    for name, tensor in weights[0].items():
+        assert torch.allclose(weights[1][name], tensor, atol=1e-5), name
+    texts = ["a gripping, beautifully acted film", "dull and far too long"]
+    assert Classifier.load(sharded.artifact).predict(texts) == Classifier.load(one.artifact).predict(texts)
 
 
 @pytest.mark.slow
@@ -114,6 +123,62 @@ def test_a_decoder_sharded_on_two_processes_scores_and_generates_as_on_one(tmp_p
     assert {"validation_loss", "test_rouge_l", "forgetting"} <= set(one.metrics) == set(two.metrics)
     for name, value in one.metrics.items():
         assert two.metrics[name] == pytest.approx(value, abs=1e-4), name
+
+
+_TAIL = """
+import torch, torch.distributed as dist
+from torch.distributed.fsdp import fully_shard
+from transformers import LlamaConfig, LlamaForCausalLM
+from tunelab.runner import _local, _resharded
+dist.init_process_group("gloo")
+model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                     num_attention_heads=2, num_key_value_heads=2, tie_word_embeddings=True))
+for layer in model.model.layers:
+    fully_shard(layer)
+# as accelerate shards a decoder's tail: kept gathered after a forward
+fully_shard([model.model.norm, model.model.embed_tokens, model.lm_head], reshard_after_forward=False)
+fully_shard(model)
+with torch.no_grad():
+    model(input_ids=torch.tensor([[1, 2, 3]]))  # an evaluation
+    print("gathered after a forward:", type(model.model.norm.weight).__name__)
+    for name, param in _resharded(model).named_parameters():
+        _local(param).fill_(0.5)  # as the best weights are put back
+print("written:", all(float(_local(v).float().mean()) == 0.5 for v in model.state_dict().values()))
+"""
+
+
+def test_the_best_weights_are_written_into_the_shards_fsdp_keeps_not_into_a_gathered_copy(tmp_path):
+    """After an evaluation FSDP2 leaves some units gathered (accelerate keeps a decoder's norm and
+    embeddings so): weights written into those whole tensors would be dropped at the next reshard,
+    and the artifact would hold the last step's instead of the best's. ``_resharded`` first."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "tail.py"
+    script.write_text(_TAIL)
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=1",
+                          str(script)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "gathered after a forward: Parameter" in out.stdout  # the case this guards against arises
+    assert "written: True" in out.stdout, out.stdout
+
+
+@pytest.mark.parametrize("space, expected", [
+    ({}, "error: the sweep's batch size for head (train.batch_size halved or doubled) 1 does not split over 2 GPUs "
+         "per run (use a multiple of 2: each batch is split evenly over the run's processes)"),
+    ({"train": {"batch_size": [2, 3]}}, "error: sweep.space.train.batch_size (head) 3 does not split over 2 GPUs per "
+                                        "run (use a multiple of 2: each batch is split evenly over the run's processes)"),
+    ({"train": {"batch_size": {"low": 2, "high": 8}}}, "error: sweep.space.train.batch_size (head): a range samples "
+                                                       "sizes that may not split over 2 GPUs per run (give a list of "
+                                                       "multiples of 2)"),
+])
+def test_a_sweep_whose_batch_sizes_cannot_split_over_its_gpus_gets_one_line_and_exit_2(tmp_path, space, expected):
+    spec = tmp_path / "experiment.yaml"
+    spec.write_text(yaml.safe_dump({**tiny_spec(tmp_path / "work", ["head"], batch_size=2),
+                                    "sweep": {"trials": 2, "space": space}}))
+    out = tunelab("sweep", str(spec), "--gpus-per-run", "2")
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [expected], out.stderr
+    assert not (tmp_path / "work" / "tunelab.db").exists()
 
 
 @pytest.mark.parametrize("train, flags, expected", [

@@ -362,10 +362,12 @@ def _batch_sizes(experiment: Any, gpus: float) -> list[tuple[str, int]]:
         if train.eval_batch_size:
             sizes.append((f"train.eval_batch_size ({method.name})", train.eval_batch_size))
         sampled = sweep_space(experiment, method)[1].get("batch_size") if experiment.sweep else None
-        if isinstance(sampled, Range) and gpus > 1:
+        if isinstance(sampled, Range) and gpus > 1 and gpus == int(gpus):  # (a fractional count: its own error)
             raise TunelabError(f"sweep.space.train.batch_size ({method.name}): a range samples sizes that may not "
                                f"split over {gpus:g} GPUs per run", f"give a list of multiples of {gpus:g}")
-        where = f"sweep.space.train.batch_size ({method.name})"
+        written = experiment.sweep is not None and "batch_size" in experiment.sweep.space.get("train", {})
+        where = (f"sweep.space.train.batch_size ({method.name})" if written
+                 else f"the sweep's batch size for {method.name} (train.batch_size halved or doubled)")
         sizes += [(where, int(size)) for size in (sampled.candidates() if sampled else [])]
     return sizes
 

@@ -36,12 +36,22 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], max_n
         with torch.no_grad():
             out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
                                  num_beams=1, pad_token_id=tokenizer.pad_token_id, eos_token_id=sorted(stop),
-                                 use_cache=True)
+                                 use_cache=True, synced_gpus=_sharded(model))
         for row, index in zip(out[:, width:].tolist(), order[start : start + batch_size], strict=True):
             kept = _until_stop(row, stop)
             tokens += len(kept)
             texts[index] = tokenizer.decode(kept, skip_special_tokens=True).strip()
     return Generated(texts=texts, tokens=tokens, seconds=time.perf_counter() - started)
+
+
+def _sharded(model: Any) -> bool:
+    """Whether FSDP shards ``model`` over several processes: each then generates until every one
+    has finished (a forward gathers the weights from all), which transformers does not detect for
+    a model accelerate sharded."""
+    import torch.distributed as dist
+    from torch.distributed.fsdp import FSDPModule
+
+    return dist.is_available() and dist.is_initialized() and isinstance(model, FSDPModule)
 
 
 def _stop_ids(model: Any, tokenizer: Any) -> set[int]:

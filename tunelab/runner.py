@@ -72,9 +72,9 @@ class _MethodTrainer(Trainer):
     weight_decay: float
 
     def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
-        """AdamW over the method's parameter groups. Built here, not before the Trainer: under FSDP
-        the groups must hold the sharded parameters, which exist only once the Trainer has wrapped
-        the model."""
+        """AdamW over the method's parameter groups, built by the Trainer's own hook: under FSDP
+        the Trainer refuses an optimizer passed to it (accelerate then moves the groups onto the
+        sharded parameters)."""
         if self.optimizer is None:
             target = model if model is not None else self.model
             assert isinstance(target, torch.nn.Module)
@@ -90,7 +90,9 @@ class _MethodTrainer(Trainer):
         The Trainer repeats a process's mean loss ``args.eval_batch_size`` times before gathering;
         with each batch split over the processes that is the whole batch, so every full batch counted
         N times over while the last, partial one (cut to its real examples) counted once: on 24
-        examples in batches of 16 over 2 processes the validation loss moved by 3e-4."""
+        examples in batches of 16 over 2 processes the validation loss moved by 3e-4. (A last batch
+        whose real examples end inside a process's share is still approximate: accelerate fills it
+        with repeated examples, which that process's mean includes.)"""
         whole = self.args.per_device_eval_batch_size
         if self.accelerator.split_batches:  # the dataloader is built: only the loop reads it now
             self.args.per_device_eval_batch_size = whole // self.accelerator.num_processes
@@ -247,7 +249,7 @@ class _Checkpoints(TrainerCallback):
             from safetensors.torch import load_file
 
             whole = load_file(self.resume_from / BEST_FILE)
-            self.best = {name: _shard_of(param, whole[name]) for name, param in model.named_parameters()
+            self.best = {name: _shard_of(param, whole[name]) for name, param in _resharded(model).named_parameters()
                          if name in whole}
             self.best_step = state.best_global_step
 
@@ -262,7 +264,7 @@ class _Checkpoints(TrainerCallback):
         self.last_saved = time.perf_counter()
         state.best_model_checkpoint = None  # the best weights travel in every checkpoint: no folder to keep
         self._keep_if_best(state, model)
-        best = _whole(self.best, model)  # a collective under FSDP: every process gathers
+        best = _whole(self.best, _resharded(model))  # a collective under FSDP: every process gathers
         if not state.is_world_process_zero:
             return
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
@@ -279,15 +281,27 @@ class _Checkpoints(TrainerCallback):
         self._keep_if_best(state, model)
         if self.best and self.best_step != state.global_step:
             with torch.no_grad():
-                for name, param in model.named_parameters():
+                for name, param in _resharded(model).named_parameters():
                     if name in self.best:
                         _local(param).copy_(self.best[name])
 
     def _keep_if_best(self, state: Any, model: Any) -> None:
         if state.best_global_step == state.global_step and self.best_step != state.global_step and model is not None:
             self.best = {name: _local(param).detach().to("cpu", copy=True).contiguous()
-                         for name, param in model.named_parameters() if param.requires_grad}
+                         for name, param in _resharded(model).named_parameters() if param.requires_grad}
             self.best_step = state.global_step
+
+
+def _resharded(model: Any) -> Any:
+    """``model`` with every FSDP unit back in its shards (no communication). A forward without a
+    backward (an evaluation) leaves some units gathered: their parameters are then whole tensors,
+    and what is written into them is dropped at the next reshard."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            module.reshard()
+    return model
 
 
 def _local(tensor: torch.Tensor) -> torch.Tensor:
@@ -487,8 +501,7 @@ def build(run: RunSpec, report: Report = _ignore) -> Session:
     if run.train.fsdp and not trainer.is_fsdp_enabled:
         raise RuntimeError(f"train.fsdp: accelerate did not shard the model ({trainer.accelerator.distributed_type}): "
                            "it shards over GPUs only, in a run of several (--gpus-per-run 2 or more)")
-    if not trainer.is_fsdp_enabled:  # else the Trainer builds it once the model is sharded
-        trainer.create_optimizer()
+    trainer.create_optimizer()
     trainer.model_accepts_loss_kwargs &= task.loss_takes_item_count
     meter = _Meter(trainer)
     trainer.add_callback(meter)  # after the cadence: it sees which saves stand
