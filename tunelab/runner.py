@@ -55,8 +55,9 @@ class Diverged(Exception):
 
 
 class _MethodTrainer(Trainer):
-    """The Trainer, plus: stop at a non-finite loss, count the tokens trained on, and log the rate
-    of every named optimizer group (so LLRD's decay shows in TensorBoard).
+    """The Trainer, plus: the method's optimizer groups, stop at a non-finite loss, count the tokens
+    trained on, log the rate of every named optimizer group (so LLRD's decay shows in TensorBoard),
+    and weigh each process's evaluation loss by its share of a split batch.
 
     Neither check synchronises the device on every step (on a GPU each synchronisation stalls the
     queue; the Trainer's own token count does one per step, so it is off): real tokens add up in a
@@ -496,12 +497,12 @@ def build(run: RunSpec, report: Report = _ignore) -> Session:
         data_collator=task.collator(tokenizer),  # pads each batch to its longest
         compute_metrics=task.compute_metrics,
         callbacks=callbacks,
-    )  # the Trainer adds its warmup + linear decay schedule to our optimizer
+    )
     trainer.task, trainer.method, trainer.weight_decay = task, method, run.train.weight_decay
     if run.train.fsdp and not trainer.is_fsdp_enabled:
         raise RuntimeError(f"train.fsdp: accelerate did not shard the model ({trainer.accelerator.distributed_type}): "
                            "it shards over GPUs only, in a run of several (--gpus-per-run 2 or more)")
-    trainer.create_optimizer()
+    trainer.create_optimizer()  # the Trainer adds its warmup + linear decay schedule to it
     trainer.model_accepts_loss_kwargs &= task.loss_takes_item_count
     meter = _Meter(trainer)
     trainer.add_callback(meter)  # after the cadence: it sees which saves stand
