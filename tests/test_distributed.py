@@ -181,16 +181,19 @@ def test_a_sweep_whose_batch_sizes_cannot_split_over_its_gpus_gets_one_line_and_
     assert not (tmp_path / "work" / "tunelab.db").exists()
 
 
-@pytest.mark.parametrize("train, flags, expected", [
-    ({"fsdp": True}, [], "error: train.fsdp (full) shards the model over each run's GPUs (run with --gpus-per-run "
-                         "2 or more)"),
-    ({"fsdp": True}, ["--gpus-per-run", "2"], "error: train.fsdp (full): this machine has no GPU, and FSDP shards "
-                                              "over GPUs (drop train.fsdp: the run then trains with DDP on its "
-                                              "--gpus-per-run processes)"),
+@pytest.mark.parametrize("methods, flags, expected", [
+    (["full", "lora"], [], "error: train.fsdp (full) shards the model over each run's GPUs (run with "
+                           "--gpus-per-run 2 or more)"),
+    (["lora", "head"], ["--gpus-per-run", "2"], "error: train.fsdp: none of this experiment's methods trains the "
+                                                "whole model (full, llrd), so nothing would be sharded (drop "
+                                                "train.fsdp, or add one of those methods)"),
+    (["full", "lora"], ["--gpus-per-run", "2"], "error: train.fsdp (full): this machine has no GPU, and FSDP "
+                                                "shards over GPUs (drop train.fsdp: the run then trains with DDP on "
+                                                "its --gpus-per-run processes)"),
 ])
-def test_fsdp_without_several_gpus_gets_one_line_and_exit_2(tmp_path, train, flags, expected):
+def test_fsdp_that_cannot_shard_gets_one_line_and_exit_2(tmp_path, methods, flags, expected):
     spec = tmp_path / "experiment.yaml"
-    spec.write_text(yaml.safe_dump(tiny_spec(tmp_path / "work", ["full", "lora"], **train)))
+    spec.write_text(yaml.safe_dump(tiny_spec(tmp_path / "work", methods, fsdp=True)))
     out = tunelab("compare", str(spec), *flags)
     assert out.returncode == 2 and out.stderr.strip().splitlines() == [expected], out.stderr
     assert not (tmp_path / "work" / "tunelab.db").exists()

@@ -375,7 +375,13 @@ def _batch_sizes(experiment: Any, gpus: float) -> list[tuple[str, int]]:
 def _check_fsdp(experiment: Any, processes: int, local: bool) -> None:
     """train.fsdp shards over a run's GPUs: it needs several, and the local executor needs CUDA
     (accelerate shards only over accelerators; on CPUs the same run trains with DDP)."""
+    from . import methods as registry
+
     sharded = [m.name for m in experiment.methods if experiment.train_for(m).fsdp]
+    if experiment.train.fsdp and not sharded:
+        shardable = ", ".join(name for name in registry.available() if registry.get(name).shardable)
+        raise TunelabError(f"train.fsdp: none of this experiment's methods trains the whole model ({shardable}), so "
+                           "nothing would be sharded", "drop train.fsdp, or add one of those methods")
     if not sharded:
         return
     if processes < 2:
