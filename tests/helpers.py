@@ -20,6 +20,11 @@ TINY_TRAIN = {"max_steps": 4, "batch_size": 8, "eval_every": 2, "max_length": 64
 FSDP_ON_CPU = Path(__file__).resolve().parent / "fsdp_on_cpu"
 
 
+def fsdp_on_cpu_env() -> dict[str, str]:
+    """This environment with ``FSDP_ON_CPU`` first on PYTHONPATH: for processes whose ranks shard."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(FSDP_ON_CPU), os.environ.get("PYTHONPATH", "")])}
+
+
 def dropout_free_minilm(folder: Path) -> Path:
     """The built-in MiniLM with dropout off: runs on 1 and on 2 processes then draw no random numbers
     that differ (each rank has its own generator), and must agree to float rounding."""

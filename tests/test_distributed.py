@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from helpers import FSDP_ON_CPU, dropout_free_minilm, stored_runs, tiny_causal_spec, tiny_spec, tunelab
+from helpers import dropout_free_minilm, fsdp_on_cpu_env, stored_runs, tiny_causal_spec, tiny_spec, tunelab
 
 
 @pytest.mark.slow
@@ -66,7 +66,7 @@ def test_fsdp_on_two_processes_resumes_after_a_kill_and_matches_one_process(tmp_
     spec = tmp_path / "fsdp.yaml"
     spec.write_text(yaml.safe_dump({**tiny_spec(tmp_path / "fsdp", ["full"], **train, fsdp=True), "model": str(model)}))
     command = [sys.executable, "-c", _COMPARE_ON_TWO, str(spec)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FSDP_ON_CPU), os.environ.get("PYTHONPATH", "")])}
+    env = fsdp_on_cpu_env()
     killed = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
@@ -103,7 +103,6 @@ def test_a_decoder_sharded_on_two_processes_scores_and_generates_as_on_one(tmp_p
     """Causal-LM full fine-tuning of SmolLM2 (no dropout) with FSDP on 2 gloo processes: its loss,
     which counts tokens over both ranks, and generation, which runs on both (each forward gathers
     the shards), give what one process gives."""
-    import os
     import subprocess
     import sys
 
@@ -113,7 +112,7 @@ def test_a_decoder_sharded_on_two_processes_scores_and_generates_as_on_one(tmp_p
     compare(build_spec(tiny_causal_spec(tmp_path / "one", ["full"])))
     spec = tmp_path / "fsdp.yaml"
     spec.write_text(yaml.safe_dump(tiny_causal_spec(tmp_path / "fsdp", ["full"], fsdp=True)))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FSDP_ON_CPU), os.environ.get("PYTHONPATH", "")])}
+    env = fsdp_on_cpu_env()
     sharded = subprocess.run([sys.executable, "-c", _COMPARE_ON_TWO, str(spec)], env=env, capture_output=True,
                              text=True, timeout=600)
     assert sharded.returncode == 0, sharded.stderr
