@@ -671,8 +671,10 @@ def _training_args(run: RunSpec, task: tasks.Task, output_dir: Path, model: Any)
         fsdp_config={"version": 2, "activation_checkpointing": t.gradient_checkpointing,
                      "transformer_layer_cls_to_wrap": _fsdp_units(model)} if t.fsdp else None,
         # Several processes (--gpus-per-run): each global batch of batch_size is split over them, so the
-        # examples, batches and steps are those of one process.
-        accelerator_config={"split_batches": True} if distributed else None,
+        # examples, batches and steps are those of one process. On a GPU each batch is copied from pinned
+        # memory without waiting: a blocking copy synchronises the stream, so the host would wait for the
+        # whole previous step on every step before it could queue the next one.
+        accelerator_config={"split_batches": distributed, "non_blocking": cuda},
         # Without use_cpu, accelerate on a machine with no GPU sees no distributed setting at all: every
         # rank would train the whole run alone. With it, the ranks train together with DDP over gloo.
         use_cpu=distributed and not cuda,
