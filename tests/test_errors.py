@@ -94,6 +94,11 @@ CASES = [
     Case("ragged csv", lambda t, s: {**s, "data": str(_file(t / "r.csv", "text,label\na,1\nb,0,x,y\n"))}, "cannot read"),
     Case("missing text column", lambda t, s: {**s, "data": {"path": str(DATA / "sst2"), "text_column": "review"}},
          "no column 'review' (columns: sentence, label)"),
+    Case("pair column that is the text column", lambda t, s: {**s, "data": {
+        "path": str(DATA / "sst2"), "text_column": "sentence", "text_pair_column": "sentence"}},
+        "column 'sentence' would be both texts of each pair"),
+    Case("missing pair column", lambda t, s: {**s, "data": {"path": str(DATA / "sst2"), "text_pair_column": "hypothesis"}},
+         "no column 'hypothesis' (columns: sentence, label)"),
     Case("missing label column", lambda t, s: {**s, "data": {"path": str(DATA / "trec"), "label_column": "topic"}},
          "no column 'topic' (columns: text, label, fine_label)"),
     Case("empty data set", lambda t, s: {**s, "data": str(_file(t / "empty.jsonl", ""))}, "empty"),

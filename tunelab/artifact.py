@@ -45,6 +45,7 @@ class ArtifactMeta(BaseModel):
     method: str
     base_model: str  # a folder or hub id: where an adapter's base weights come from
     labels: list[str] = []
+    pairs: bool = False  # classification: each input is a pair of texts, tokenised together
     run_key: str
     options: dict[str, Any] = {}
     max_length: int = 512

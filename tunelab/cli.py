@@ -45,6 +45,8 @@ def compare(
     max_length: int | None = typer.Option(None),
     eval_every: int | None = typer.Option(None, help="Evaluate on validation every N steps."),
     text_column: str | None = typer.Option(None),
+    text_pair_column: str | None = typer.Option(None, help="A sentence-pair task's second text (inferred for "
+                                                "sentence1/sentence2, premise/hypothesis, question1/question2…)."),
     label_column: str | None = typer.Option(None),
     workdir: str | None = typer.Option(None, help="Where the store, runs and reports go."),
     force: bool = typer.Option(False, help="Retrain runs the store already has."),
@@ -64,7 +66,8 @@ def compare(
     overrides = {"model": model, "task": task, "data.path": data, "methods": methods, "seeds": seeds,
                  "train.epochs": epochs,
                  "train.max_steps": max_steps, "train.batch_size": batch_size, "train.max_length": max_length,
-                 "train.eval_every": eval_every, "data.text_column": text_column, "data.label_column": label_column,
+                 "train.eval_every": eval_every, "data.text_column": text_column,
+                 "data.text_pair_column": text_pair_column, "data.label_column": label_column,
                  "workdir": workdir, "trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle}
     experiment = load_spec(spec, overrides)
     if no_tune:
@@ -314,23 +317,38 @@ def report(
 @app.command()
 def predict(
     artifact: Path = typer.Argument(..., help="A run's artifact folder (runs/<key>/artifact)."),
-    texts: list[str] = typer.Argument(..., help="Texts to classify, or instructions to answer (causal-lm)."),
+    texts: list[str] = typer.Argument(..., help="Texts to classify (a pair as FIRST<tab>SECOND, for a classifier "
+                                      "trained on pairs), or instructions to answer (causal-lm)."),
     trust_remote_code: bool = typer.Option(False, help="Run the base model's code from the hub (off by default; "
                                            "an artifact cannot turn it on)."),
     allow_pickle: bool = typer.Option(False, help="Load the base model's pickled .bin weights (they can run code)."),
     max_new_tokens: int = typer.Option(128, min=1, help="causal-lm: the longest answer, in tokens."),
 ) -> None:
     """Classify texts, or answer instructions, with a saved run: the check that an artifact really reloads."""
-    from .predict import Classifier, Generator, task_of
+    from .artifact import read_meta
+    from .predict import Classifier, Generator
 
-    if task_of(artifact) == "causal-lm":
+    meta = read_meta(artifact)
+    if meta.task == "causal-lm":
         generator = Generator.load(artifact, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
         for text, answer in zip(texts, generator.generate(texts, max_new_tokens), strict=True):
             typer.echo(f"> {text}\n{answer}\n")
         return
+    firsts, seconds = _pairs(texts) if meta.pairs else (texts, None)  # checked before the model loads
     classifier = Classifier.load(artifact, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
-    for text, label in zip(texts, classifier.predict(texts), strict=False):
+    for text, label in zip(texts, classifier.predict(firsts, seconds), strict=True):
         typer.echo(f"{label}\t{text}")
+
+
+def _pairs(texts: list[str]) -> tuple[list[str], list[str]]:
+    """Each argument's two texts, split at its first tab."""
+    unpaired = [text for text in texts if "\t" not in text]
+    if unpaired:
+        text = unpaired[0] if len(unpaired[0]) <= 40 else unpaired[0][:40] + "…"
+        raise TunelabError(f"this classifier was trained on pairs of texts, and {text!r} is one text",
+                           "give each pair as one argument, its two texts separated by a tab: $'first\\tsecond'")
+    firsts, seconds = zip(*(text.split("\t", 1) for text in texts), strict=True)
+    return list(firsts), list(seconds)
 
 
 def _executor(name: str, address: str | None, cpus: float, gpus: float, experiment: Any) -> Any:

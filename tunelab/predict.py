@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from . import artifact as artifacts
+from .errors import TunelabError
 from .models import load_for_causal_lm, load_for_classification
 
 
@@ -17,6 +18,7 @@ class Classifier:
     tokenizer: Any
     labels: list[str]
     max_length: int = 512
+    pairs: bool = False  # trained on pairs of texts: each input is two
 
     @classmethod
     def load(cls, artifact: str | Path, trust_remote_code: bool = False, allow_pickle: bool = False) -> Classifier:
@@ -29,16 +31,23 @@ class Classifier:
         model = artifacts.load(artifact, meta, lambda path: load_for_classification(
             path, meta.labels, trust_remote_code, allow_pickle and path == meta.base_model))
         tokenizer = AutoTokenizer.from_pretrained(str(artifact))
-        return cls(model=model.eval(), tokenizer=tokenizer, labels=meta.labels, max_length=meta.max_length)
+        return cls(model=model.eval(), tokenizer=tokenizer, labels=meta.labels, max_length=meta.max_length,
+                   pairs=meta.pairs)
 
-    def predict(self, texts: list[str], batch_size: int = 32) -> list[str]:
-        """Labels for ``texts``, truncated as in training."""
+    def predict(self, texts: list[str], seconds: list[str] | None = None, batch_size: int = 32) -> list[str]:
+        """Labels for ``texts`` (with ``seconds``, the pairs' second texts, for a classifier of pairs),
+        tokenised and truncated as in training."""
         import torch
 
+        if self.pairs != (seconds is not None):
+            raise TunelabError("this classifier was trained on pairs of texts: give each input as two"
+                               if self.pairs else "this classifier was trained on single texts, not pairs",
+                               "give each input as its training data was: one text, or a pair")
         out: list[str] = []
         for start in range(0, len(texts), batch_size):
-            batch = self.tokenizer(texts[start : start + batch_size], truncation=True, max_length=self.max_length,
-                                   padding=True, return_tensors="pt").to(self.model.device)
+            pair = (seconds[start : start + batch_size],) if seconds is not None else ()
+            batch = self.tokenizer(texts[start : start + batch_size], *pair, truncation=True,
+                                   max_length=self.max_length, padding=True, return_tensors="pt").to(self.model.device)
             with torch.no_grad():
                 ids = self.model(**batch).logits.argmax(dim=-1).tolist()
             out += [self.labels[i] for i in ids]
@@ -74,7 +83,3 @@ class Generator:
                    for text in instructions]
         return generate(self.model, self.tokenizer, prompts, max_new_tokens, batch_size).texts
 
-
-def task_of(artifact: str | Path) -> str:
-    """Which task an artifact was trained for: what ``tunelab predict`` does with it."""
-    return artifacts.read_meta(Path(artifact)).task

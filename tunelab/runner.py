@@ -735,7 +735,9 @@ def save_artifact(model: Any, tokenizer: Any, run: RunSpec, target: Path | None 
                   state_dict: dict[str, Any] | None = None) -> Path:
     """The run's artifact (see ``tunelab.artifact``): what prediction needs to repeat the run; a new
     version in the run directory unless ``target`` says where."""
+    from .data import prepared_at
+
     meta = artifacts.ArtifactMeta(task=run.task, method=run.method, base_model=run.model_path, labels=run.labels,
-                                  run_key=run.key,
+                                  pairs=prepared_at(run.data_path).pairs, run_key=run.key,
                                   options=run.options.model_dump(), max_length=run.train.max_length)
     return artifacts.save(model, tokenizer, meta, target or artifacts.new_version(run.run_dir), state_dict)

@@ -53,6 +53,8 @@ class Sample(_Strict):
 class DataSpec(_Strict):
     path: str
     text_column: str | None = None
+    # A sentence-pair task's second text (hypothesis, passage…): inferred for the usual pair names
+    text_pair_column: str | None = None
     label_column: str | None = None
     sample: Sample = Sample()
     split_seed: int = 0  # for the splits tunelab makes and for sampling; not the training seed
@@ -62,8 +64,10 @@ class DataSpec(_Strict):
 
     @model_serializer(mode="wrap")
     def _compact(self, handler: Any) -> Any:
-        """Causal-LM settings only when set, so that classification data hashes as it always did."""
+        """Settings newer than the first data sets only when set, so that those hash as they always did."""
         data = handler(self)
+        if self.text_pair_column is None:
+            data.pop("text_pair_column", None)
         if self.format is None:
             data.pop("format", None)
         if not self.packing:
@@ -378,7 +382,7 @@ class ExperimentSpec(_Strict):
 def _check_data_for(task: str, data: DataSpec) -> None:
     """Settings of one task given to another would be silently ignored: refused instead."""
     if task == "causal-lm":
-        given = [k for k in ("text_column", "label_column") if getattr(data, k) is not None]
+        given = [k for k in ("text_column", "text_pair_column", "label_column") if getattr(data, k) is not None]
         if given:
             raise TunelabError(f"data.{given[0]} applies to task classification, not causal-lm",
                                "name the layout with data.format (alpaca, messages, prompt-completion, text)")

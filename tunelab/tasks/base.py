@@ -30,6 +30,7 @@ class Splits:
     data: DatasetDict
     labels: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    text_columns: tuple[str, ...] = ()  # classification: the text column, or a pair's two
 
 
 @dataclass(frozen=True)

@@ -75,9 +75,9 @@ class Classification(Task):
     def prepare(self, raw: DatasetDict, request: Request) -> Splits:
         from ..data import labelled_splits, tokenise
 
-        splits, text_column, labels, notes = labelled_splits(raw, request.spec, request.name)
-        data = tokenise(splits, request.model.path, text_column, request.max_length, request.trust_remote_code)
-        return Splits(data=data, labels=labels, notes=notes)
+        splits, text_columns, labels, notes = labelled_splits(raw, request.spec, request.name)
+        data = tokenise(splits, request.model.path, text_columns, request.max_length, request.trust_remote_code)
+        return Splits(data=data, labels=labels, notes=notes, text_columns=text_columns)
 
     def load_model(self, run: RunSpec, **settings: Any) -> Any:
         from ..models import load_for_classification
