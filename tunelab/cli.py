@@ -37,6 +37,7 @@ def compare(
     model: str | None = typer.Option(None, help="builtin:minilm, builtin:smollm2, a hub id or a local folder."),
     task: str | None = typer.Option(None, help="classification or causal-lm (without a file: that task's default)."),
     data: str | None = typer.Option(None, help="A file, a folder of split files, a hub id or builtin:imdb."),
+    data_config: str | None = typer.Option(None, help="A hub data set's configuration, e.g. mrpc of nyu-mll/glue."),
     methods: str | None = typer.Option(None, help="Comma-separated, e.g. full,llrd,lora,prompt-tuning."),
     seeds: int | None = typer.Option(None, help="How many seeds (0..N-1)."),
     epochs: float | None = typer.Option(None),
@@ -63,10 +64,9 @@ def compare(
     from .experiment import compare as run_comparison
     from .spec import load_spec
 
-    overrides = {"model": model, "task": task, "data.path": data, "methods": methods, "seeds": seeds,
-                 "train.epochs": epochs,
-                 "train.max_steps": max_steps, "train.batch_size": batch_size, "train.max_length": max_length,
-                 "train.eval_every": eval_every, "data.text_column": text_column,
+    overrides = {"model": model, "task": task, "data.path": data, "data.config": data_config, "methods": methods,
+                 "seeds": seeds, "train.epochs": epochs, "train.max_steps": max_steps, "train.batch_size": batch_size,
+                 "train.max_length": max_length, "train.eval_every": eval_every, "data.text_column": text_column,
                  "data.text_pair_column": text_pair_column, "data.label_column": label_column,
                  "workdir": workdir, "trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle}
     experiment = load_spec(spec, overrides)

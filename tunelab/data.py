@@ -74,7 +74,7 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
     ``general_text`` is the causal-LM task's forgetting set (``eval.forgetting``)."""
     from . import tasks
 
-    source = _Source.of(spec.path)
+    source = _Source.of(spec)
     options = spec.model_dump(exclude={"path"})
     fingerprint = _hash(source.fingerprint(), json.dumps(options, sort_keys=True))
     # Absolute: runs read the cache from other directories, processes and machines (Ray workers).
@@ -91,10 +91,13 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
 
     datasets.disable_progress_bars()  # tunelab shows its own progress
     datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # its errors reach the user as TunelabError
-    raw = source.load(workdir / "cache" / "datasets")
+    raw, unused = source.load(workdir / "cache" / "datasets")
     request = tasks.Request(spec=spec, model=model, max_length=max_length, name=source.name,
                             trust_remote_code=trust_remote_code, general_text=general_text)
     splits = tasks.get(task).prepare(raw, request)
+    if unused:
+        splits.notes.insert(0, f"{source.name}: not used: {', '.join(unused)} (not called train, validation or "
+                               "test; data.splits can name them)")
     if len(splits.text_columns) == 2:  # runs on pairs have keys of their own, also where no setting named them
         fingerprint = _hash(fingerprint, *splits.text_columns)
     prepared = PreparedData(
@@ -146,9 +149,19 @@ class _Source:
     name: str
     kind: str  # "files" | "hub" | "builtin"
     files: dict[str, list[str]] = field(default_factory=dict)  # split -> files
+    unused: tuple[str, ...] = ()  # files in the folder that are no split
+    config: str | None = None  # the hub data set's configuration
+    splits: dict[str, str] = field(default_factory=dict)  # data.splits
 
     @classmethod
-    def of(cls, path: str) -> _Source:
+    def of(cls, spec: DataSpec) -> _Source:
+        path, named = spec.path, {str(split): source for split, source in spec.splits.items()}
+        if spec.config is not None and (path.startswith("builtin:") or Path(path).exists()):
+            raise TunelabError(f"data.config ({spec.config!r}) chooses a configuration of a data set on the "
+                               f"Hugging Face hub, and {path} is not one", "remove data.config")
+        if spec.splits and (path.startswith("builtin:") or Path(path).is_file()):
+            raise TunelabError(f"data.splits names splits or files, and {path} is one file or a built-in set",
+                               "remove data.splits, or give a folder of split files or a hub data set")
         if path.startswith("builtin:"):
             name = path.removeprefix("builtin:")
             if name not in BUILTIN_DATA:
@@ -157,13 +170,14 @@ class _Source:
             return cls(name=path, kind="builtin")
         p = Path(path)
         if p.is_dir():
-            return cls(name=path, kind="files", files=_split_files(p))
+            files, unused = _split_files(p, named)
+            return cls(name=path, kind="files", files=files, unused=unused)
         if p.is_file():
             _format(p)
             return cls(name=path, kind="files", files={"all": [str(p)]})
         if path.startswith((".", "/", "~")) or Path(path).suffix in FORMATS or path.count("/") > 1:
             raise TunelabError(f"data path {path} does not exist", "check the path")
-        return cls(name=path, kind="hub")
+        return cls(name=path, kind="hub", config=spec.config, splits=named)
 
     def fingerprint(self) -> str:
         if self.kind == "files":
@@ -179,19 +193,24 @@ class _Source:
             return _hash(self.name, str(_builtin_file(self.name).stat().st_size))
         return _hash("hub", self.name)
 
-    def load(self, cache_dir: Path) -> DatasetDict:
+    def load(self, cache_dir: Path) -> tuple[DatasetDict, tuple[str, ...]]:
+        """The rows by split (train, validation, test, or ``all`` for one file), and the names of the
+        splits or files that are none of those."""
         from datasets import DatasetDict, load_dataset
 
         if self.kind == "hub":
             try:
-                return load_dataset(self.name, cache_dir=str(cache_dir))
+                found = load_dataset(self.name, self.config, cache_dir=str(cache_dir))
             except Exception as err:  # the hub client raises many types; all mean "cannot load"
                 raise TunelabError(
-                    f"cannot load data set {self.name!r} from the Hugging Face hub: {_first_line(err)}",
-                    "check the id and your network, or give a local file or folder",
+                    f"cannot load data set {self.name!r}{f' ({self.config})' if self.config else ''} from the "
+                    f"Hugging Face hub: {_first_line(err)}",
+                    "check the id (and data.config, for a data set with several) and your network, or give a "
+                    "local file or folder",
                 ) from None
+            return _named_splits(found, self.splits, self.name)
         if self.kind == "builtin":
-            return self._load_builtin(cache_dir)
+            return self._load_builtin(cache_dir), ()
         out = {}
         for split, files in self.files.items():
             for file in files:
@@ -209,7 +228,7 @@ class _Source:
             except Exception as err:  # pandas / pyarrow parse errors have no common base class
                 raise TunelabError(f"cannot read {', '.join(files)}: {_first_line(err)}",
                                    "check the file's format and that every row has the same fields") from None
-        return DatasetDict(out)
+        return DatasetDict(out), self.unused
 
     def _load_builtin(self, cache_dir: Path) -> DatasetDict:
         from datasets import DatasetDict, load_dataset
@@ -263,18 +282,61 @@ def _csv_as_text(file: str, options: dict[str, Any]) -> dict[str, Any]:
             "features": Features({str(column): Value("string") for column in header})}
 
 
-def _split_files(folder: Path) -> dict[str, list[str]]:
+def _split_files(folder: Path, named: dict[str, str]) -> tuple[dict[str, list[str]], tuple[str, ...]]:
+    """The folder's data files by split (``train.0.jsonl`` and ``train.1.jsonl`` are one), and those
+    of no split."""
     files: dict[str, list[str]] = {}
-    for f in sorted(folder.iterdir()):
-        split = SPLIT_ALIASES.get(f.stem.lower().split(".")[0])
-        if f.is_file() and f.suffix.lower() in FORMATS and split:
+    unused = []
+    data_files = [f for f in sorted(folder.iterdir()) if f.is_file() and f.suffix.lower() in FORMATS]
+    for f in data_files:
+        split = _split_called(f.stem.split(".")[0], named)
+        if split:
             files.setdefault(split, []).append(str(f))
+        else:
+            unused.append(f.name)
+    _check_named(named, {f.stem.split(".")[0] for f in data_files}, str(folder))
     if "train" not in files:
         found = ", ".join(f.name for f in sorted(folder.iterdir())) or "nothing"
         raise TunelabError(f"data folder {folder} has no train file (found: {found})",
                            "name the files train/validation/test.<csv|tsv|json|jsonl|parquet>, "
                            "or point at a single file")
-    return files
+    return files, tuple(unused)
+
+
+def _named_splits(found: DatasetDict, named: dict[str, str], name: str) -> tuple[DatasetDict, tuple[str, ...]]:
+    """A hub data set's splits as train, validation and test (validation_matched is neither, unless
+    data.splits says so), and the names of the others."""
+    from datasets import DatasetDict, concatenate_datasets
+
+    _check_named(named, set(found), name)
+    parts: dict[str, list[Dataset]] = {}
+    for split, rows in found.items():
+        canonical = _split_called(split, named)
+        if canonical:
+            parts.setdefault(canonical, []).append(rows)
+    if "train" not in parts:
+        raise TunelabError(f"{name} has no train split (splits: {', '.join(found)})",
+                           "name the one to train on with data.splits: {train: <its name>}")
+    unused = tuple(split for split in found if not _split_called(split, named))
+    return DatasetDict({split: concatenate_datasets(rows) for split, rows in parts.items()}), unused
+
+
+def _split_called(name: str, named: dict[str, str]) -> str | None:
+    """train, validation or test for a split or file called ``name``: as data.splits names it, else by
+    its usual name (dev, val…) unless data.splits gives that split another source; None: neither."""
+    chosen = {source.lower(): split for split, source in named.items()}
+    if name.lower() in chosen:
+        return chosen[name.lower()]
+    split = SPLIT_ALIASES.get(name.lower())
+    return split if split not in named else None
+
+
+def _check_named(named: dict[str, str], found: set[str], where: str) -> None:
+    lowered = {f.lower() for f in found}
+    for split, source in named.items():
+        if source.lower() not in lowered:
+            raise TunelabError(f"data.splits.{split}: {where} has no split or file called {source!r} "
+                               f"(there are: {', '.join(sorted(found)) or 'none'})", "name one of those")
 
 
 def _first_line(err: BaseException) -> str:

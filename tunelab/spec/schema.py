@@ -52,6 +52,10 @@ class Sample(_Strict):
 
 class DataSpec(_Strict):
     path: str
+    config: str | None = None  # a hub data set's configuration (subset): mrpc of nyu-mll/glue
+    # Which split (or file, by its name without extension) is train, validation or test, where the data
+    # names them otherwise: {validation: validation_matched}. The rest are found by their usual names.
+    splits: dict[Literal["train", "validation", "test"], str] = {}
     text_column: str | None = None
     # A sentence-pair task's second text (hypothesis, passage…): inferred for the usual pair names
     text_pair_column: str | None = None
@@ -66,8 +70,11 @@ class DataSpec(_Strict):
     def _compact(self, handler: Any) -> Any:
         """Settings newer than the first data sets only when set, so that those hash as they always did."""
         data = handler(self)
-        if self.text_pair_column is None:
-            data.pop("text_pair_column", None)
+        for key in ("config", "text_pair_column"):
+            if getattr(self, key) is None:
+                data.pop(key, None)
+        if not self.splits:
+            data.pop("splits", None)
         if self.format is None:
             data.pop("format", None)
         if not self.packing:
