@@ -431,3 +431,22 @@ def test_the_cli_prints_one_line_exits_2_and_writes_no_store(tmp_path, name, dat
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], out.stderr
     assert not (tmp_path / "work" / "tunelab.db").exists()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_scores_as_labels_are_refused_as_regression(minilm, tmp_path, fmt):
+    """STS-B-like similarity scores (0.0 to 5.0 in steps of 0.2): each value would be a class."""
+    scores = [round(0.2 * (i % 26), 1) for i in range(60)]
+    if fmt == "jsonl":
+        path = _jsonl(tmp_path / "d.jsonl", _rows(scores))
+    else:
+        path = _text_csv(tmp_path / "d" / "train.csv", [str(s) for s in scores]).parent
+    message = _refused(path, minilm, tmp_path)
+    assert "the labels look like scores, not classes (26 different numbers in train, such as" in message
+    assert "does not regress" in message
+
+
+def test_a_few_decimal_ratings_stay_classes(minilm, tmp_path):
+    """Ratings written 1.0 … 5.0 in a CSV are five classes, not scores."""
+    path = _text_csv(tmp_path / "d" / "train.csv", [f"{1 + i % 5}.0" for i in range(40)]).parent
+    assert _load(path, minilm, tmp_path).labels == ["1.0", "2.0", "3.0", "4.0", "5.0"]

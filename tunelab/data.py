@@ -37,6 +37,8 @@ PAIR_COLUMNS = (("sentence1", "sentence2"), ("premise", "hypothesis"), ("questio
                 ("text1", "text2"), ("text_a", "text_b"), ("question", "passage"), ("question", "sentence"))
 LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "sentiment")
 HELD_OUT = 0.1  # fraction of the data for each split tunelab has to make itself
+# More different numbers than this as labels, some with decimals, are scores rather than classes
+MAX_NUMERIC_CLASSES = 20
 UNLABELLED = "-1"  # the hub's label for "no label" (GLUE test splits): meant only when a whole split has it
 # Raise it when files are read differently: a cache prepared by an older reader is then prepared again.
 READER_VERSION = "3"  # 3: sentence pairs
@@ -377,6 +379,7 @@ def labelled_splits(raw: DatasetDict, spec: DataSpec,
     train_rows, train_labels = kept["train"]
     feature = train_rows.features[label_column]
     labels = _label_names(train_labels, feature.names if isinstance(feature, ClassLabel) else None)
+    _refuse_scores(labels, name)
     if len(labels) < 2:
         raise TunelabError(f"{name}: the training data has a single label ({labels[0]!r})",
                            "classification needs at least two classes in train")
@@ -554,6 +557,16 @@ def _label_names(values: list[str], names: list[str] | None) -> list[str]:
     if all(_NUMBER.fullmatch(v) for v in present):
         return sorted(present, key=lambda v: (float(v), v))
     return sorted(present)
+
+
+def _refuse_scores(labels: list[str], name: str) -> None:
+    """Scores (STS-B's similarities, ratings averaged over annotators) are no classes: read as classes,
+    each value would be one, and validation would hold values train never has."""
+    fractional = [label for label in labels if _NUMBER.fullmatch(label) and "." in label]
+    if len(labels) > MAX_NUMERIC_CLASSES and fractional and all(_NUMBER.fullmatch(label) for label in labels):
+        raise TunelabError(f"{name}: the labels look like scores, not classes ({len(labels)} different numbers in "
+                           f"train, such as {', '.join(fractional[:3])})",
+                           "tunelab classifies and does not regress: give each row a class (bin the scores)")
 
 
 def _check_sample(n: int, split: str, size: int, made: list[str], name: str) -> None:
