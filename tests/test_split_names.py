@@ -66,6 +66,7 @@ def test_hub_split_names_are_read_the_same_way():
 @pytest.mark.parametrize("options, message", [
     ({"splits": {"validation": "dev"}}, "data.splits.validation: {d} has no split or file called 'dev' "
                                         "(there are: dev_matched, dev_mismatched, train)"),
+    ({"splits": {"validation": "dev_matched", "test": "dev_matched"}}, "data.splits gives 'dev_matched' to two splits"),
     ({"config": "mrpc"}, "data.config ('mrpc') chooses a configuration of a data set on the Hugging Face hub, "
                          "and {d} is not one"),
 ])

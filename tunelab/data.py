@@ -164,6 +164,9 @@ class _Source:
         if spec.splits and (path.startswith("builtin:") or Path(path).is_file()):
             raise TunelabError(f"data.splits names splits or files, and {path} is one file or a built-in set",
                                "remove data.splits, or give a folder of split files or a hub data set")
+        twice = [source for source in named.values() if [s.lower() for s in named.values()].count(source.lower()) > 1]
+        if twice:
+            raise TunelabError(f"data.splits gives {twice[0]!r} to two splits", "give each split its own source")
         if path.startswith("builtin:"):
             name = path.removeprefix("builtin:")
             if name not in BUILTIN_DATA:
