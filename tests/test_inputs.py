@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import stored_runs, tiny_gpt2_without_pad, tiny_spec
+from helpers import ROOT, stored_runs, tiny_gpt2_without_pad, tiny_spec
 
 from tunelab.errors import TunelabError
 from tunelab.spec import DEFAULT_EXPERIMENT, TrainSpec, build_spec, load_spec, read_yaml
@@ -385,3 +385,10 @@ def test_pickled_bin_weights_load_with_allow_pickle(tmp_path):
     from tunelab.models import resolve_model
 
     assert resolve_model(str(tiny_bert(tmp_path / "m", weights="pytorch_model.bin")), allow_pickle=True).name
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_experiment_is_valid(example, monkeypatch):
+    """The README points at these files: each must read as an experiment (paths are relative to the root)."""
+    monkeypatch.chdir(ROOT)
+    assert load_spec(example).methods
