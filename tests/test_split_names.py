@@ -29,8 +29,8 @@ def _mnli_like(folder):
 
 def test_files_of_no_split_are_left_out_with_a_note(minilm, tmp_path):
     prepared = prepare_data(DataSpec(path=str(_mnli_like(tmp_path / "d"))), minilm, 32, tmp_path / "work")
-    assert prepared.notes[0].endswith("not used: dev_matched.jsonl, dev_mismatched.jsonl (not called train, "
-                                      "validation or test; data.splits can name them)")
+    assert prepared.notes[0].endswith("not used: dev_matched.jsonl, dev_mismatched.jsonl (no train, validation or "
+                                      "test split by name, or one data.splits replaced; data.splits can choose them)")
     assert sum(prepared.sizes.values()) == 60  # validation and test made from train
 
 
@@ -44,7 +44,8 @@ def test_data_splits_names_them(minilm, tmp_path):
     (folder / "validation.jsonl").write_text((folder / "dev_mismatched.jsonl").read_text())
     again = prepare_data(DataSpec(path=str(folder), splits={"validation": "dev_matched"}), minilm, 32, tmp_path / "w2")
     assert again.sizes["validation"] == 20
-    assert "not used: dev_mismatched.jsonl, validation.jsonl" in again.notes[0]
+    assert "not used: dev_mismatched.jsonl, validation.jsonl (no train, validation or test split by name, or one " \
+           "data.splits replaced" in again.notes[0]
 
 
 def test_hub_split_names_are_read_the_same_way():
@@ -61,6 +62,8 @@ def test_hub_split_names_are_read_the_same_way():
     assert sorted(named) == ["test", "train", "validation"] and named["test"]["text"] == mnli["validation_mismatched"]["text"]
     with pytest.raises(TunelabError, match="glue has no train split"):
         _named_splits(DatasetDict({"dev": rows}), {}, "glue")
+    with pytest.raises(TunelabError, match="glue: splits 'valid' and 'validation' would both be validation"):
+        _named_splits(DatasetDict({"train": rows, "valid": rows, "validation": rows}), {}, "glue")
 
 
 @pytest.mark.parametrize("options, message", [

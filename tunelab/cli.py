@@ -336,7 +336,7 @@ def predict(
         return
     firsts, seconds = _pairs(texts) if meta.pairs else (texts, None)  # checked before the model loads
     classifier = Classifier.load(artifact, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
-    for text, label in zip(texts, classifier.predict(firsts, seconds), strict=True):
+    for text, label in zip(texts, classifier.predict(firsts, seconds=seconds), strict=True):
         typer.echo(f"{label}\t{text}")
 
 

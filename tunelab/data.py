@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -98,8 +99,8 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
                             trust_remote_code=trust_remote_code, general_text=general_text)
     splits = tasks.get(task).prepare(raw, request)
     if unused:
-        splits.notes.insert(0, f"{source.name}: not used: {', '.join(unused)} (not called train, validation or "
-                               "test; data.splits can name them)")
+        splits.notes.insert(0, f"{source.name}: not used: {', '.join(unused)} (no train, validation or test split "
+                               "by name, or one data.splits replaced; data.splits can choose them)")
     if len(splits.text_columns) == 2:  # runs on pairs have keys of their own, also where no setting named them
         fingerprint = _hash(fingerprint, *splits.text_columns)
     prepared = PreparedData(
@@ -303,27 +304,30 @@ def _split_files(folder: Path, named: dict[str, str]) -> tuple[dict[str, list[st
     if "train" not in files:
         found = ", ".join(f.name for f in sorted(folder.iterdir())) or "nothing"
         raise TunelabError(f"data folder {folder} has no train file (found: {found})",
-                           "name the files train/validation/test.<csv|tsv|json|jsonl|parquet>, "
-                           "or point at a single file")
+                           "name the files train/validation/test.<csv|tsv|json|jsonl|parquet>, point at a "
+                           "single file, or choose the files with data.splits")
     return files, tuple(unused)
 
 
 def _named_splits(found: DatasetDict, named: dict[str, str], name: str) -> tuple[DatasetDict, tuple[str, ...]]:
     """A hub data set's splits as train, validation and test (validation_matched is neither, unless
     data.splits says so), and the names of the others."""
-    from datasets import DatasetDict, concatenate_datasets
+    from datasets import DatasetDict
 
     _check_named(named, set(found), name)
-    parts: dict[str, list[Dataset]] = {}
-    for split, rows in found.items():
+    parts: dict[str, str] = {}
+    for split in found:
         canonical = _split_called(split, named)
+        if canonical in parts:
+            raise TunelabError(f"{name}: splits {parts[canonical]!r} and {split!r} would both be {canonical}",
+                               f"choose one with data.splits: {{{canonical}: <its name>}}")
         if canonical:
-            parts.setdefault(canonical, []).append(rows)
+            parts[canonical] = split
     if "train" not in parts:
         raise TunelabError(f"{name} has no train split (splits: {', '.join(found)})",
                            "name the one to train on with data.splits: {train: <its name>}")
     unused = tuple(split for split in found if not _split_called(split, named))
-    return DatasetDict({split: concatenate_datasets(rows) for split, rows in parts.items()}), unused
+    return DatasetDict({canonical: found[split] for canonical, split in parts.items()}), unused
 
 
 def _split_called(name: str, named: dict[str, str]) -> str | None:
@@ -361,8 +365,9 @@ def labelled_splits(raw: DatasetDict, spec: DataSpec,
     from datasets import ClassLabel, DatasetDict
 
     check_not_empty(raw, name)
-    text_columns, label_column = _columns(spec, next(iter(raw.values())), name)
-    notes = [f"each example is a pair of texts: {' and '.join(text_columns)}"] if len(text_columns) == 2 else []
+    text_columns, label_column = _columns(spec, raw["train"] if "train" in raw else next(iter(raw.values())), name)
+    notes = [f"each example is a pair of texts: {' and '.join(text_columns)} (data.text_column alone: one text)"
+             ] if len(text_columns) == 2 else []
     kept: dict[str, tuple[Dataset, list[str]]] = {}
     for split, rows in raw.items():
         part = "the data set" if split == "all" else split
@@ -435,31 +440,32 @@ def _columns(spec: DataSpec, rows: Dataset, name: str) -> tuple[tuple[str, ...],
     so that the text inference cannot pick it. Two texts when data.text_pair_column names the second,
     or when neither text column is named and the columns are a known pair (sentence1 and sentence2…)."""
     named = [c for c in (spec.text_column, spec.text_pair_column) if c is not None]
-    for column in named:
-        if column == spec.label_column:
-            raise _leak(name, column)
+    for column, setting in ((spec.text_column, "data.text_column"), (spec.text_pair_column, "data.text_pair_column")):
+        if column is not None and column == spec.label_column:
+            raise _leak(name, column, setting)
     if len(named) == 2 and named[0] == named[1]:
         raise TunelabError(f"{name}: column {named[0]!r} would be both texts of each pair",
                            "name two different columns with data.text_column and data.text_pair_column")
     label = _column(spec.label_column, rows, LABEL_COLUMNS, "label", name, besides=named[0] if named else None)
     if not named:
         pair = next((p for p in PAIR_COLUMNS if set(p) <= set(rows.column_names) and label not in p), None)
-        if pair:
+        single = [c for c in TEXT_COLUMNS if c in rows.column_names and c not in (pair or ())]
+        if pair and not single:  # a text column of its own (text beside question and sentence) wins
             return pair, label
     if spec.text_pair_column is not None:
         _check_columns(rows, (spec.text_pair_column,), name)
         if spec.text_pair_column == label:
-            raise _leak(name, label)
+            raise _leak(name, label, "data.text_pair_column")
         rest = rows.remove_columns([spec.text_pair_column]) if spec.text_column is None else rows
         return (_column(spec.text_column, rest, TEXT_COLUMNS, "text", name, besides=label),
                 spec.text_pair_column), label
     return (_column(spec.text_column, rows, TEXT_COLUMNS, "text", name, besides=label),), label
 
 
-def _leak(name: str, column: str) -> TunelabError:
+def _leak(name: str, column: str, text_setting: str = "data.text_column") -> TunelabError:
     return TunelabError(f"{name}: column {column!r} would be both the text and the label column "
                         "(label leakage: the model would read its answer)",
-                        "name two different columns with data.text_column and data.label_column")
+                        f"name two different columns with {text_setting} and data.label_column")
 
 
 def _column(given: str | None, rows: Dataset, candidates: tuple[str, ...], what: str, name: str,
@@ -494,7 +500,7 @@ def _check_columns(rows: Dataset, columns: tuple[str, ...], name: str) -> None:
     for column in columns:
         if column not in rows.column_names:
             raise TunelabError(f"{name}: no column {column!r} (columns: {', '.join(rows.column_names)})",
-                               "set data.text_column / data.label_column to one of those")
+                               "set data.text_column / data.text_pair_column / data.label_column to one of those")
 
 
 _NUMBER = re.compile(r"-?\d+(\.\d+)?")
@@ -564,12 +570,25 @@ def _label_names(values: list[str], names: list[str] | None) -> list[str]:
 
 def _refuse_scores(labels: list[str], name: str) -> None:
     """Scores (STS-B's similarities, ratings averaged over annotators) are no classes: read as classes,
-    each value would be one, and validation would hold values train never has."""
-    fractional = [label for label in labels if _NUMBER.fullmatch(label) and "." in label]
-    if len(labels) > MAX_NUMERIC_CLASSES and fractional and all(_NUMBER.fullmatch(label) for label in labels):
+    each value would be one, and validation would hold values train never has. Many different numbers,
+    most of them with a fraction, are taken for scores."""
+    numbers = [_finite(label) for label in labels]
+    if len(labels) <= MAX_NUMERIC_CLASSES or any(x is None for x in numbers):
+        return
+    fractional = [label for label, x in zip(labels, numbers, strict=True) if x is not None and not x.is_integer()]
+    if 2 * len(fractional) >= len(labels):
         raise TunelabError(f"{name}: the labels look like scores, not classes ({len(labels)} different numbers in "
                            f"train, such as {', '.join(fractional[:3])})",
-                           "tunelab classifies and does not regress: give each row a class (bin the scores)")
+                           "tunelab classifies and does not regress: give each row a class (bin the scores); "
+                           "class codes that are numbers can be written as text (c10.4)")
+
+
+def _finite(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _check_sample(n: int, split: str, size: int, made: list[str], name: str) -> None:
@@ -619,19 +638,36 @@ def _stratified_split(rows: Dataset, n: int, seed: int, name: str) -> DatasetDic
 def tokenise(data: DatasetDict, model_path: str, text_columns: tuple[str, ...], max_length: int,
              trust_remote_code: bool) -> DatasetDict:
     """Token ids of each example: one text, or a pair as the tokenizer joins two (BERT's
-    ``[CLS] a [SEP] b [SEP]`` with segment ids), the longer of the two cut first to fit max_length."""
+    ``[CLS] a [SEP] b [SEP]`` with segment ids; see ``second_texts``), the longer of the two cut
+    first to fit max_length."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
 
     def encode(*texts: list[str]) -> dict[str, Any]:
-        encoded = tokenizer(*([str(t) for t in column] for column in texts), truncation=True, max_length=max_length)
+        columns = [[str(t) for t in column] for column in texts]
+        if len(columns) == 2:
+            columns[1] = second_texts(tokenizer, columns[1])
+        encoded = tokenizer(*columns, truncation=True, max_length=max_length)
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
         return encoded
 
     data = data.map(encode, input_columns=list(text_columns), batched=True, remove_columns=list(text_columns),
                     desc="tokenising")
     return sorted_for_evaluation(data)
+
+
+PAIR_SEPARATOR = "\n\n"
+
+
+def second_texts(tokenizer: Any, texts: list[str]) -> list[str]:
+    """A pair's second texts as the tokenizer is given them: as they are where it marks where they
+    begin (BERT's [SEP]); after a blank line where it does not, as GPT-2's and SmolLM2's join a pair
+    with nothing between, and the model would read the two as one run-on text. At the second text's
+    start, the separator survives truncation, which cuts from the end."""
+    if tokenizer.num_special_tokens_to_add(pair=True) > tokenizer.num_special_tokens_to_add(pair=False):
+        return texts
+    return [PAIR_SEPARATOR + text for text in texts]
 
 
 def sorted_for_evaluation(data: DatasetDict) -> DatasetDict:

@@ -34,15 +34,22 @@ class Classifier:
         return cls(model=model.eval(), tokenizer=tokenizer, labels=meta.labels, max_length=meta.max_length,
                    pairs=meta.pairs)
 
-    def predict(self, texts: list[str], seconds: list[str] | None = None, batch_size: int = 32) -> list[str]:
+    def predict(self, texts: list[str], *, seconds: list[str] | None = None, batch_size: int = 32) -> list[str]:
         """Labels for ``texts`` (with ``seconds``, the pairs' second texts, for a classifier of pairs),
         tokenised and truncated as in training."""
         import torch
+
+        from .data import second_texts
 
         if self.pairs != (seconds is not None):
             raise TunelabError("this classifier was trained on pairs of texts: give each input as two"
                                if self.pairs else "this classifier was trained on single texts, not pairs",
                                "give each input as its training data was: one text, or a pair")
+        if seconds is not None:
+            if len(seconds) != len(texts):
+                raise TunelabError(f"{len(texts)} first texts and {len(seconds)} second ones",
+                                   "give every pair both of its texts")
+            seconds = second_texts(self.tokenizer, seconds)
         out: list[str] = []
         for start in range(0, len(texts), batch_size):
             pair = (seconds[start : start + batch_size],) if seconds is not None else ()
