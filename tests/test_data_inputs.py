@@ -450,3 +450,25 @@ def test_a_few_decimal_ratings_stay_classes(minilm, tmp_path):
     """Ratings written 1.0 … 5.0 in a CSV are five classes, not scores."""
     path = _text_csv(tmp_path / "d" / "train.csv", [f"{1 + i % 5}.0" for i in range(40)]).parent
     assert _load(path, minilm, tmp_path).labels == ["1.0", "2.0", "3.0", "4.0", "5.0"]
+
+
+def _setfit_layout(folder: Path, blank_name: bool = False) -> Path:
+    """Real emotion rows as SetFit's hub data sets hold them: a numbered label and its label_text."""
+    folder.mkdir(parents=True)
+    names = ["sadness", "joy", "love", "anger", "fear", "surprise"]
+    for split in ("train", "validation"):
+        rows = [json.loads(line) for line in (DATA / "emotion" / f"{split}.jsonl").read_text().splitlines()[:60]]
+        setfit = [{"text": r["text"], "label": names.index(r["label"]), "label_text": r["label"]} for r in rows]
+        if blank_name:
+            setfit[0]["label_text"] = ""
+        _jsonl(folder / f"{split}.jsonl", setfit)
+    return folder
+
+
+def test_numbered_labels_take_their_names_from_label_text(minilm, tmp_path):
+    prepared = _load(_setfit_layout(tmp_path / "d"), minilm, tmp_path)
+    assert set(prepared.labels) <= {"sadness", "joy", "love", "anger", "fear", "surprise"}
+    assert len(prepared.labels) >= 4
+    # a row without a name: the numbers stay, rather than a class split in two
+    unnamed = _load(_setfit_layout(tmp_path / "u", blank_name=True), minilm, tmp_path / "u-work")
+    assert all(label.isdigit() for label in unnamed.labels)

@@ -37,6 +37,8 @@ TEXT_COLUMNS = ("text", "sentence", "review", "content", "document", "question",
 PAIR_COLUMNS = (("sentence1", "sentence2"), ("premise", "hypothesis"), ("question1", "question2"),
                 ("text1", "text2"), ("text_a", "text_b"), ("question", "passage"), ("question", "sentence"))
 LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "sentiment")
+# Beside a label column of numbers, the class names (SetFit's data sets on the hub carry label_text)
+LABEL_NAME_COLUMNS = ("label_text", "label_name")
 HELD_OUT = 0.1  # fraction of the data for each split tunelab has to make itself
 # More different numbers than this as labels, some with decimals, are scores rather than classes
 MAX_NUMERIC_CLASSES = 20
@@ -372,7 +374,8 @@ def labelled_splits(raw: DatasetDict, spec: DataSpec,
     for split, rows in raw.items():
         part = "the data set" if split == "all" else split
         _check_columns(rows, (*text_columns, label_column), f"{name} ({split})")
-        values = _label_values(rows, label_column, f"{name} ({split})")
+        values = _named_labels(rows, _label_values(rows, label_column, f"{name} ({split})"),
+                               (*text_columns, label_column))
         rows, labels, note = _drop_unusable(rows, text_columns, values, part)
         if _unlabelled(values) or not labels:
             if split in ("validation", "test"):
@@ -524,6 +527,21 @@ def _label_values(rows: Dataset, column: str, name: str) -> list[str | None]:
         raise TunelabError(f"{name}: the label column {column!r} holds {type(feature).__name__} values, "
                            "not one label per row", "give every row one label (a string or a number)")
     return [_label_text(v) for v in values]
+
+
+def _named_labels(rows: Dataset, values: list[str | None], used: tuple[str, ...]) -> list[str | None]:
+    """Numbered labels by their names, where a column beside them names every class one way (SetFit's
+    label_text): reports, predictions and ``tunelab predict`` then say "joy", not "3". Left as they are
+    when any labelled row lacks a name, or one number has two."""
+    column = next((c for c in LABEL_NAME_COLUMNS if c in rows.column_names and c not in used), None)
+    if column is None or not all(v is None or _NUMBER.fullmatch(v) for v in values):
+        return values
+    names = rows.with_format("arrow")[column].to_pylist()
+    pairs = {(v, n) for v, n in zip(values, names, strict=True) if v is not None and v != UNLABELLED}
+    if any(not isinstance(n, str) or not n.strip() for _, n in pairs) or \
+            not len({v for v, _ in pairs}) == len({n for _, n in pairs}) == len(pairs):
+        return values
+    return [n if v is not None and v != UNLABELLED else v for v, n in zip(values, names, strict=True)]
 
 
 def _label_text(value: Any) -> str | None:
