@@ -3,6 +3,8 @@ left out with a note, or named with data.splits; a hub data set's configuration 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from helpers import DATA, tunelab
 
@@ -87,3 +89,30 @@ def test_splits_of_a_single_file_are_refused(minilm, tmp_path):
     with pytest.raises(TunelabError, match="data.splits names splits or files"):
         prepare_data(DataSpec(path=str(DATA / "sms_spam" / "sms_spam.csv"), splits={"train": "x"}), minilm, 32,
                      tmp_path)
+
+
+def test_a_configuration_is_chosen_and_its_splits_named_as_on_the_hub(tmp_path):
+    """The hub's own loader, offline: a data set folder whose README declares two configurations, as a
+    repository on the hub does (GLUE's mrpc, sst2…), read through the hub path of tunelab's loader."""
+    from tunelab.data import _Source
+
+    with open(DATA / "rotten_tomatoes" / "train.jsonl", encoding="utf-8") as f:
+        lines = f.readlines()
+    repo = tmp_path / "glue"
+    for config, start in (("mrpc", 0), ("sst2", 100)):
+        (repo / config).mkdir(parents=True)
+        for split, offset, n in (("train", 0, 30), ("validation_matched", 30, 10), ("test", 40, 10)):
+            (repo / config / f"{split}.jsonl").write_text("".join(lines[start + offset:start + offset + n]))
+    (repo / "README.md").write_text("---\nconfigs:\n" + "".join(
+        f"- config_name: {config}\n  data_files:\n" + "".join(
+            f"  - split: {split}\n    path: {config}/{split}.jsonl\n" for split in ("train", "validation_matched", "test"))
+        for config in ("mrpc", "sst2")) + "---\n")
+
+    def load(config, splits):
+        return _Source(name=str(repo), kind="hub", config=config, splits=splits).load(tmp_path / "cache")
+
+    rows, unused = load("sst2", {})
+    assert sorted(rows) == ["test", "train"] and unused == ("validation_matched",)
+    assert rows["train"][0]["text"] == json.loads(lines[100])["text"]  # sst2's rows, not mrpc's
+    rows, unused = load("mrpc", {"validation": "validation_matched"})
+    assert {split: len(r) for split, r in rows.items()} == {"train": 30, "validation": 10, "test": 10} and not unused
