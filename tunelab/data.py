@@ -40,7 +40,7 @@ LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "sentiment")
 # Beside a label column of numbers, the class names (SetFit's data sets on the hub carry label_text)
 LABEL_NAME_COLUMNS = ("label_text", "label_name")
 HELD_OUT = 0.1  # fraction of the data for each split tunelab has to make itself
-# More different numbers than this as labels, some with decimals, are scores rather than classes
+# More different numbers than this as labels, most with a fraction, are scores rather than classes
 MAX_NUMERIC_CLASSES = 20
 UNLABELLED = "-1"  # the hub's label for "no label" (GLUE test splits): meant only when a whole split has it
 # Raise it when files are read differently: a cache prepared by an older reader is then prepared again.
@@ -167,7 +167,8 @@ class _Source:
         if spec.splits and (path.startswith("builtin:") or Path(path).is_file()):
             raise TunelabError(f"data.splits names splits or files, and {path} is one file or a built-in set",
                                "remove data.splits, or give a folder of split files or a hub data set")
-        twice = [source for source in named.values() if [s.lower() for s in named.values()].count(source.lower()) > 1]
+        sources = [source.lower() for source in named.values()]
+        twice = [source for source in sources if sources.count(source) > 1]
         if twice:
             raise TunelabError(f"data.splits gives {twice[0]!r} to two splits", "give each split its own source")
         if path.startswith("builtin:"):
