@@ -33,18 +33,11 @@ def measure(args: argparse.Namespace, method: str, compiled: bool) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         trainer = perf._session(args, method, Path(tmp)).trainer
-        model, optimizer, bf16 = trainer.model.train(), trainer.optimizer, trainer.args.bf16
-        forward = torch.compile(model) if compiled else model
+        forward = torch.compile(trainer.model) if compiled else None
         batches = list(trainer.get_train_dataloader())
         started = time.perf_counter()
         warm = tokens = 0
-        for step, batch in enumerate(batches, start=1):
-            with torch.autocast(trainer.args.device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = forward(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad()
+        for step, batch in perf.bare_steps(trainer, batches, forward):
             if step == args.warmup:
                 perf._synchronize()
                 warm = time.perf_counter()

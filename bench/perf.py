@@ -128,10 +128,27 @@ def _synchronize() -> None:
         torch.cuda.synchronize()
 
 
+def bare_steps(trainer, batches, forward=None):
+    """The bare loop: the runner's model, method, optimizer and groups, clipping and precision, and
+    nothing else. Yields each step's number and batch once the step is queued; ``forward`` runs
+    the model (a compiled one, say) where given."""
+    import torch
+
+    model, optimizer = trainer.model.train(), trainer.optimizer
+    forward = model if forward is None else forward
+    for step, batch in enumerate(batches, start=1):
+        with torch.autocast(trainer.args.device.type, dtype=torch.bfloat16, enabled=trainer.args.bf16):
+            loss = forward(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad()
+        yield step, batch
+
+
 def tokens_per_second(args: argparse.Namespace, method: str, side: str, workdir: Path) -> dict:
     """Real tokens per second over ``args.steps`` steps after ``args.warmup``, the device
     synchronised at both ends of the window and nowhere else; this process's peak memory."""
-    import torch
     from transformers import TrainerCallback
 
     from tunelab.measure import peak_memory_mb
@@ -155,17 +172,8 @@ def tokens_per_second(args: argparse.Namespace, method: str, side: str, workdir:
 
         trainer.add_callback(Stamp())
         trainer.train()
-    else:  # the bare loop: same model, method, optimizer, groups, clipping and precision; nothing else
-        model = trainer.model.train()
-        optimizer = trainer.optimizer
-        bf16 = trainer.args.bf16
-        for step, batch in enumerate(trainer.get_train_dataloader(), start=1):
-            with torch.autocast(trainer.args.device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad()
+    else:
+        for step, _ in bare_steps(trainer, trainer.get_train_dataloader()):
             stamp(step)
     memory, _ = peak_memory_mb()
     non_embedding = sum(p.numel() for n, p in trainer.model.named_parameters() if "embeddings" not in n)
