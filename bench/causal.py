@@ -8,7 +8,7 @@ A. LoRA against full fine-tuning through tunelab's own runner (task causal-lm, b
    steps, real (non-padding) tokens per second after warm-up, trainable parameters, and each method's peak
    memory (peak RSS on a CPU, CUDA max allocated on a GPU) before training and at the end, each method in
    its own process.
-B. Greedy generation (`tunelab.generation.generate`, the base model, max_new_tokens 32) of the prompts of
+B. Greedy generation (`tunelab.tasks.causal_lm.generation.generate`, the base model, max_new_tokens 32) of the prompts of
    32 Alpaca test examples, one prompt at a time against batches of 16: generated tokens per second (median
    of the repeats), the ratio, and how many answers are word for word the same both ways (greedy decoding
    with left padding may still differ on a rare near-tie of two tokens' scores).
@@ -61,9 +61,9 @@ def train_steps(method: str, steps: int, workdir: Path) -> dict:
     """Seconds per step and real tokens per second after warm-up, trainable parameters, peak memory."""
     from transformers import TrainerCallback
 
-    from tunelab import runner
-    from tunelab.experiment import prepare
-    from tunelab.measure import count_parameters, peak_memory_mb
+    from tunelab.experiment.compare import prepare
+    from tunelab.run import trainer as runner
+    from tunelab.run.measure import count_parameters, peak_memory_mb
     from tunelab.spec import build_spec
 
     runs = prepare(build_spec(_spec(steps, workdir)))[2]
@@ -100,9 +100,9 @@ def generation(prompts: int, workdir: Path) -> dict:
     import torch
 
     from tunelab import tasks
-    from tunelab.experiment import prepare
-    from tunelab.generation import generate
+    from tunelab.experiment.compare import prepare
     from tunelab.spec import build_spec
+    from tunelab.tasks.causal_lm.generation import generate
 
     (run,) = prepare(build_spec({
         "model": "builtin:smollm2",

@@ -28,8 +28,8 @@ SST2 = ROOT.parent / "shared" / "data" / "sst2"
 # Runs the experiment file argv[1] on argv[2] processes and prints its runs as JSON lines.
 RUN = """
 import json, sys
-from tunelab.executor import LocalExecutor
-from tunelab.experiment import compare
+from tunelab.run.launch import LocalExecutor
+from tunelab.experiment.compare import compare
 from tunelab.spec import load_spec
 from tunelab.store import Store
 spec = load_spec(sys.argv[1])

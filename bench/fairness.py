@@ -5,7 +5,7 @@
 
 For each data set (from ../shared/data; 2,000 training sentences, 500 validation, the whole test
 split; builtin:minilm, 1 epoch, batch 16, max 64 tokens): the default `tunelab compare` (each
-method's learning rate chosen by `tunelab.tuning`) and `tunelab sweep` with N trials per method over
+method's learning rate chosen by `tunelab.experiment.learning_rate`) and `tunelab sweep` with N trials per method over
 its whole default search space (learning rate, method options, batch size, warm-up, weight decay),
 whose best settings are then retrained with test evaluation, in separate work directories, one
 after the other in this process. Reported per method: the learning rate each chose, the test
@@ -44,8 +44,8 @@ def predictions(workdir: Path, keys: list[str]) -> np.ndarray:
 
 
 def one(name: str, trials: int, train: int, out: Path) -> dict[str, Any]:
-    from tunelab.bootstrap import paired_difference
-    from tunelab.experiment import compare
+    from tunelab.experiment.compare import compare
+    from tunelab.report.bootstrap import paired_difference
     from tunelab.spec import build_spec
     from tunelab.sweep import sweep
 

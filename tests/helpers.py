@@ -95,7 +95,7 @@ def trained(run: Any) -> tuple[Any, set[str], set[str]]:
     parameters that changed, names of those that require gradients)."""
     import torch
 
-    from tunelab import runner
+    from tunelab.run import trainer as runner
 
     session = runner.build(run)
     model = session.trainer.model
@@ -126,7 +126,7 @@ def planner(workdir: Path, spec: Any) -> Any:
     once for all), each run directory cleared so that every test trains from scratch."""
     import shutil
 
-    from tunelab.experiment import prepare
+    from tunelab.experiment.compare import prepare
     from tunelab.spec import build_spec
 
     def make(methods: list, **train: object) -> list[Any]:

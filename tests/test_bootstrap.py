@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tunelab.bootstrap import paired_difference
+from tunelab.report.bootstrap import paired_difference
 
 
 def test_a_method_against_itself_is_exactly_zero() -> None:

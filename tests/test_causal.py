@@ -9,8 +9,8 @@ import re
 import pytest
 from helpers import ALPACA, planner, tiny_causal_spec, tiny_gpt2_without_pad, trained, trains_exactly, tunelab
 
-from tunelab import runner
 from tunelab.errors import TunelabError
+from tunelab.run import trainer as runner
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +84,8 @@ def test_causal_lm_defaults_learning_rates_of_its_own(causal_runs):
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["lora", "prompt-tuning", "full", "freeze", "ia3", "pissa"])
 def test_the_artifact_generates_what_the_model_generated_before_saving(causal_runs, method, tmp_path):
-    from tunelab.generation import generate
     from tunelab.predict import Generator
+    from tunelab.tasks.causal_lm.generation import generate
 
     (run,) = causal_runs([method])
     session, _, _ = trained(run)
@@ -118,7 +118,7 @@ def test_forgetting_is_zero_for_the_untrained_model(causal_runs):
 
 
 def test_the_task_registry_refuses_methods_that_do_not_apply(tmp_path):
-    from tunelab.experiment import prepare
+    from tunelab.experiment.compare import prepare
     from tunelab.spec import build_spec
 
     with pytest.raises(TunelabError, match=r"method 'head' does not apply to task causal-lm .*methods for causal-lm: "
@@ -179,7 +179,7 @@ def test_bad_causal_lm_input_gets_one_line_and_exit_2(tmp_path, change, expected
 def test_prefix_tuning_on_an_encoder_is_refused_before_anything_runs(tmp_path):
     from helpers import tiny_spec
 
-    from tunelab.experiment import prepare
+    from tunelab.experiment.compare import prepare
     from tunelab.spec import build_spec
 
     with pytest.raises(TunelabError, match="method 'prefix-tuning' does not apply to task classification"):
@@ -198,7 +198,7 @@ def test_a_bad_messages_file_is_refused_with_the_row(tmp_path, messages, expecte
     data.write_text("\n".join(json.dumps({"messages": m}) for m in [good, good, messages, good]) + "\n")
     raw = tiny_causal_spec(tmp_path / "work", ["lora"])
     raw["data"] = {"path": str(data)}
-    from tunelab.experiment import prepare
+    from tunelab.experiment.compare import prepare
     from tunelab.spec import build_spec
 
     with pytest.raises(TunelabError, match=re.escape(expected)):
@@ -261,7 +261,7 @@ def test_a_gpt2_style_model_without_a_template_or_pad_token_is_instruction_tuned
 
     import json
 
-    from tunelab.experiment import prepare
+    from tunelab.experiment.compare import prepare
     from tunelab.spec import build_spec
 
     rows = [r for r in json.loads(ALPACA.read_text()) if not r["input"] and len(r["instruction"] + r["output"]) < 100]
@@ -288,7 +288,7 @@ def test_plain_text_language_modelling_trains_and_skips_generation(tmp_path):
     ends with its losses and forgetting (the test split has no prompts, so no generation metrics)."""
     import json
 
-    from tunelab.experiment import prepare
+    from tunelab.experiment.compare import prepare
     from tunelab.spec import build_spec
 
     texts = [r["output"] for r in json.loads(ALPACA.read_text())[:60]]

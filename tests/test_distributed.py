@@ -36,7 +36,7 @@ def test_two_processes_give_the_metrics_of_one_and_the_run_is_recorded_once(tmp_
 
 
 # `tunelab compare` on 2 processes, through the API: the CLI refuses train.fsdp on a machine without GPUs
-_COMPARE_ON_TWO = ("import sys; from tunelab.experiment import compare; from tunelab.executor import LocalExecutor; "
+_COMPARE_ON_TWO = ("import sys; from tunelab.experiment.compare import compare; from tunelab.run.launch import LocalExecutor; "
                    "from tunelab.spec import load_spec; compare(load_spec(sys.argv[1]), executor=LocalExecutor(gpus_per_run=2))")
 
 
@@ -56,7 +56,7 @@ def test_fsdp_on_two_processes_resumes_after_a_kill_and_matches_one_process(tmp_
     import torch
     from safetensors.torch import load_file
 
-    from tunelab.experiment import compare
+    from tunelab.experiment.compare import compare
     from tunelab.predict import Classifier
     from tunelab.spec import build_spec
 
@@ -106,7 +106,7 @@ def test_a_decoder_sharded_on_two_processes_scores_and_generates_as_on_one(tmp_p
     import subprocess
     import sys
 
-    from tunelab.experiment import compare
+    from tunelab.experiment.compare import compare
     from tunelab.spec import build_spec
 
     compare(build_spec(tiny_causal_spec(tmp_path / "one", ["full"])))
@@ -128,7 +128,7 @@ _TAIL = """
 import torch, torch.distributed as dist
 from torch.distributed.fsdp import fully_shard
 from transformers import LlamaConfig, LlamaForCausalLM
-from tunelab.runner import _local, _resharded
+from tunelab.run.trainer import _local, _resharded
 dist.init_process_group("gloo")
 model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                                      num_attention_heads=2, num_key_value_heads=2, tie_word_embeddings=True))
@@ -199,8 +199,8 @@ def test_fsdp_that_cannot_shard_gets_one_line_and_exit_2(tmp_path, methods, flag
 
 
 def test_fsdp_shards_only_the_methods_that_train_the_whole_model_and_keys_stay_without_it(tmp_path):
-    from tunelab.plan import RunSpec
     from tunelab.spec import build_spec
+    from tunelab.spec.run import RunSpec
 
     plain = build_spec(tiny_spec(tmp_path, ["full", "llrd", "lora"]))
     sharded = build_spec(tiny_spec(tmp_path, ["full", "llrd", "lora"], fsdp=True))
@@ -234,7 +234,7 @@ def test_a_run_that_cannot_split_over_its_gpus_gets_one_line_and_exit_2(tmp_path
 def test_a_sweep_trial_on_two_processes_is_reported_once_and_pruned_on_every_rank(tmp_path):
     """Rank 0 alone reports to the study; its pruner's word stops both ranks at the same step."""
     optuna = pytest.importorskip("optuna")
-    from tunelab.executor import LocalExecutor
+    from tunelab.run.launch import LocalExecutor
     from tunelab.spec import build_spec
     from tunelab.sweep import default_storage, study_names, sweep
 

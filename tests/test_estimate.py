@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 from helpers import ROOT, trained, tunelab
 
-from tunelab import runner
-from tunelab.estimate import Setup, estimate
+from tunelab.estimate.memory import Setup, estimate
+from tunelab.run import trainer as runner
 
 
 @pytest.mark.parametrize("method", ["full", "freeze", "head", "bitfit", "lora", "pissa", "ia3", "vera", "p-tuning",
@@ -86,7 +86,7 @@ def test_a_steps_flops_are_what_torch_counts_in_a_real_forward_and_backward(mode
 
 
 def test_the_line_through_real_steps_survives_one_setting_and_a_negative_overhead():
-    from tunelab.step_time import Point, fit
+    from tunelab.estimate.step_time import Point, fit
 
     seeds = fit([Point(1e9, 1.0), Point(1e9, 1.2), Point(1e9, 1.1)], fallback=1e12, source="store")
     assert seeds.throughput == pytest.approx(1e9 / 1.1) and seeds.overhead == 0  # three seeds of one setting
@@ -163,7 +163,7 @@ def test_a_worker_reports_its_own_peak_memory_not_its_parents():
 
     held = bytearray(2 * 2**30)
     held[::4096] = b"\1" * len(held[::4096])  # touched: resident
-    code = "from tunelab.measure import peak_memory_mb; print(peak_memory_mb()[0])"
+    code = "from tunelab.run.measure import peak_memory_mb; print(peak_memory_mb()[0])"
     child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert child < 1024, child
     del held
@@ -172,7 +172,7 @@ def test_a_worker_reports_its_own_peak_memory_not_its_parents():
 @pytest.mark.parametrize(("model", "task", "anchors"), [("builtin:minilm", "classification", 4),
                                                          ("builtin:smollm2", "causal-lm", 3)])
 def test_calibration_times_real_steps_of_the_anchors_that_apply(model, task, anchors, monkeypatch):
-    from tunelab import step_time
+    from tunelab.estimate import step_time
 
     timed = []
     real = step_time.time_steps

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from tunelab.errors import TunelabError
-from tunelab.general_text import BUILTIN, MODULES, fingerprint, passages
+from tunelab.tasks.causal_lm.general_text import BUILTIN, MODULES, fingerprint, passages
 
 LONG = ("This paragraph is long enough to stand as a passage on its own, without merging. " * 3).strip()
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tunelab.generation_metrics import (
+from tunelab.tasks.causal_lm.metrics import (
     exact_match,
     generation_metrics,
     label_accuracy,

@@ -264,7 +264,7 @@ def test_tilde_workdir_from_the_file_and_from_the_flag_is_the_home_folder(tmp_pa
 
 
 def _prepare(tmp_path: Path, methods: list, model: str = "builtin:minilm", **train: Any):
-    from tunelab.experiment import prepare
+    from tunelab.experiment.compare import prepare
 
     return prepare(build_spec({**tiny_spec(tmp_path / "work", methods, **train), "model": model}))
 
@@ -355,7 +355,7 @@ def test_either_tokenizer_file_is_enough(tmp_path, kept):
 
 def test_a_tokenizer_without_a_pad_token_is_refused_with_how_to_set_one(tmp_path):
     """Refused, not padded with the end-of-text token behind the user's back: see
-    tunelab.tasks.classification.Classification.check_tokenizer for why (causal-lm pads with it)."""
+    tunelab.tasks.classification.task.Classification.check_tokenizer for why (causal-lm pads with it)."""
     _model_refused(tiny_gpt2_without_pad(tmp_path / "gpt2"),
                    "the tokenizer of model {} has no pad token, which batches of different lengths need (set "
                    "tokenizer.pad_token (e.g. its end-of-text token '<|endoftext|>') and config.pad_token_id".format(

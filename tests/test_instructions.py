@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from tunelab.errors import TunelabError
-from tunelab.instructions import (
+from tunelab.tasks.causal_lm.instructions import (
     FORMATS,
     PLAIN_TEMPLATE,
     conversations,

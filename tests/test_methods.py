@@ -9,8 +9,8 @@ import pytest
 import torch
 from helpers import trains_exactly
 
-from tunelab import runner
 from tunelab.predict import Classifier
+from tunelab.run import trainer as runner
 
 HEAD = r".*classifier\.modules_to_save\.default\..*"  # a peft tuner keeps a classifier's new head trainable
 ATTENTION = r".*\.attention\.self\.(query|value)\."  # peft's default targets for BERT

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from tunelab.metrics import classification_metrics, macro_f1
+from tunelab.tasks.classification.metrics import classification_metrics, macro_f1
 
 
 @pytest.mark.parametrize("seed", range(40))

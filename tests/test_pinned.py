@@ -21,8 +21,8 @@ PINNED = {
 @pytest.mark.skipif(torch.cuda.is_available(), reason="pinned on CPU; a GPU trains in bf16/fp16")
 @pytest.mark.parametrize("method", sorted(PINNED))
 def test_a_few_steps_give_the_pinned_losses(tiny_runs, method):
-    from tunelab import runner
     from tunelab.results import RunStatus
+    from tunelab.run import trainer as runner
 
     (run,) = tiny_runs([method])
     assert run.seed == 0 and run.train.max_steps == 4

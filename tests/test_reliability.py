@@ -15,8 +15,8 @@ import pytest
 import yaml
 from helpers import stored_runs, tiny_spec, tunelab
 
-from tunelab import runner
-from tunelab.experiment import compare, prepare
+from tunelab.experiment.compare import compare, prepare
+from tunelab.run import trainer as runner
 from tunelab.spec import build_spec
 
 
@@ -47,7 +47,7 @@ def _worker_of(parent: int) -> int | None:
                 cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if int(stat[1]) == parent and b"tunelab.worker" in cmdline:
+            if int(stat[1]) == parent and b"tunelab.run.worker" in cmdline:
                 return int(entry.name)
     return None
 
@@ -219,7 +219,7 @@ def test_an_exception_mid_experiment_releases_every_lock(tmp_path, monkeypatch):
 
     with pytest.raises(KeyboardInterrupt):
         compare(spec, executor=Interrupted())
-    from tunelab.locks import RunLock
+    from tunelab.experiment.locks import RunLock
 
     for run in prepare(spec)[2]:
         lock = RunLock(Path(spec.workdir), run.key)
@@ -228,7 +228,7 @@ def test_an_exception_mid_experiment_releases_every_lock(tmp_path, monkeypatch):
 
 
 def test_a_waiting_process_says_whom_it_waits_for_and_gives_up(tmp_path):
-    from tunelab.locks import RunLock
+    from tunelab.experiment.locks import RunLock
 
     spec = tiny_spec(tmp_path / "work", ["head"])
     (run,) = prepare(build_spec(spec))[2]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tunelab import report
-from tunelab.plan import RunSpec
+from tunelab.report import summary as report
 from tunelab.results import Costs, ExperimentInfo, MethodSearch, RunResult, RunStatus, SweepSummary
+from tunelab.spec.run import RunSpec
 from tunelab.store import Store
 
 SPEC = {"model": "builtin:minilm", "data": {"path": "../shared/data/sst2"}, "seeds": [0, 1]}

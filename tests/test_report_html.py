@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from helpers import tiny_spec, tunelab
 
-from tunelab import charts, report, report_html
+from tunelab.report import charts
+from tunelab.report import html as report_html
+from tunelab.report import summary as report
 from tunelab.spec import build_spec
 from tunelab.store import Store
 

@@ -1,4 +1,4 @@
-"""Search spaces: the experiment file's shorthand (``tunelab.methods.space.parse``) and a method's
+"""Search spaces: the experiment file's shorthand (``tunelab.spec.dimensions.parse``) and a method's
 resolved space (``tunelab.spec.sweep_space``). No Optuna, no data, no training."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tunelab.errors import TunelabError
-from tunelab.methods.space import Choice, Fixed, Range, parse
 from tunelab.spec import build_spec, sweep_space
+from tunelab.spec.dimensions import Choice, Fixed, Range, parse
 
 WHERE = "sweep.space.lora.x"
 

@@ -8,7 +8,7 @@ import json
 import pytest
 from helpers import DATA, tunelab
 
-from tunelab.data import _named_splits, prepare_data
+from tunelab.data.core import _named_splits, prepare_data
 from tunelab.errors import TunelabError
 from tunelab.models import resolve_model
 from tunelab.spec import DataSpec
@@ -94,7 +94,7 @@ def test_splits_of_a_single_file_are_refused(minilm, tmp_path):
 def test_a_configuration_is_chosen_and_its_splits_named_as_on_the_hub(tmp_path):
     """The hub's own loader, offline: a data set folder whose README declares two configurations, as a
     repository on the hub does (GLUE's mrpc, sst2…), read through the hub path of tunelab's loader."""
-    from tunelab.data import _Source
+    from tunelab.data.core import _Source
 
     with open(DATA / "rotten_tomatoes" / "train.jsonl", encoding="utf-8") as f:
         lines = f.readlines()

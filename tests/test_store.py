@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tunelab.errors import TunelabError
-from tunelab.plan import RunSpec
 from tunelab.results import Costs, ExperimentInfo, MethodSearch, RunResult, RunStatus, SweepSummary
 from tunelab.spec import TrainSpec
+from tunelab.spec.run import RunSpec
 from tunelab.store import FILE_NAME, SCHEMA_VERSION, Store
 
 ROOT = Path(__file__).resolve().parents[1]

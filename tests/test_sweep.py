@@ -17,8 +17,8 @@ import yaml
 from helpers import stored_runs, tiny_spec, tunelab
 
 from tunelab.errors import TunelabError
-from tunelab.plan import RunSpec
 from tunelab.spec import DEFAULT_EXPERIMENT, build_spec, sweep_space
+from tunelab.spec.run import RunSpec
 
 optuna = pytest.importorskip("optuna")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -103,7 +103,7 @@ def test_a_bad_sweep_section_names_the_field(sweep, expected):
 
 def test_the_trial_stays_out_of_the_run_key_and_the_test_flag_does_not():
     from tunelab.spec import PrunerSpec
-    from tunelab.trial import TrialRef
+    from tunelab.spec.run import TrialRef
 
     run = RunSpec(task="classification", model_path="m", model_type="bert", model_fingerprint="f", data_path="d",
                   data_fingerprint="g", labels=["a", "b"], method="lora", options={"lr": 1e-3}, train={}, seed=0,
@@ -115,7 +115,7 @@ def test_the_trial_stays_out_of_the_run_key_and_the_test_flag_does_not():
 
 
 def test_sweep_help_imports_neither_torch_nor_optuna():
-    probe = ("import sys\nfrom typer.testing import CliRunner\nfrom tunelab.cli import app\n"
+    probe = ("import sys\nfrom typer.testing import CliRunner\nfrom tunelab.cli.commands import app\n"
              "result = CliRunner().invoke(app, ['sweep', '--help'])\nassert result.exit_code == 0, result.output\n"
              "assert '--resume' in result.output and '--storage' in result.output\n"
              "print(sorted(m for m in ('torch', 'transformers', 'optuna', 'sqlalchemy') if m in sys.modules))\n")

@@ -13,20 +13,20 @@ from typing import Any
 __version__ = "0.1.0"
 __all__ = ["TunelabError", "compare", "load_spec", "sweep"]
 
-from .errors import TunelabError
+from tunelab.errors import TunelabError
 
 
 def __getattr__(name: str) -> Any:  # lazy, so that `import tunelab` stays fast
     if name == "compare":
-        from .experiment import compare
+        from tunelab.experiment.compare import compare
 
         return compare
     if name == "load_spec":
-        from .spec import load_spec
+        from tunelab.spec import load_spec
 
         return load_spec
     if name == "sweep":
-        from .sweep import sweep
+        from tunelab.sweep import sweep
 
         return sweep
     raise AttributeError(name)

@@ -1,3 +1,3 @@
-from .cli import main
+from tunelab.cli.commands import main
 
 main()

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from .errors import TunelabError
+from tunelab.errors import TunelabError
 
 META_FILE = "tunelab.json"
 LINK = "artifact"  # <run>/artifact: the current version, for people and `tunelab predict`

@@ -11,7 +11,7 @@ from importlib import util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import TunelabError, first_line
+from tunelab.errors import TunelabError, first_line
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
@@ -73,7 +73,7 @@ def resolve_model(ref: str, trust_remote_code: bool = False, allow_pickle: bool 
     """Check the model exists, is a model, has the task's head, has weights transformers can load
     and a tokenizer the task can use, without loading its weights (a GGUF file is the exception:
     it is dequantised once into a plain model folder, which is then what every run loads)."""
-    from . import tasks
+    from tunelab import tasks
 
     path = model_folder(ref)
     config = load_config(path, trust_remote_code)
@@ -309,7 +309,7 @@ def load_for_classification(
 def _fresh_marked(loaded: Any) -> Any:
     """The model of ``from_pretrained(..., output_loading_info=True)``, marked with the parameters
     its checkpoint lacked (``artifact.FRESH_ATTRIBUTE``)."""
-    from .artifact import FRESH_ATTRIBUTE
+    from tunelab.artifact import FRESH_ATTRIBUTE
 
     model, info = loaded
     setattr(model, FRESH_ATTRIBUTE, frozenset(info.get("missing_keys", ())))

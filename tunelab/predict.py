@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import artifact as artifacts
-from .errors import TunelabError
-from .models import load_for_causal_lm, load_for_classification
+from tunelab import artifact as artifacts
+from tunelab.errors import TunelabError
+from tunelab.models import load_for_causal_lm, load_for_classification
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Classifier:
         tokenised and truncated as in training."""
         import torch
 
-        from .data import second_texts
+        from tunelab.data.core import second_texts
 
         if self.pairs != (seconds is not None):
             raise TunelabError("this classifier was trained on pairs of texts: give each input as two"
@@ -83,8 +83,8 @@ class Generator:
 
     def generate(self, instructions: list[str], max_new_tokens: int = 128, batch_size: int = 16) -> list[str]:
         """Greedy answers, one per instruction (each a user turn)."""
-        from .generation import generate
-        from .instructions import prompt_ids
+        from tunelab.tasks.causal_lm.generation import generate
+        from tunelab.tasks.causal_lm.instructions import prompt_ids
 
         prompts = [prompt_ids(self.tokenizer, [{"role": "user", "content": text}])
                    for text in instructions]

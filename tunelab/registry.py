@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import sys
 from typing import ClassVar, Generic, Protocol, TypeVar
 
-from .errors import TunelabError, did_you_mean
+from tunelab.errors import TunelabError, did_you_mean
 
 
 class _Named(Protocol):
@@ -34,7 +33,8 @@ class Registry(Generic[T]):
     def _discover(self) -> None:
         if not self._discovered:
             self._discovered = True
-            for module in pkgutil.iter_modules(sys.modules[self.package].__path__):
+            package = importlib.import_module(self.package)
+            for module in pkgutil.iter_modules(package.__path__):
                 importlib.import_module(f"{self.package}.{module.name}")
 
     def available(self) -> list[str]:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import TunelabError
-from .plan import RunSpec
-from .results import Costs, ExperimentInfo, RunResult, RunStatus
+from tunelab.errors import TunelabError
+from tunelab.results import Costs, ExperimentInfo, RunResult, RunStatus
+from tunelab.spec.run import RunSpec
 
 SCHEMA_VERSION = 2
 FILE_NAME = "tunelab.db"

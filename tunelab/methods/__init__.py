@@ -4,23 +4,24 @@ is all a new method needs; ``tunelab methods`` lists them in name order."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeVar, cast
 
-from ..registry import Registry
-from .base import Method, MethodOptions, ModelContext
+from tunelab.methods.base import Method, MethodOptions, ModelContext
+from tunelab.spec.plugins import METHODS
 
-_registry: Registry[Method] = Registry(__name__, "method")
-register = _registry.register
-available = _registry.available
-get = _registry.get
+M = TypeVar("M", bound=type[Method])
+available = METHODS.available
 
 
-def typed_options(values: Any, name_key: str) -> Any:
-    """For a model's ``mode="before"`` validator: options that arrive as a mapping (a file, the
-    store, the worker's stdin) become the method's own ``Options``, named by ``values[name_key]``."""
-    if isinstance(values, dict) and isinstance(values.get("options"), dict):
-        return {**values, "options": get(values[name_key]).Options(**values["options"])}
-    return values
+def register(cls: M) -> M:
+    """Make ``cls`` a method, known by its ``name``."""
+    METHODS.register(cls)
+    return cls
 
 
-__all__ = ["Method", "MethodOptions", "ModelContext", "available", "get", "register", "typed_options"]
+def get(name: str) -> type[Method]:
+    """The method named ``name``; a ``TunelabError`` naming the closest ones when there is none."""
+    return cast("type[Method]", METHODS.get(name))
+
+
+__all__ = ["Method", "MethodOptions", "ModelContext", "available", "get", "register"]

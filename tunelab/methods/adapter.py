@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
-from ..errors import TunelabError, first_line
-from .base import Method, MethodOptions, ModelContext
+from tunelab.errors import TunelabError, first_line
+from tunelab.methods.base import Method, MethodOptions, ModelContext
 
 if TYPE_CHECKING:
     import torch

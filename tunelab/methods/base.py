@@ -12,30 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from .space import Dimension, lr_range
+from tunelab.spec.dimensions import Dimension, lr_range
+from tunelab.spec.options import MethodOptions, learning_rate
 
 if TYPE_CHECKING:
     import torch
 
-    from ..models import ModelRef
+    from tunelab.models import ModelRef
 
-
-def learning_rate(default: float, description: str = "peak learning rate, after warm-up") -> Any:
-    """The ``lr`` field of a method's options: every method has one, each with its own default."""
-    return Field(default, gt=0, description=description)
-
-
-class MethodOptions(BaseModel):
-    """A method's options, as the experiment file writes them; subclasses set ``lr``'s default
-    and add their own fields, each with a ``description`` (``tunelab methods`` shows it)."""
-
-    # Defaults are validated too, so that a value is the same whether written or defaulted (LoRA's
-    # alpha 16 is 16.0 either way) and a RunSpec's key survives its trip through JSON.
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
-
-    lr: float = learning_rate(1e-4)
+__all__ = ["Method", "MethodOptions", "ModelContext", "decay_groups", "learning_rate", "no_weight_decay"]
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import TunelabError
-from . import register
-from .base import Method, MethodOptions, ModelContext, learning_rate
-from .head import is_head
+from tunelab.errors import TunelabError
+from tunelab.methods import register
+from tunelab.methods.base import Method, MethodOptions, ModelContext, learning_rate
+from tunelab.methods.head import is_head
 
 if TYPE_CHECKING:
     import torch

@@ -4,10 +4,10 @@ from typing import TYPE_CHECKING, cast
 
 from pydantic import Field
 
-from . import register
-from .base import Method, MethodOptions, ModelContext, learning_rate
-from .layers import parameter_depths
-from .space import Dimension, Range
+from tunelab.methods import register
+from tunelab.methods.base import Method, MethodOptions, ModelContext, learning_rate
+from tunelab.methods.layers import parameter_depths
+from tunelab.spec.dimensions import Dimension, Range
 
 if TYPE_CHECKING:
     import torch

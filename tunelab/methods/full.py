@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import register
-from .base import Method, MethodOptions, ModelContext, learning_rate
+from tunelab.methods import register
+from tunelab.methods.base import Method, MethodOptions, ModelContext, learning_rate
 
 if TYPE_CHECKING:
     import torch

@@ -4,9 +4,9 @@ from typing import Any
 
 from pydantic import Field
 
-from . import register
-from .adapter import Adapter, AdapterOptions
-from .base import ModelContext, learning_rate
+from tunelab.methods import register
+from tunelab.methods.adapter import Adapter, AdapterOptions
+from tunelab.methods.base import ModelContext, learning_rate
 
 
 class Ia3Options(AdapterOptions):

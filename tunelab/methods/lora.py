@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from ..artifact import INITIAL_ADAPTER_ATTRIBUTE
-from . import register
-from .adapter import Adapter, AdapterOptions
-from .base import MethodOptions, ModelContext, learning_rate
-from .space import Choice, Dimension, Range
+from tunelab.artifact import INITIAL_ADAPTER_ATTRIBUTE
+from tunelab.methods import register
+from tunelab.methods.adapter import Adapter, AdapterOptions
+from tunelab.methods.base import MethodOptions, ModelContext, learning_rate
+from tunelab.spec.dimensions import Choice, Dimension, Range
 
 if TYPE_CHECKING:
     import torch

@@ -4,9 +4,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from . import register
-from .base import decay_groups, learning_rate
-from .lora import Lora, LoraOptions
+from tunelab.methods import register
+from tunelab.methods.base import decay_groups, learning_rate
+from tunelab.methods.lora import Lora, LoraOptions
 
 if TYPE_CHECKING:
     import torch

@@ -4,9 +4,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from . import register
-from .base import Method, MethodOptions, ModelContext, learning_rate
-from .space import Choice, Dimension, Range
+from tunelab.methods import register
+from tunelab.methods.base import Method, MethodOptions, ModelContext, learning_rate
+from tunelab.spec.dimensions import Choice, Dimension, Range
 
 if TYPE_CHECKING:
     import torch

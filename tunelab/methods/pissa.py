@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import register
-from .base import ModelContext
-from .lora import LoraFromTheWeights
+from tunelab.methods import register
+from tunelab.methods.base import ModelContext
+from tunelab.methods.lora import LoraFromTheWeights
 
 
 @register

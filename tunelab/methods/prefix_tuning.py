@@ -4,15 +4,15 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from ..errors import TunelabError
-from . import register
-from .base import Method, MethodOptions, ModelContext, learning_rate
-from .space import Dimension, Range
+from tunelab.errors import TunelabError
+from tunelab.methods import register
+from tunelab.methods.base import Method, MethodOptions, ModelContext, learning_rate
+from tunelab.spec.dimensions import Dimension, Range
 
 if TYPE_CHECKING:
     import torch
 
-    from ..models import ModelRef
+    from tunelab.models import ModelRef
 
 
 class PrefixTuningOptions(MethodOptions):

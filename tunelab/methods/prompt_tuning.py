@@ -4,9 +4,9 @@ from typing import TYPE_CHECKING, cast
 
 from pydantic import Field
 
-from . import register
-from .base import Method, MethodOptions, ModelContext, learning_rate
-from .space import Choice, Dimension, Range
+from tunelab.methods import register
+from tunelab.methods.base import Method, MethodOptions, ModelContext, learning_rate
+from tunelab.spec.dimensions import Choice, Dimension, Range
 
 # Text initialisation needs a text; without one in the experiment, this neutral instruction (Lester et
 # al. 2021 found any real-word initialisation better than random for small models).

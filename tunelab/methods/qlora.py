@@ -3,15 +3,15 @@ from __future__ import annotations
 from importlib import util
 from typing import TYPE_CHECKING, Any
 
-from ..errors import TunelabError
-from . import register
-from .base import ModelContext
-from .lora import Lora
+from tunelab.errors import TunelabError
+from tunelab.methods import register
+from tunelab.methods.base import ModelContext
+from tunelab.methods.lora import Lora
 
 if TYPE_CHECKING:
     import torch
 
-    from ..models import ModelRef
+    from tunelab.models import ModelRef
 
 
 @register

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import register
-from .base import ModelContext
-from .lora import Lora
+from tunelab.methods import register
+from tunelab.methods.base import ModelContext
+from tunelab.methods.lora import Lora
 
 
 @register

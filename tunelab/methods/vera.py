@@ -4,10 +4,10 @@ from typing import Any
 
 from pydantic import Field
 
-from . import register
-from .adapter import Adapter, AdapterOptions
-from .base import MethodOptions, ModelContext, learning_rate
-from .space import Choice, Dimension
+from tunelab.methods import register
+from tunelab.methods.adapter import Adapter, AdapterOptions
+from tunelab.methods.base import MethodOptions, ModelContext, learning_rate
+from tunelab.spec.dimensions import Choice, Dimension
 
 
 class VeraOptions(AdapterOptions):

@@ -1,7 +1,7 @@
 """The experiment, validated once at the edge: schema, loading (YAML and flags), sweep spaces."""
 
-from .load import DEFAULT_EXPERIMENT, build_spec, load_spec, read_yaml
-from .schema import (
+from tunelab.spec.load import DEFAULT_EXPERIMENT, build_spec, load_spec, read_yaml
+from tunelab.spec.schema import (
     DEFAULT_WORKDIR,
     TUNABLE_TRAIN,
     DataSpec,
@@ -16,7 +16,7 @@ from .schema import (
     TuneSpec,
     merge_train,
 )
-from .space import sweep_space
+from tunelab.spec.space import sweep_space
 
 __all__ = ["DEFAULT_EXPERIMENT", "DEFAULT_WORKDIR", "TUNABLE_TRAIN", "DataSpec", "EvalSpec", "ExperimentSpec",
            "GenerateSpec", "MethodSpec", "PrunerSpec", "Sample", "SweepSpec", "TrainSpec", "TuneSpec", "build_spec",

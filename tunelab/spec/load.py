@@ -8,11 +8,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ..encoding import find_non_utf8_in
-from ..errors import TunelabError
-from .messages import first_error
-from .schema import DEFAULT_WORKDIR, ExperimentSpec
-from .space import check_sweep_space
+from tunelab.errors import TunelabError
+from tunelab.spec.encoding import find_non_utf8_in
+from tunelab.spec.messages import first_error
+from tunelab.spec.schema import DEFAULT_WORKDIR, ExperimentSpec
+from tunelab.spec.space import check_sweep_space
 
 DEFAULT_EXPERIMENT: dict[str, Any] = {
     "model": "builtin:minilm",
@@ -67,7 +67,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 def _utf8_text(path: Path) -> str:
     """The file's text, read as UTF-8 whatever the locale says: the same file must mean the same
     experiment on every machine. Anything else (Latin-1 accents, UTF-16 from a Windows editor) is
-    refused with where it goes wrong and how to convert it (``tunelab.encoding``, as for data files),
+    refused with where it goes wrong and how to convert it (``tunelab.spec.encoding``, as for data files),
     instead of a UnicodeDecodeError traceback or a YAML error about NUL characters."""
     try:
         data = path.read_bytes()

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import did_you_mean
+from tunelab.errors import did_you_mean
 
 # What to write where a required key is missing: the one that a user can leave out by mistake.
 MISSING_HINTS = {

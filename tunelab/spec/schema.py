@@ -26,11 +26,11 @@ from pydantic import (
     model_validator,
 )
 
-from .. import methods as method_registry
-from .. import tasks as task_registry
-from ..errors import TunelabError
-from ..methods.base import MethodOptions
-from .messages import first_error
+from tunelab.errors import TunelabError
+from tunelab.spec import plugins
+from tunelab.spec.messages import first_error
+from tunelab.spec.options import MethodOptions
+from tunelab.spec.plugins import METHODS, typed_options
 
 DEFAULT_WORKDIR = "tunelab-work"
 # numpy's RandomState (which transformers' set_seed seeds with torch) accepts 0 <= seed < 2**32 only.
@@ -163,7 +163,7 @@ class MethodSpec(_Strict):
     @classmethod
     def _typed_options(cls, values: Any) -> Any:
         """Options arrive as a mapping (a file, the store): they become the method's own model."""
-        return method_registry.typed_options(values, "name")
+        return typed_options(values, "name")
 
     @model_serializer(mode="wrap")
     def _compact(self, handler: Any) -> Any:
@@ -200,7 +200,7 @@ class SweepSpec(_Strict):
 
 
 class TuneSpec(_Strict):
-    """How ``compare`` chooses each method's learning rate (``tunelab.tuning``): every candidate
+    """How ``compare`` chooses each method's learning rate (``tunelab.experiment.learning_rate``): every candidate
     (the method's default rate × each factor) trains on the first seed up to ``fraction`` of the
     budget and is ranked on validation; the best continues from there to the full budget."""
 
@@ -273,13 +273,13 @@ class ExperimentSpec(_Strict):
     @field_validator("task")
     @classmethod
     def _known_task(cls, value: str) -> str:
-        task_registry.get(value)
+        plugins.task(value)
         return value
 
     @model_validator(mode="after")
     def _task_settings(self) -> ExperimentSpec:
         """The task's metric and evaluation settings, filled in or checked: a run records the values it used."""
-        task = task_registry.get(self.task)
+        task = plugins.task(self.task)
         metric = self.train.metric or task.default_metric
         if metric not in task.metrics:
             raise TunelabError(f"train.metric: {metric!r} is not a metric of task {self.task}",
@@ -297,11 +297,11 @@ class ExperimentSpec(_Strict):
     @property
     def metric(self) -> str:
         """The validation metric that picks the best checkpoint, stops early and drives sweeps."""
-        return self.train.metric or task_registry.get(self.task).default_metric
+        return self.train.metric or plugins.task(self.task).default_metric
 
     @property
     def maximise(self) -> bool:
-        return task_registry.get(self.task).greater_is_better(self.metric)
+        return plugins.task(self.task).greater_is_better(self.metric)
 
     def prepended_tokens(self) -> tuple[int, str]:
         """(how many, which method): the most tokens a method adds in front of ``max_length``
@@ -313,7 +313,7 @@ class ExperimentSpec(_Strict):
         """The training settings of one method: the experiment's, with the method's own on top
         (``fsdp`` only where the method can be sharded)."""
         train = merge_train(self.train, method.train) if method.train else self.train
-        if train.fsdp and not method_registry.get(method.name).shardable:
+        if train.fsdp and not METHODS.get(method.name).shardable:
             train = train.model_copy(update={"fsdp": False})
         return train
 
@@ -355,7 +355,7 @@ class ExperimentSpec(_Strict):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list):
             raise ValueError(f"give a list of method names or {METHOD_EXAMPLE} mappings; "
-                             f"known methods: {', '.join(method_registry.available())}")
+                             f"known methods: {', '.join(METHODS.available())}")
         task = info.data.get("task", "classification")
         return [_method_spec(i, entry, task) for i, entry in enumerate(value)]
 
@@ -426,7 +426,7 @@ def _method_spec(index: int, entry: Any, task: str) -> MethodSpec:
     if isinstance(overrides.get("options"), dict):  # the normalised form, as stored
         fixed = bool(overrides.get("lr_fixed", False))
         overrides = overrides["options"]
-    method = method_registry.get(name)
+    method = METHODS.get(name)
     odd = [key for key in overrides if not isinstance(key, str)]
     if odd:
         raise TunelabError(f"methods[{index}] ({name}): option {odd[0]!r} is not an option name",
@@ -462,7 +462,7 @@ def _lr_grid(index: int, name: str, overrides: dict[str, Any]) -> list[float] | 
 def _method_entry(index: int, entry: Any) -> tuple[str, dict[str, Any]]:
     """(name, everything else) of one entry of ``methods``, which must name a method: a number,
     null, a nested list or an empty name is refused here, with what a method entry looks like."""
-    names = method_registry.available()
+    names = METHODS.available()
     known = f"known methods: {', '.join(names)}"
     where = f"methods[{index}]"
     if isinstance(entry, dict) and "name" not in entry and len(entry) == 1 and next(iter(entry)) in names:

@@ -8,11 +8,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .. import methods as method_registry
-from ..errors import TunelabError, did_you_mean
-from ..methods import space as search
-from .messages import first_error
-from .schema import TUNABLE_TRAIN, ExperimentSpec, MethodSpec, TrainSpec, merge_train
+from tunelab.errors import TunelabError, did_you_mean
+from tunelab.spec import dimensions as search
+from tunelab.spec.messages import first_error
+from tunelab.spec.plugins import METHODS
+from tunelab.spec.schema import TUNABLE_TRAIN, ExperimentSpec, MethodSpec, TrainSpec, merge_train
 
 Space = dict[str, search.Dimension]
 
@@ -38,7 +38,7 @@ def sweep_space(spec: ExperimentSpec, method: MethodSpec) -> tuple[Space, Space]
 
 
 def _option_space(method: MethodSpec, overrides: dict[str, Any]) -> Space:
-    cls = method_registry.get(method.name)
+    cls = METHODS.get(method.name)
     fields = cls.Options.model_fields
     where = f"sweep.space.{method.name}"
     space = dict(cls.search_space(method.options))

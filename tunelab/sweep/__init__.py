@@ -15,7 +15,7 @@ also a run in the store, which stays the single source of the reports.
 **How pruning crosses the process boundary.** The parent asks the study for a trial, samples its
 settings, and runs it as a ``RunSpec`` through the executor, a process per run, like any run. The
 RunSpec carries the trial's identity (storage URL, study name, trial id, pruner settings; kept out
-of the run key, like paths), so the runner in the worker rebuilds the trial (``tunelab.trial``),
+of the run key, like paths), so the runner in the worker rebuilds the trial (``tunelab.run.trial``),
 reports the validation metric at each evaluation and stops training when the pruner says so; the
 run then ends as ``pruned``. The parent tells the study the outcome: the validation metric,
 pruned, or failed (a crash, NaN, out of memory: recorded, and the sweep goes on).
@@ -39,15 +39,15 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import TunelabError
-from ..executor import Executor, LocalExecutor
-from ..experiment import Comparison, prepare
-from ..listeners import SweepListener
-from ..spec import ExperimentSpec, SweepSpec
-from ..store import Store
-from ..trial import display_url, open_storage
-from .final import TUNED_FILE, compare_best
-from .studies import (
+from tunelab.errors import TunelabError
+from tunelab.experiment.compare import Comparison, prepare
+from tunelab.experiment.listeners import SweepListener
+from tunelab.run.launch import Executor, LocalExecutor
+from tunelab.run.trial import display_url, open_storage
+from tunelab.spec import ExperimentSpec, SweepSpec
+from tunelab.store import Store
+from tunelab.sweep.final import TUNED_FILE, compare_best
+from tunelab.sweep.studies import (
     STORAGE_FILE,
     MethodSweep,
     StudyPlan,
@@ -57,7 +57,7 @@ from .studies import (
     plan_study,
     tally,
 )
-from .trials import TrialContext, run_trial
+from tunelab.sweep.trials import TrialContext, run_trial
 
 __all__ = ["STORAGE_FILE", "TUNED_FILE", "MethodSweep", "SweepListener", "SweepResult", "default_storage",
            "study_names", "sweep"]

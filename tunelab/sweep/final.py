@@ -6,16 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import report
-from ..executor import Executor
-from ..experiment import Comparison, compare
-from ..listeners import SweepListener
-from ..results import ExperimentInfo, SweepSummary
-from ..spec import ExperimentSpec, MethodSpec
-from ..store import Store
+from tunelab.experiment.compare import Comparison, compare
+from tunelab.experiment.listeners import SweepListener
+from tunelab.report import summary as report
+from tunelab.results import ExperimentInfo, SweepSummary
+from tunelab.run.launch import Executor
+from tunelab.spec import ExperimentSpec, MethodSpec
+from tunelab.store import Store
 
 if TYPE_CHECKING:
-    from . import SweepResult
+    from tunelab.sweep import SweepResult
 
 TUNED_FILE = "tuned.yaml"
 

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import TunelabError
-from ..methods.space import Dimension, Fixed
-from ..plan import RunSpec
-from ..results import MethodSearch
-from ..spec import ExperimentSpec, MethodSpec, SweepSpec, sweep_space
-from ..trial import display_url, make_pruner
-from .recovery import recover_interrupted
+from tunelab.errors import TunelabError
+from tunelab.results import MethodSearch
+from tunelab.run.trial import display_url, make_pruner
+from tunelab.spec import ExperimentSpec, MethodSpec, SweepSpec, sweep_space
+from tunelab.spec.dimensions import Dimension, Fixed
+from tunelab.spec.run import RunSpec
+from tunelab.sweep.recovery import recover_interrupted
 
 STORAGE_FILE = "optuna.db"
 

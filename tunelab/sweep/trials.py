@@ -10,17 +10,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .. import methods as method_registry
-from ..errors import TunelabError
-from ..executor import Executor
-from ..listeners import SweepListener
-from ..methods import MethodOptions
-from ..results import RunResult, RunStatus
-from ..spec import ExperimentSpec, SweepSpec, TrainSpec, merge_train
-from ..store import Store
-from ..training import train_runs
-from ..trial import TrialRef
-from .studies import MethodSweep, StudyPlan, tally
+from tunelab import methods as method_registry
+from tunelab.errors import TunelabError
+from tunelab.experiment.listeners import SweepListener
+from tunelab.experiment.schedule import train_runs
+from tunelab.methods import MethodOptions
+from tunelab.results import RunResult, RunStatus
+from tunelab.run.launch import Executor
+from tunelab.spec import ExperimentSpec, SweepSpec, TrainSpec, merge_train
+from tunelab.spec.run import TrialRef
+from tunelab.store import Store
+from tunelab.sweep.studies import MethodSweep, StudyPlan, tally
 
 
 @dataclass

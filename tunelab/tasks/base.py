@@ -12,14 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import TunelabError
+from tunelab.errors import TunelabError
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
 
-    from ..models import ModelRef
-    from ..plan import RunSpec
-    from ..spec import DataSpec, ExperimentSpec
+    from tunelab.models import ModelRef
+    from tunelab.spec import DataSpec, ExperimentSpec
+    from tunelab.spec.run import RunSpec
 
 
 @dataclass
@@ -80,7 +80,7 @@ class Task(ABC):
     # The test metric the report's paired intervals are for, as fields of each example's record in
     # ``predictions.jsonl``: the metric is sum(numerator) / sum(denominator) (a count when None).
     paired: ClassVar[tuple[str, str, str | None]]
-    # The fewest validation examples that can rank learning-rate candidates (``tunelab.tuning``), and why.
+    # The fewest validation examples that can rank learning-rate candidates (``tunelab.experiment.learning_rate``), and why.
     min_validation: ClassVar[int]
     min_validation_why: ClassVar[str]
     # Whether the model divides its summed loss by the item count the Trainer passes it
@@ -92,12 +92,12 @@ class Task(ABC):
     def margin(self, metric: str, best: float, score: float, examples: int) -> float:
         """How much worse than ``best`` a validation ``score`` may be and still be as good, as far as
         ``examples`` validation examples can tell: 0 here (the best is the best); tasks whose metric
-        has a known sampling error say more (``tunelab.tuning`` keeps the lowest rate within it)."""
+        has a known sampling error say more (``tunelab.experiment.learning_rate`` keeps the lowest rate within it)."""
         return 0.0
 
     def score(self, metrics: dict[str, float], key: str) -> str:
         """One metric as the report shows it (``columns``' format), for progress lines."""
-        from ..report import format_value
+        from tunelab.report.summary import format_value
 
         name = key.split("_", 1)[1] if key.startswith(("eval_", "validation_", "test_")) else key
         fmt = next((f for k, _, f in self.columns if k.endswith("_" + name) or k == name), "{:.3f}")
@@ -122,14 +122,14 @@ class Task(ABC):
 
     def positions(self, config: Any) -> int | None:
         """The longest input the model can take (``ModelRef.check_length`` refuses more)."""
-        from ..models import position_limit
+        from tunelab.models import position_limit
 
         return position_limit(config)
 
     def check_methods(self, spec: ExperimentSpec, model: ModelRef) -> None:
         """Refuse a method that cannot apply to this task or model, naming those that can."""
-        from .. import methods
-        from ..models import load_config
+        from tunelab import methods
+        from tunelab.models import load_config
 
         config = load_config(model.path, spec.trust_remote_code)
         for entry in spec.methods:
@@ -150,7 +150,7 @@ class Task(ABC):
 
         import torch
 
-        from ..methods import ModelContext
+        from tunelab.methods import ModelContext
 
         with torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the libraries' deprecation notes: the runs' logs keep them

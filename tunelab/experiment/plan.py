@@ -1,0 +1,35 @@
+"""From an experiment to runs: one ``RunSpec`` per method × seed, each named by a content hash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tunelab.data.core import PreparedData
+from tunelab.models import ModelRef
+from tunelab.spec import ExperimentSpec
+from tunelab.spec.run import RunSpec
+
+
+def plan(spec: ExperimentSpec, model: ModelRef, data: PreparedData) -> list[RunSpec]:
+    """Methods in the order given, each over every seed, so partial results compare early."""
+    return [
+        RunSpec(
+            task=spec.task,
+            model_path=model.path,
+            model_type=model.model_type,
+            model_fingerprint=model.fingerprint,
+            data_path=data.path,
+            data_fingerprint=data.fingerprint,
+            labels=data.labels,
+            method=method.name,
+            options=method.options,
+            train=spec.train_for(method),
+            seed=seed,
+            workdir=str(Path(spec.workdir).resolve()),
+            trust_remote_code=spec.trust_remote_code,
+            allow_pickle=spec.allow_pickle,
+            evaluation=spec.eval,
+        )
+        for method in spec.methods
+        for seed in spec.seeds
+    ]

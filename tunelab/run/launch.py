@@ -1,0 +1,169 @@
+"""Executors run RunSpecs, each in a process of its own, and hand back RunResults as they finish.
+
+A process per run means peak memory is the run's own, and a crash, NaN or out-of-memory in one run
+is recorded as that run's failure while the others go on.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Protocol
+
+from tunelab.errors import TunelabError
+from tunelab.results import RunResult, RunStatus
+from tunelab.run import events
+from tunelab.spec.run import RunSpec
+
+OnEvent = Callable[[RunSpec, events.Progress | events.Evaluation], None]
+PARENT_ENV = "TUNELAB_PARENT_PID"  # the worker dies with this process (worker._die_with_parent)
+SPEC_ENV = "TUNELAB_RUN_SPEC"  # a file holding the RunSpec, where stdin cannot carry it (torchrun's ranks)
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+class Executor(Protocol):
+    parallel: int  # how many runs it trains at once: how many locks are worth taking at a time
+
+    def execute(self, runs: list[RunSpec], on_event: OnEvent) -> Iterator[RunResult]: ...
+
+
+def heartbeat_timeout() -> float:
+    """Seconds without a word from a worker (it sends a heartbeat every 5) before it counts as hung."""
+    return float(os.environ.get("TUNELAB_HEARTBEAT_TIMEOUT", "120"))
+
+
+def worker_command(processes: int = 1) -> list[str]:
+    """``python -m tunelab.run.worker``, importing only from the installed environment: ``-P`` keeps the
+    current directory off ``sys.path`` (Python 3.11+), and the worker starts in its run directory,
+    which holds nothing tunelab did not write (on 3.10 that is the only guard).
+
+    Several processes (one run on several GPUs): the same module under ``torchrun``, one rank per
+    GPU; the Trainer sees the ranks in its environment and trains with DDP (gloo where there is no
+    GPU: how this is tested on CPUs)."""
+    python = [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else [])]
+    if processes == 1:
+        return [*python, "-m", "tunelab.run.worker"]
+    return [*python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+            "-m", "tunelab.run.worker"]
+
+
+def processes_per_run(gpus: float, batch_sizes: list[tuple[str, int]]) -> int:
+    """How many processes train each run: one per GPU from 2 GPUs up, else one (a share of a GPU is
+    Ray's to pack). Each global batch is split over them, so every batch size (named by where it is
+    set) must divide."""
+    if gpus <= 1:
+        return 1
+    if gpus != int(gpus):
+        raise TunelabError(f"--gpus-per-run {gpus:g}: a run on several GPUs takes a whole number of them",
+                           "use 2, 4, 8...")
+    for name, size in batch_sizes:
+        if size % int(gpus):
+            raise TunelabError(f"{name} {size} does not split over {gpus:g} GPUs per run",
+                               f"use a multiple of {gpus:g}: each batch is split evenly over the run's processes")
+    return int(gpus)
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (elsewhere: nothing). Safe between fork
+    and exec (``preexec_fn``): libc is loaded at import, so nothing is imported in the child."""
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def is_rank_zero() -> bool:
+    """This process speaks for its run: the only one, or rank 0 of a run on several GPUs."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+class LocalExecutor:
+    """One run after another, each in a fresh ``python -m tunelab.run.worker`` process (or
+    ``gpus_per_run`` of them, under torchrun)."""
+
+    parallel = 1
+
+    def __init__(self, gpus_per_run: int = 1) -> None:
+        self.processes = max(1, gpus_per_run)
+
+    def execute(self, runs: list[RunSpec], on_event: OnEvent) -> Iterator[RunResult]:
+        for run in runs:
+            yield self.run_one(run, on_event)
+
+    def run_one(self, run: RunSpec, on_event: OnEvent) -> RunResult:
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        log_path = run.run_dir / "run.log"
+        env = {**os.environ, PARENT_ENV: str(os.getpid())}
+        if self.processes > 1:  # every rank reads the spec; they cannot share stdin
+            spec_path = run.run_dir / "run-spec.json"
+            spec_path.write_text(run.to_json())
+            env[SPEC_ENV] = str(spec_path)
+            env["PYTHONSAFEPATH"] = "1"  # torchrun starts the ranks without -P: the run directory stays off sys.path
+        started = time.perf_counter()
+        with open(log_path, "w") as log:
+            worker = subprocess.Popen(
+                worker_command(self.processes), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                text=True, cwd=run.run_dir, env=env,
+                preexec_fn=die_with_parent if self.processes > 1 else None,  # torchrun does not ask it itself
+            )
+            try:
+                assert worker.stdin is not None and worker.stdout is not None
+                if self.processes == 1:
+                    worker.stdin.write(run.to_json())
+                worker.stdin.close()
+                result = _listen(worker.stdout, run, on_event, log)
+            finally:  # an exception here (Ctrl-C, a hung worker) must not leave it training
+                if worker.poll() is None:
+                    worker.kill()
+                code = worker.wait()
+        if result is None:
+            cause = "killed (SIGKILL: out of memory?)" if code == -9 else f"ended with code {code}"
+            result = RunResult(key=run.key, status=RunStatus.FAILED,
+                               error=f"worker process {cause} before reporting (log: {log_path})")
+        return _with_fixed_cost(result, time.perf_counter() - started)
+
+
+def _with_fixed_cost(result: RunResult, process_seconds: float) -> RunResult:
+    """What a run cost beyond training: the process's life minus its training time."""
+    trained = result.costs.train_seconds
+    costs = result.costs.model_copy(update={
+        "process_seconds": process_seconds,
+        "fixed_seconds": None if trained is None else max(process_seconds - trained, 0.0)})
+    return result.model_copy(update={"costs": costs})
+
+
+def _listen(stdout: IO[str], run: RunSpec, on_event: OnEvent, log: IO[str]) -> RunResult | None:
+    """Read the worker's events until its result, the end of the channel, or a silence longer than
+    the heartbeat timeout (a hung worker: it is then killed by the caller)."""
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_pump, args=(stdout, lines), daemon=True).start()
+    timeout = heartbeat_timeout()
+    while True:
+        try:
+            line = lines.get(timeout=timeout)
+        except queue.Empty:
+            return RunResult(key=run.key, status=RunStatus.FAILED,
+                             error=f"worker sent nothing for {timeout:.0f} s (hung?) and was stopped "
+                                   f"(log: {Path(log.name)})")
+        if line is None:
+            return None
+        event = events.decode(line)
+        if isinstance(event, events.Finished):  # keyed by the run we launched, whatever the worker computed
+            return event.result.model_copy(update={"key": run.key})
+        if isinstance(event, (events.Progress, events.Evaluation)):
+            on_event(run, event)
+        elif event is None:  # not ours (a site hook's banner, a line cut by a kill): kept in the log
+            log.write(f"tunelab: not an event on the worker's channel: {line.rstrip()[:500]}\n")
+            log.flush()
+
+
+def _pump(stdout: IO[str], lines: queue.Queue[str | None]) -> None:
+    for line in stdout:
+        lines.put(line)
+    lines.put(None)

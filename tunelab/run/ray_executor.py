@@ -1,0 +1,66 @@
+"""Run the same RunSpecs on a Ray cluster (``pip install 'tunelab[ray]'``).
+
+Ray only schedules: each Ray task starts the very ``python -m tunelab.run.worker`` process the local
+executor uses, so a run on a cluster measures, fails and resumes exactly as it does locally. The
+task declares the CPUs and GPUs one run needs, and Ray sets ``OMP_NUM_THREADS`` to its CPUs, so
+runs that share a node split its cores instead of fighting over them.
+
+The work directory must be reachable at the same path from every node (a shared filesystem):
+runs read the prepared data from it and write their artifacts and checkpoints there; only the
+driver writes the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from tunelab.errors import TunelabError
+from tunelab.results import RunResult, RunStatus
+from tunelab.run.launch import LocalExecutor, OnEvent, processes_per_run
+from tunelab.spec.run import RunSpec
+
+
+def _run_in_worker_process(run_json: str, processes: int) -> str:
+    """On a node: the same worker process(es) as locally; the result travels back as JSON."""
+    run = RunSpec.from_json(run_json)
+    return LocalExecutor(gpus_per_run=processes).run_one(run, lambda run, event: None).model_dump_json()
+
+
+class RayExecutor:
+    parallel = 1_000_000  # every run is submitted at once; Ray schedules them on the cluster's resources
+
+    def __init__(self, address: str | None = None, cpus_per_run: float = 1, gpus_per_run: float = 0) -> None:
+        self.address = address
+        self.cpus_per_run = cpus_per_run
+        self.gpus_per_run = gpus_per_run
+
+    def execute(self, runs: list[RunSpec], on_event: OnEvent) -> Iterator[RunResult]:
+        """Submit every run at once; yield results in the order they finish."""
+        ray = self._connect()
+        task = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=0)(
+            _run_in_worker_process)
+        processes = processes_per_run(self.gpus_per_run, [])  # the batch sizes were checked by the CLI
+        pending = {task.remote(run.to_json(), processes): run for run in runs}  # progress events stay on the nodes
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            run = pending.pop(ref)
+            try:
+                result = RunResult.model_validate_json(ray.get(ref)).model_copy(update={"key": run.key})
+            except Exception as err:  # a lost node or a killed task: that run failed, the others go on
+                result = RunResult(key=run.key, status=RunStatus.FAILED,
+                                   error=f"ray: {type(err).__name__}: {err}"[:500])
+            yield result
+
+    def _connect(self) -> Any:
+        try:
+            import ray
+        except ImportError:
+            raise TunelabError("the ray executor needs Ray", "pip install 'tunelab[ray]'") from None
+        if not ray.is_initialized():
+            try:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+            except ConnectionError as err:
+                raise TunelabError(f"cannot reach the Ray cluster at {self.address}: {err}",
+                                   "start it with `ray start --head`, or check --address") from None
+        return ray

@@ -1,0 +1,189 @@
+"""Instruction tuning of a decoder: loss on the response tokens, then what the tuned model says
+(greedy generation on the test split) and what it forgot (its loss on general text)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tunelab.errors import TunelabError
+from tunelab.tasks import register
+from tunelab.tasks.base import Measured, Request, Scored, Splits, Task
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
+
+    from tunelab.spec.run import RunSpec
+
+GENERAL = "general"  # the split of general text that forgetting is measured on
+BASE_LOSS_FILE = "general_base_loss.json"  # beside the prepared data: the base model's loss, measured once
+
+
+@register
+class CausalLM(Task):
+    name = "causal-lm"
+    description = "instruction tuning of a decoder: loss on the response tokens, generation, forgetting"
+    metrics = {"loss": False}  # on the validation responses' tokens (perplexity orders runs the same way)
+    kept_metrics = frozenset({"loss", "perplexity"})
+    paired = ("loss", "loss", "tokens")  # per token: each example's summed loss over its response tokens
+    min_validation = 16
+    min_validation_why = "the loss averages every response token, but fewer examples than that are a few sentences"
+    peft_task_type = "CAUSAL_LM"
+    columns = [
+        ("validation_loss", "val loss", "{:.3f}"),
+        ("test_loss", "test loss", "{:.3f}"),
+        ("test_perplexity", "test ppl", "{:.2f}"),
+        ("test_exact_match", "exact match", "pct"),
+        ("test_rouge_l", "ROUGE-L", "pct"),
+        ("test_accuracy", "label acc", "pct"),
+        ("forgetting", "forgetting (Δ loss)", "{:+.3f}"),
+        ("generation_tokens_per_second", "gen tokens/s", "{:.0f}"),
+    ]
+
+    def check_model(self, ref: str, config: Any) -> None:
+        from tunelab.models import is_decoder
+
+        if not is_decoder(config):
+            raise TunelabError(f"model {ref!r} ({config.model_type}) is not a decoder with a causal-LM head",
+                               "for task causal-lm choose a model AutoModelForCausalLM loads (Llama, Qwen, GPT-2...); "
+                               "an encoder goes with task classification")
+
+    def positions(self, config: Any) -> int | None:
+        """A rotary decoder has no position table to run off, but it was trained on contexts of
+        ``max_position_embeddings`` tokens and degrades past them: that is its limit here."""
+        limit = super().positions(config)
+        trained = getattr(config, "max_position_embeddings", None)
+        return limit if limit is not None or not isinstance(trained, int) else trained
+
+    def check_tokenizer(self, ref: str, tokenizer: Any) -> None:
+        """Without a pad token, the end-of-text token pads (``load_tokenizer``): padding is masked
+        out of attention and loss, and the response's own end-of-text token keeps its label."""
+        if tokenizer.pad_token is None and tokenizer.eos_token is None:
+            raise TunelabError(f"the tokenizer of model {ref} has neither a pad nor an end-of-text token",
+                               "set tokenizer.pad_token and save it into the model folder")
+
+    def load_tokenizer(self, path: str, trust_remote_code: bool = False) -> Any:
+        tokenizer = super().load_tokenizer(path, trust_remote_code)
+        if tokenizer.pad_token is None:  # gpt2-style models: see check_tokenizer
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer
+
+    def prepare(self, raw: DatasetDict, request: Request) -> Splits:
+        from datasets import DatasetDict
+
+        from tunelab.data.core import check_not_empty, sorted_for_evaluation, split_and_sample
+        from tunelab.tasks.causal_lm import instructions
+
+        spec, name = request.spec, request.name
+        check_not_empty(raw, name)
+        fmt = spec.format or instructions.infer_format(next(iter(raw.values())).column_names, name)
+        notes = [f"format: {fmt}" + ("" if spec.format else " (inferred from the columns)")]
+        shaped = {}
+        for split, rows in raw.items():
+            shaped["train" if split == "all" else split], note = instructions.conversations(rows, fmt, name)
+            notes += [note] if note else []
+        data, split_notes = split_and_sample(DatasetDict(shaped), spec, name)
+        tokenizer = self.load_tokenizer(request.model.path, request.trust_remote_code)
+        out = {}
+        for split, rows in data.items():
+            out[split], note = instructions.tokenise(rows, tokenizer, request.max_length, f"{name} ({split})")
+            notes += [note] if note else []
+        if spec.packing:
+            before = len(out["train"])
+            out["train"] = instructions.pack(out["train"], request.max_length)
+            notes.append(f"packing: {before} training examples in {len(out['train'])} sequences of at most "
+                         f"{request.max_length} tokens")
+        data = sorted_for_evaluation(DatasetDict(out))
+        if request.general_text:
+            data[GENERAL] = _general_split(request.general_text, tokenizer, request.max_length)
+        return Splits(data=data, notes=notes + split_notes)
+
+    def load_model(self, run: RunSpec, **settings: Any) -> Any:
+        from tunelab.models import load_for_causal_lm
+
+        return load_for_causal_lm(run.model_path, run.trust_remote_code, run.allow_pickle, **settings)
+
+    def empty_model(self, config: Any, trust_remote_code: bool) -> Any:
+        from transformers import AutoModelForCausalLM
+
+        from tunelab.models import stored_dtype
+
+        return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code, dtype=stored_dtype(config))
+
+    def collator(self, tokenizer: Any) -> Any:
+        from transformers import DataCollatorForSeq2Seq
+
+        return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)  # pads labels with -100
+
+    def evaluate(self, trainer: Any, rows: Any, split: str, labels: list[str]) -> Scored:
+        """Loss per response token over the whole split, not the Trainer's mean of batch means,
+        which depends on the batch size and over-weights the short examples that the length-sorted
+        splits put together; the same measure as forgetting's. Each example keeps its summed loss and
+        its token count."""
+        from tunelab.tasks.causal_lm.generation import example_losses
+
+        losses = example_losses(trainer.model, rows, trainer.data_collator, trainer.args.per_device_eval_batch_size)
+        metrics = {f"{split}_loss": sum(loss for loss, _ in losses) / max(sum(n for _, n in losses), 1)}
+        self.derived_metrics(metrics)
+        return Scored(metrics=metrics, examples=[{"loss": loss, "tokens": n} for loss, n in losses])
+
+    def derived_metrics(self, metrics: dict[str, float]) -> None:
+        for key in [k for k in metrics if k.endswith("_loss")]:
+            metrics[key.removesuffix("_loss") + "_perplexity"] = math.exp(min(metrics[key], 50.0))
+
+    def measure(self, model: Any, tokenizer: Any, data: DatasetDict, run: RunSpec) -> Measured:
+        """Generation on the test split and forgetting; neither for a sweep trial, which is judged
+        on validation only."""
+        from tunelab.tasks.causal_lm.generation import generate, mean_loss
+        from tunelab.tasks.causal_lm.metrics import generation_metrics
+
+        measured = Measured()
+        evaluation = run.evaluation
+        if not run.evaluate_test or evaluation is None:
+            return measured
+        if evaluation.generate is not None and "prompt_ids" in data["test"].column_names:  # not for format: text
+            settings = evaluation.generate
+            test = data["test"]
+            if settings.limit is not None and settings.limit < len(test):  # a sample, not the shortest (sorted)
+                test = test.shuffle(seed=0).select(range(settings.limit))
+            out = generate(model, tokenizer, test["prompt_ids"], settings.max_new_tokens, settings.batch_size)
+            scores = generation_metrics(out.texts, test["reference"])
+            measured.metrics.update({f"test_{k}": v for k, v in scores.items() if k in settings.metrics})
+            measured.generation_tokens_per_second = out.tokens / out.seconds if out.seconds else None
+        if evaluation.forgetting is not None and GENERAL in data:
+            collate = self.collator(tokenizer)
+            after = mean_loss(model, data[GENERAL], collate, run.train.eval_batch_size or 2 * run.train.batch_size)
+            before = self._base_loss(run, data, collate, model.device)
+            measured.metrics.update({"general_loss": after, "general_loss_base": before, "forgetting": after - before})
+        return measured
+
+    def _base_loss(self, run: RunSpec, data: DatasetDict, collate: Any, device: Any) -> float:
+        """The base model's loss on the general text, measured by the first run that needs it and
+        kept beside the prepared data (whose key includes the model's fingerprint)."""
+        from tunelab.tasks.causal_lm.generation import mean_loss
+
+        path = Path(run.data_path) / BASE_LOSS_FILE
+        try:
+            return float(json.loads(path.read_text())["loss"])
+        except (OSError, ValueError, KeyError):
+            pass
+        base = self.load_model(run).to(device)  # where the tuned model was measured, for the same arithmetic
+        loss = mean_loss(base, data[GENERAL], collate, run.train.eval_batch_size or 2 * run.train.batch_size)
+        del base
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps({"loss": loss}))
+        os.replace(tmp, path)
+        return loss
+
+
+def _general_split(source: str, tokenizer: Any, max_length: int) -> Any:
+    from datasets import Dataset
+
+    from tunelab.tasks.causal_lm.general_text import passages
+    from tunelab.tasks.causal_lm.instructions import encode_text
+
+    rows: list[dict[str, Any]] = [encode_text(tokenizer, text, max_length) for text in passages(source)]
+    return Dataset.from_list([{**row, "length": len(row["input_ids"])} for row in rows])
