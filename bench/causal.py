@@ -61,7 +61,7 @@ def train_steps(method: str, steps: int, workdir: Path) -> dict:
     """Seconds per step and real tokens per second after warm-up, trainable parameters, peak memory."""
     from transformers import TrainerCallback
 
-    from tunelab.experiment.compare import prepare
+    from tunelab.experiment import prepare
     from tunelab.run import trainer as runner
     from tunelab.run.measure import count_parameters, peak_memory_mb
     from tunelab.spec import build_spec
@@ -100,7 +100,7 @@ def generation(prompts: int, workdir: Path) -> dict:
     import torch
 
     from tunelab import tasks
-    from tunelab.experiment.compare import prepare
+    from tunelab.experiment import prepare
     from tunelab.spec import build_spec
     from tunelab.tasks.causal_lm.generation import generate
 

@@ -29,7 +29,7 @@ SST2 = ROOT.parent / "shared" / "data" / "sst2"
 RUN = """
 import json, sys
 from tunelab.run.launch import LocalExecutor
-from tunelab.experiment.compare import compare
+from tunelab.experiment import compare
 from tunelab.spec import load_spec
 from tunelab.store import Store
 spec = load_spec(sys.argv[1])

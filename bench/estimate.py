@@ -5,7 +5,7 @@
     python bench/estimate.py --gradient-checkpointing --methods full,lora,freeze
     python bench/estimate.py --model builtin:smollm2 --task causal-lm --batch-size 4 --methods full,lora,prompt-tuning
 
-For each method: the estimate (the model built on the meta device, `tunelab.estimate.memory`), uncalibrated
+For each method: the estimate (the model built on the meta device, `tunelab.estimation.memory`), uncalibrated
 and calibrated (`--calibrate`: a few real steps of full, lora, freeze and head on the weights), and a real
 `tunelab compare` run of it in its own process (IMDB reviews, most longer than max_length: the
 longest batches are cut to it, the estimate's worst case; `--steps` steps of `--batch-size`). The
@@ -32,7 +32,7 @@ ALPACA = ROOT.parent / "shared" / "data" / "alpaca" / "alpaca_5000.json"
 
 def measured(methods: list[str], args: argparse.Namespace, workdir: Path) -> dict[str, tuple[float, float, float]]:
     """Per method: the run's peak memory (MB), its seconds per step and its real tokens per step."""
-    from tunelab.experiment.compare import compare
+    from tunelab.experiment import compare
     from tunelab.spec import build_spec
     from tunelab.store import Store
 
@@ -79,7 +79,7 @@ def main() -> None:
 
     import torch
 
-    from tunelab.estimate.memory import Setup, estimate
+    from tunelab.estimation.memory import Setup, estimate
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     setup = Setup(args.batch_size, args.max_length, device, gradient_checkpointing=args.gradient_checkpointing)

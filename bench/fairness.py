@@ -44,10 +44,10 @@ def predictions(workdir: Path, keys: list[str]) -> np.ndarray:
 
 
 def one(name: str, trials: int, train: int, out: Path) -> dict[str, Any]:
-    from tunelab.experiment.compare import compare
+    from tunelab.experiment import compare
     from tunelab.report.bootstrap import paired_difference
     from tunelab.spec import build_spec
-    from tunelab.sweep import sweep
+    from tunelab.sweeps import sweep
 
     print(f"{name}: tuned compare", flush=True)
     started = time.perf_counter()

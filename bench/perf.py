@@ -80,7 +80,7 @@ def naive_script(method: str, workdir: Path) -> dict:
 
 def tunelab_compare(method: str, workdir: Path) -> dict:
     """The same job through tunelab: data prepared (and cached) by tunelab, one worker process."""
-    from tunelab.experiment.compare import compare
+    from tunelab.experiment import compare
     from tunelab.spec import build_spec
 
     spec = build_spec({
@@ -110,7 +110,7 @@ def _spec(args: argparse.Namespace, method: str, workdir: Path, train: dict, sam
 
 
 def _session(args: argparse.Namespace, method: str, workdir: Path):
-    from tunelab.experiment.compare import prepare
+    from tunelab.experiment import prepare
     from tunelab.run import trainer as runner
     from tunelab.spec import build_spec
 
@@ -211,7 +211,7 @@ def matmul_flops(repeats: int = 10) -> dict:
 
 def run_costs(args: argparse.Namespace, method: str, workdir: Path) -> dict:
     """One run through ``tunelab compare``: its costs as the store records them."""
-    from tunelab.experiment.compare import compare
+    from tunelab.experiment import compare
     from tunelab.spec import build_spec
     from tunelab.store import Store
 

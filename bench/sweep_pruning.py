@@ -23,7 +23,7 @@ DATA = Path(os.environ.get("TUNELAB_TEST_DATA", ROOT.parent / "shared" / "data")
 def one_sweep(pruner: str, trials: int, workdir: Path) -> dict:
     from tunelab.spec import build_spec
     from tunelab.store import Store
-    from tunelab.sweep import sweep
+    from tunelab.sweeps import sweep
 
     spec = build_spec({
         "model": "builtin:minilm",

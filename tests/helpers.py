@@ -126,7 +126,7 @@ def planner(workdir: Path, spec: Any) -> Any:
     once for all), each run directory cleared so that every test trains from scratch."""
     import shutil
 
-    from tunelab.experiment.compare import prepare
+    from tunelab.experiment import prepare
     from tunelab.spec import build_spec
 
     def make(methods: list, **train: object) -> list[Any]:

@@ -118,7 +118,7 @@ def test_forgetting_is_zero_for_the_untrained_model(causal_runs):
 
 
 def test_the_task_registry_refuses_methods_that_do_not_apply(tmp_path):
-    from tunelab.experiment.compare import prepare
+    from tunelab.experiment import prepare
     from tunelab.spec import build_spec
 
     with pytest.raises(TunelabError, match=r"method 'head' does not apply to task causal-lm .*methods for causal-lm: "
@@ -179,7 +179,7 @@ def test_bad_causal_lm_input_gets_one_line_and_exit_2(tmp_path, change, expected
 def test_prefix_tuning_on_an_encoder_is_refused_before_anything_runs(tmp_path):
     from helpers import tiny_spec
 
-    from tunelab.experiment.compare import prepare
+    from tunelab.experiment import prepare
     from tunelab.spec import build_spec
 
     with pytest.raises(TunelabError, match="method 'prefix-tuning' does not apply to task classification"):
@@ -198,7 +198,7 @@ def test_a_bad_messages_file_is_refused_with_the_row(tmp_path, messages, expecte
     data.write_text("\n".join(json.dumps({"messages": m}) for m in [good, good, messages, good]) + "\n")
     raw = tiny_causal_spec(tmp_path / "work", ["lora"])
     raw["data"] = {"path": str(data)}
-    from tunelab.experiment.compare import prepare
+    from tunelab.experiment import prepare
     from tunelab.spec import build_spec
 
     with pytest.raises(TunelabError, match=re.escape(expected)):
@@ -208,13 +208,13 @@ def test_a_bad_messages_file_is_refused_with_the_row(tmp_path, messages, expecte
 def test_a_gguf_model_without_the_gguf_package_names_the_package(tmp_path, monkeypatch):
     from importlib import util
 
-    from tunelab import models
+    from tunelab import models, tasks
 
     real = util.find_spec
     monkeypatch.setenv("TUNELAB_MODEL_CACHE", str(tmp_path / "cache"))  # not dequantised yet
     monkeypatch.setattr(models.util, "find_spec", lambda name, *a: None if name == "gguf" else real(name, *a))
     with pytest.raises(TunelabError, match=r"GGUF file.*\(pip install gguf\)"):
-        models.resolve_model("builtin:smollm2", task="causal-lm")
+        models.resolve_model("builtin:smollm2", tasks.get("causal-lm"))
     assert not any((tmp_path / "cache").iterdir())
 
 
@@ -225,7 +225,7 @@ def test_a_causal_lm_sweep_minimises_validation_loss(tmp_path):
     import optuna
 
     from tunelab.spec import build_spec
-    from tunelab.sweep import default_storage, study_names, sweep
+    from tunelab.sweeps import default_storage, study_names, sweep
 
     raw = tiny_causal_spec(tmp_path / "work", ["lora"])
     raw["sweep"] = {"trials": 2, "pruner": "none"}
@@ -261,7 +261,7 @@ def test_a_gpt2_style_model_without_a_template_or_pad_token_is_instruction_tuned
 
     import json
 
-    from tunelab.experiment.compare import prepare
+    from tunelab.experiment import prepare
     from tunelab.spec import build_spec
 
     rows = [r for r in json.loads(ALPACA.read_text()) if not r["input"] and len(r["instruction"] + r["output"]) < 100]
@@ -288,7 +288,7 @@ def test_plain_text_language_modelling_trains_and_skips_generation(tmp_path):
     ends with its losses and forgetting (the test split has no prompts, so no generation metrics)."""
     import json
 
-    from tunelab.experiment.compare import prepare
+    from tunelab.experiment import prepare
     from tunelab.spec import build_spec
 
     texts = [r["output"] for r in json.loads(ALPACA.read_text())[:60]]

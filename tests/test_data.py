@@ -7,7 +7,7 @@ import json
 import pytest
 from helpers import DATA
 
-from tunelab.data.core import prepare_data
+from tunelab.data import prepare_data
 from tunelab.errors import TunelabError
 from tunelab.models import resolve_model
 from tunelab.spec import DataSpec
@@ -147,8 +147,8 @@ def _file(folder, name: str, text: str):
 def test_a_second_method_or_seed_does_not_tokenise_again(tmp_path, monkeypatch):
     from helpers import tiny_spec
 
-    from tunelab.data.core import core as data_module
-    from tunelab.experiment.compare import prepare
+    import tunelab.data as data_module
+    from tunelab.experiment import prepare
     from tunelab.spec import build_spec
 
     calls = []

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from helpers import DATA, tiny_spec, tunelab
 
-from tunelab.data.core import prepare_data
+from tunelab.data import prepare_data
 from tunelab.errors import TunelabError
 from tunelab.models import resolve_model
 from tunelab.spec import DataSpec

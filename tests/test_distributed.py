@@ -36,7 +36,7 @@ def test_two_processes_give_the_metrics_of_one_and_the_run_is_recorded_once(tmp_
 
 
 # `tunelab compare` on 2 processes, through the API: the CLI refuses train.fsdp on a machine without GPUs
-_COMPARE_ON_TWO = ("import sys; from tunelab.experiment.compare import compare; from tunelab.run.launch import LocalExecutor; "
+_COMPARE_ON_TWO = ("import sys; from tunelab.experiment.comparison import compare; from tunelab.run.launch import LocalExecutor; "
                    "from tunelab.spec import load_spec; compare(load_spec(sys.argv[1]), executor=LocalExecutor(gpus_per_run=2))")
 
 
@@ -56,7 +56,7 @@ def test_fsdp_on_two_processes_resumes_after_a_kill_and_matches_one_process(tmp_
     import torch
     from safetensors.torch import load_file
 
-    from tunelab.experiment.compare import compare
+    from tunelab.experiment import compare
     from tunelab.predict import Classifier
     from tunelab.spec import build_spec
 
@@ -106,7 +106,7 @@ def test_a_decoder_sharded_on_two_processes_scores_and_generates_as_on_one(tmp_p
     import subprocess
     import sys
 
-    from tunelab.experiment.compare import compare
+    from tunelab.experiment import compare
     from tunelab.spec import build_spec
 
     compare(build_spec(tiny_causal_spec(tmp_path / "one", ["full"])))
@@ -236,7 +236,7 @@ def test_a_sweep_trial_on_two_processes_is_reported_once_and_pruned_on_every_ran
     optuna = pytest.importorskip("optuna")
     from tunelab.run.launch import LocalExecutor
     from tunelab.spec import build_spec
-    from tunelab.sweep import default_storage, study_names, sweep
+    from tunelab.sweeps import default_storage, study_names, sweep
 
     workdir = tmp_path / "work"
     raw = tiny_spec(workdir, ["head"], early_stopping_patience=None)

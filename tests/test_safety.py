@@ -14,7 +14,7 @@ from tunelab.run import trainer as runner
 @pytest.fixture(scope="module")
 def full_artifact(tmp_path_factory):
     """A real artifact holding the whole model and its config (full fine-tuning saves it all)."""
-    from tunelab.experiment.compare import prepare
+    from tunelab.experiment import prepare
     from tunelab.spec import build_spec
 
     workdir = tmp_path_factory.mktemp("safety")

@@ -8,7 +8,8 @@ import json
 import pytest
 from helpers import DATA, tunelab
 
-from tunelab.data.core import _named_splits, prepare_data
+from tunelab.data import prepare_data
+from tunelab.data.sources import _named_splits
 from tunelab.errors import TunelabError
 from tunelab.models import resolve_model
 from tunelab.spec import DataSpec
@@ -94,7 +95,7 @@ def test_splits_of_a_single_file_are_refused(minilm, tmp_path):
 def test_a_configuration_is_chosen_and_its_splits_named_as_on_the_hub(tmp_path):
     """The hub's own loader, offline: a data set folder whose README declares two configurations, as a
     repository on the hub does (GLUE's mrpc, sst2…), read through the hub path of tunelab's loader."""
-    from tunelab.data.core import _Source
+    from tunelab.data import Source
 
     with open(DATA / "rotten_tomatoes" / "train.jsonl", encoding="utf-8") as f:
         lines = f.readlines()
@@ -109,7 +110,7 @@ def test_a_configuration_is_chosen_and_its_splits_named_as_on_the_hub(tmp_path):
         for config in ("mrpc", "sst2")) + "---\n")
 
     def load(config, splits):
-        return _Source(name=str(repo), kind="hub", config=config, splits=splits).load(tmp_path / "cache")
+        return Source(name=str(repo), kind="hub", config=config, splits=splits).load(tmp_path / "cache")
 
     rows, unused = load("sst2", {})
     assert sorted(rows) == ["test", "train"] and unused == ("validation_matched",)

@@ -130,7 +130,7 @@ def _trials(storage: str, name: str) -> list:
 
 @pytest.mark.slow
 def test_a_sweep_records_complete_pruned_and_failed_trials_and_only_the_comparison_sees_test(tmp_path):
-    from tunelab.sweep import default_storage, study_names, sweep
+    from tunelab.sweeps import default_storage, study_names, sweep
 
     workdir = tmp_path / "work"
     spec = build_spec(_spec(workdir, ["lora", "prompt-tuning", "head"], {
@@ -195,7 +195,7 @@ def test_a_sweep_records_complete_pruned_and_failed_trials_and_only_the_comparis
 
 @pytest.mark.slow
 def test_a_killed_sweep_resumes_from_its_checkpoint_without_repeating_a_finished_trial(tmp_path):
-    from tunelab.sweep import default_storage, study_names
+    from tunelab.sweeps import default_storage, study_names
 
     workdir = tmp_path / "work"
     raw = _spec(workdir, ["head"], {"trials": 2, "pruner": "none"}, max_steps=4)
@@ -263,8 +263,8 @@ def test_resuming_twice_enqueues_an_interrupted_trial_once_and_counts_each_run_o
     processes) must not run its settings twice, nor count one run as two trials."""
     import socket
 
-    from tunelab.sweep.recovery import recover_interrupted
-    from tunelab.sweep.studies import MethodSweep, StudyPlan, tally
+    from tunelab.sweeps.recovery import recover_interrupted
+    from tunelab.sweeps.studies import MethodSweep, StudyPlan, tally
 
     study = optuna.create_study(direction="maximize")
     lost = study.ask({"lr": optuna.distributions.FloatDistribution(1e-5, 1e-3, log=True)})
@@ -291,7 +291,7 @@ def test_resuming_twice_enqueues_an_interrupted_trial_once_and_counts_each_run_o
 def test_each_trial_draws_its_own_random_stream_whichever_process_asks():
     """Two sweep processes sharing a study with one sampler seed must not draw the same start-up
     samples; one process alone stays reproducible."""
-    from tunelab.sweep.studies import trial_seeded_sampler
+    from tunelab.sweeps.studies import trial_seeded_sampler
 
     space = {"lr": optuna.distributions.FloatDistribution(1e-5, 1e-3, log=True)}
     shared = optuna.create_study(direction="maximize")

@@ -124,7 +124,7 @@ def test_no_tune_trains_each_method_once_at_its_configured_rate(tmp_path):
 
 def test_estimate_fits_its_time_per_step_to_the_stores_runs_of_the_model(tuned):
     """The comparison's own runs correct the estimate: the line through them, not the bare products."""
-    from tunelab.estimate.memory import Setup, estimate
+    from tunelab.estimation.memory import Setup, estimate
 
     workdir, _, _ = tuned
     plain, fitted = (estimate("builtin:minilm", methods=["head", "lora"], setup=Setup(batch_size=8, max_length=64),

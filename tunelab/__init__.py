@@ -18,7 +18,7 @@ from tunelab.errors import TunelabError
 
 def __getattr__(name: str) -> Any:  # lazy, so that `import tunelab` stays fast
     if name == "compare":
-        from tunelab.experiment.compare import compare
+        from tunelab.experiment import compare
 
         return compare
     if name == "load_spec":
@@ -26,7 +26,7 @@ def __getattr__(name: str) -> Any:  # lazy, so that `import tunelab` stays fast
 
         return load_spec
     if name == "sweep":
-        from tunelab.sweep import sweep
+        from tunelab.sweeps import sweep
 
         return sweep
     raise AttributeError(name)

@@ -29,3 +29,10 @@ def did_you_mean(word: str, candidates: Iterable[str], prefix: str = "did you me
     can type (keys, methods, options, study spaces) gets the same hint."""
     close = difflib.get_close_matches(word, list(candidates), n=1)
     return f"{prefix}{close[0]!r}{suffix}" if close else ""
+
+
+def root_cause_line(err: BaseException) -> str:
+    """The first line of the root cause: libraries (datasets) wrap a parser's error in a generic one."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return first_line(err) or type(err).__name__

@@ -9,7 +9,7 @@ import shutil
 from dataclasses import dataclass
 from importlib import util
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tunelab.errors import TunelabError, first_line
 
@@ -68,22 +68,33 @@ def _builtin_path(name: str) -> str:
     return str(Path(found.origin).parent / folder)
 
 
-def resolve_model(ref: str, trust_remote_code: bool = False, allow_pickle: bool = False,
-                  task: str = "classification") -> ModelRef:
-    """Check the model exists, is a model, has the task's head, has weights transformers can load
-    and a tokenizer the task can use, without loading its weights (a GGUF file is the exception:
-    it is dequantised once into a plain model folder, which is then what every run loads)."""
-    from tunelab import tasks
+class TaskChecks(Protocol):
+    """What a task checks of a model before anything loads its weights (``tunelab.tasks.Task``)."""
 
+    def check_model(self, ref: str, config: Any) -> None: ...
+
+    def check_tokenizer(self, ref: str, tokenizer: Any) -> None: ...
+
+    def positions(self, config: Any) -> int | None: ...
+
+
+def resolve_model(ref: str, task: TaskChecks | None = None, trust_remote_code: bool = False,
+                  allow_pickle: bool = False) -> ModelRef:
+    """Check the model exists, is a model, has weights transformers can load and, given the
+    ``task``, that it has the task's head and a tokenizer the task can use, without loading its
+    weights (a GGUF file is the exception: it is dequantised once into a plain model folder, which
+    is then what every run loads)."""
     path = model_folder(ref)
     config = load_config(path, trust_remote_code)
-    the_task = tasks.get(task)
-    the_task.check_model(ref, config)
+    if task is not None:
+        task.check_model(ref, config)
     if os.path.isdir(path):
         _check_weights(Path(path), allow_pickle)
-    the_task.check_tokenizer(ref, _load_tokenizer(ref, path, trust_remote_code))
+    if task is not None:
+        task.check_tokenizer(ref, _load_tokenizer(ref, path, trust_remote_code))
+    positions = task.positions(config) if task is not None else position_limit(config)
     return ModelRef(path=path, model_type=config.model_type, fingerprint=_fingerprint(path, config), name=ref,
-                    max_positions=the_task.positions(config), decoder=is_decoder(config))
+                    max_positions=positions, decoder=is_decoder(config))
 
 
 def model_folder(ref: str) -> str:

@@ -39,7 +39,7 @@ class Classifier:
         tokenised and truncated as in training."""
         import torch
 
-        from tunelab.data.core import second_texts
+        from tunelab.data import second_texts
 
         if self.pairs != (seconds is not None):
             raise TunelabError("this classifier was trained on pairs of texts: give each input as two"

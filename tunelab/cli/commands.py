@@ -14,8 +14,8 @@ from rich.text import Text
 
 from tunelab import tasks
 from tunelab.errors import TunelabError
-from tunelab.experiment.listeners import SweepListener
 from tunelab.spec.schema import DEFAULT_WORKDIR
+from tunelab.sweeps.listener import SweepListener
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure what fine-tuning methods cost and achieve on your model and data.")
@@ -61,7 +61,7 @@ def compare(
 ) -> None:
     """Train each method under one protocol, each at a learning rate chosen on validation for the
     budget (unless fixed, or --no-tune), and print what each cost and achieved."""
-    from tunelab.experiment.compare import compare as run_comparison
+    from tunelab.experiment.comparison import compare as run_comparison
     from tunelab.spec import load_spec
 
     overrides = {"model": model, "task": task, "data.path": data, "data.config": data_config, "methods": methods,
@@ -106,7 +106,7 @@ def sweep_command(
     import optuna
 
     from tunelab.spec import load_spec
-    from tunelab.sweep import sweep as run_sweep
+    from tunelab.sweeps import sweep as run_sweep
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress view says what matters
     overrides = {"task": task, "methods": methods, "seeds": seeds, "train.epochs": epochs, "train.max_steps": max_steps,
@@ -177,8 +177,8 @@ def estimate_methods(
     """Each method's exact trainable parameters, artifact size, estimated peak training memory and
     time per step, before anything trains: the model built from its config on the meta device
     (nothing downloaded but the config; only --calibrate loads the weights)."""
-    from tunelab.estimate.memory import Setup, estimate, parse_bytes
-    from tunelab.estimate.step_time import duration
+    from tunelab.estimation.memory import Setup, estimate, parse_bytes
+    from tunelab.estimation.step_time import duration
 
     budget = parse_bytes(device_memory) if device_memory else None
     names = [name.strip() for name in methods.split(",") if name.strip()] or None
@@ -241,9 +241,9 @@ def recommend_methods(
     from a stated prior. One line each of why it is in or out."""
     import torch
 
-    from tunelab.estimate.memory import parse_bytes
-    from tunelab.estimate.recommend import parse_duration, recommend
-    from tunelab.estimate.step_time import duration
+    from tunelab.estimation.memory import parse_bytes
+    from tunelab.estimation.recommend import parse_duration, recommend
+    from tunelab.estimation.step_time import duration
     from tunelab.spec import load_spec
 
     memory = parse_bytes(device_memory)
@@ -270,7 +270,7 @@ def recommend_methods(
 
 
 def _train_examples(experiment: Any) -> int:
-    from tunelab.experiment.compare import prepare
+    from tunelab.experiment import prepare
 
     _, data, _ = prepare(experiment)
     return data.sizes["train"]
@@ -298,7 +298,7 @@ def report(
                                      "self-contained HTML file here."),
 ) -> None:
     """Print the latest experiment's comparison again, from the store, as it was first shown."""
-    from tunelab.report import summary as reporting
+    from tunelab import report as reporting
 
     store = _open_store(workdir)
     experiment_id = store.latest_experiment()
@@ -435,7 +435,7 @@ def _metric(metric: str, value: float | None) -> str:
 
 def _print_verdict(rows: list[Any]) -> None:
     """Under the table, in words: which methods the test set cannot tell from the best."""
-    from tunelab.report.summary import indistinguishable
+    from tunelab.report import indistinguishable
 
     verdict = indistinguishable(rows)
     if verdict:
@@ -443,7 +443,7 @@ def _print_verdict(rows: list[Any]) -> None:
 
 
 def _rich_table(rows: list[Any], title: str, task: str) -> Table:
-    from tunelab.report.summary import table
+    from tunelab.report import table
 
     header, body = table(rows, task)
     out = Table(*header, title=Text(title))
@@ -531,7 +531,7 @@ def describe(run: Any) -> str:
 
 def _sweep_table(result: Any) -> Table:
     """What each search took and chose: trials by outcome, best validation score, settings."""
-    from tunelab.report.summary import tuned_settings
+    from tunelab.report import tuned_settings
 
     out = Table("method", "trials", "complete", "pruned", "failed", f"best val {result.metric}", "best trial",
                 "tuned hyperparameters", title=f"sweep: {result.trials} trials per method")

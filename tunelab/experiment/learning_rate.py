@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tunelab import tasks
-from tunelab.data.core import PreparedData
+from tunelab.data import PreparedData
 from tunelab.errors import TunelabError
 from tunelab.experiment.listeners import Listener
 from tunelab.experiment.schedule import train_runs

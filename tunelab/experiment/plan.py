@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tunelab.data.core import PreparedData
+from tunelab.data import PreparedData
 from tunelab.models import ModelRef
 from tunelab.spec import ExperimentSpec
 from tunelab.spec.run import RunSpec

@@ -14,8 +14,8 @@ import html
 import statistics
 from typing import Any
 
-from tunelab import tasks
 from tunelab.report.summary import MethodRow, Stat, Summary, TrialPoint, validation_metric
+from tunelab.spec import plugins
 
 # (key in a row's values, axis title): what each Pareto panel puts the quality against
 COSTS = [("trainable_params", "trainable parameters"), ("peak_memory_mb", "peak memory (MB)"),
@@ -36,7 +36,7 @@ def quality(summary: Summary) -> tuple[str, str, float, bool]:
     """What the charts rank by: (key in a row's values, axis title, display scale, greater is
     better). The test split's paired metric where the runs have it, validation's otherwise (a
     sweep's trials never see test)."""
-    task = tasks.get(summary.task)
+    task = plugins.task(summary.task)
     metric = task.paired[0]
     if not any(f"test_{metric}" in row.values for row in summary.rows):
         metric = validation_metric(summary.spec)
@@ -44,7 +44,7 @@ def quality(summary: Summary) -> tuple[str, str, float, bool]:
     return (f"test_{metric}", *_axis(task, f"test_{metric}"), task.greater_is_better(metric))
 
 
-def _axis(task: tasks.Task, key: str) -> tuple[str, float]:
+def _axis(task: plugins.TaskPlugin, key: str) -> tuple[str, float]:
     title, fmt = next(((t, f) for k, t, f in task.columns if k == key), (key, "{:.3f}"))
     return (f"{title} (%)", 100.0) if fmt == "pct" else (title, 1.0)
 
@@ -102,7 +102,7 @@ def learning_curves(summary: Summary) -> Any | None:
     rows = [row for row in summary.rows if row.curves]
     if not rows:
         return None
-    task = tasks.get(summary.task)
+    task = plugins.task(summary.task)
     title, scale = _axis(task, f"validation_{validation_metric(summary.spec)}")
     colour = colours(summary)
     figure = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.05,
@@ -156,7 +156,7 @@ def _trials_figure(summary: Summary, method: str, points: list[TrialPoint]) -> A
     from plotly import graph_objects as go
 
     metric = validation_metric(summary.spec)
-    task = tasks.get(summary.task)
+    task = plugins.task(summary.task)
     title, scale = _axis(task, f"validation_{metric}")
     scored = [p.objective * scale for p in points if p.objective is not None]
     # a trial that never evaluated sits at the worst end: the bottom for accuracy, the top for a loss

@@ -15,8 +15,8 @@ import yaml
 from markupsafe import Markup
 
 from tunelab.errors import TunelabError
-from tunelab.report.summary import Summary, charts
-from tunelab.report import summary as report
+from tunelab.report import charts, text
+from tunelab.report.summary import Summary
 
 HTML_FILE = "comparison.html"
 
@@ -68,11 +68,11 @@ def render(summary: Summary) -> str:
     import jinja2
     from plotly.offline import get_plotlyjs
 
-    header, body = report.table(summary.rows, summary.task)
+    header, body = text.table(summary.rows, summary.task)
     page = jinja2.Environment(autoescape=True).from_string(_PAGE)
     return page.render(
-        title=summary.title, header=header, body=body, verdict=report.indistinguishable(summary.rows),
-        sections=report.sections(summary), explanation=report.explanation(summary.task),
+        title=summary.title, header=header, body=body, verdict=text.indistinguishable(summary.rows),
+        sections=text.sections(summary), explanation=text.explanation(summary.task),
         figures=[Markup(chart) for chart in _charts(summary)],
         environment=sorted((str(k), _flat(v)) for k, v in summary.environment.items()),
         spec=yaml.safe_dump(summary.spec, sort_keys=False, allow_unicode=True),

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-from tunelab import tasks
-from tunelab.report.bootstrap import Interval
 from tunelab.report import bootstrap
+from tunelab.report.bootstrap import Interval
+from tunelab.report.format import setting
 from tunelab.results import PREDICTIONS_FILE, ExperimentInfo, LrChoice, MethodSearch, RunStatus
+from tunelab.spec import plugins
 from tunelab.store import Store, StoredRun
 
 # (key in the run's costs or metrics, column title, format)
@@ -34,7 +34,7 @@ COST_COLUMNS = [
 
 def columns(task: str) -> list[tuple[str, str, str]]:
     """What every task costs, then what this task measures (``Task.columns``)."""
-    return COST_COLUMNS + tasks.get(task).columns
+    return COST_COLUMNS + plugins.task(task).columns
 
 
 @dataclass
@@ -93,13 +93,6 @@ class Summary:
         return str(self.spec.get("task", "classification"))
 
 
-_UNITS = {
-    "classification": "Accuracy and F1 in %.",
-    "causal-lm": "Losses per response token (natural log); exact match, ROUGE-L and label accuracy in %, from greedy "
-                 "generation on test; forgetting: the rise in loss on general text, tuned minus base model.",
-}
-
-
 def from_store(store: Store, experiment_id: int) -> Summary:
     experiment = store.experiment(experiment_id)
     runs = store.runs(experiment_id)
@@ -107,7 +100,7 @@ def from_store(store: Store, experiment_id: int) -> Summary:
     info = experiment.info
     searches = {search.method: search for search in info.sweep.methods} if info.sweep else {}
     spec = experiment.spec
-    task = tasks.get(str(spec.get("task", "classification")))
+    task = plugins.task(str(spec.get("task", "classification")))
     metric = validation_metric(spec)
     for row in rows:
         row.sweep = searches.get(row.method)
@@ -137,7 +130,7 @@ def _environment(runs: list[StoredRun]) -> dict[str, Any]:
 
 def validation_metric(spec: dict[str, Any]) -> str:
     """The stored experiment's validation metric (``train.metric``, or its task's default)."""
-    task = tasks.get(str(spec.get("task", "classification")))
+    task = plugins.task(str(spec.get("task", "classification")))
     return str(spec.get("train", {}).get("metric") or task.default_metric)
 
 
@@ -187,8 +180,6 @@ def _budget_curves(row: MethodRow, store: Store, metric: str, maximise: bool) ->
 
 def _trials(store: Store, searches: list[MethodSearch], metric: str) -> dict[str, list[TrialPoint]]:
     """Each searched method's trials, from their runs in the store (every trial is one)."""
-    from tunelab import methods
-
     studies = {search.study: search.method for search in searches}
     out: dict[str, list[TrialPoint]] = {}
     for run in store.runs():
@@ -196,7 +187,7 @@ def _trials(store: Store, searches: list[MethodSearch], metric: str) -> dict[str
         if trial is None or trial.study not in studies:
             continue
         options = run.spec.options.model_dump()
-        option = next((name for name in methods.get(run.method).search_space(run.spec.options)
+        option = next((name for name in plugins.METHODS.get(run.method).search_space(run.spec.options)
                        if name != "lr" and name in options), None)
         evaluations = [value for _, name, value in store.series(run.key) if name == f"eval_{metric}"]
         objective = run.metrics.get(f"validation_{metric}", evaluations[-1] if evaluations else None)
@@ -206,7 +197,7 @@ def _trials(store: Store, searches: list[MethodSearch], metric: str) -> dict[str
     return out
 
 
-def _paired(rows: list[MethodRow], done: list[StoredRun], task: tasks.Task) -> None:
+def _paired(rows: list[MethodRow], done: list[StoredRun], task: plugins.TaskPlugin) -> None:
     """Each row's test metric minus the best row's, with a paired bootstrap 95 % interval over the
     test examples (each row's examples averaged over its seeds); rows without predictions get none."""
     metric, numerator, denominator = task.paired
@@ -248,7 +239,7 @@ def _label(rows: list[MethodRow]) -> None:
         differ = [(f"train.{k}" if part == "train" else k, v)
                   for part in ("options", "train") for k, v in getattr(row, part).items()
                   if any(getattr(t, part).get(k) != v for t in twins)]
-        row.label = f"{row.method} ({', '.join(f'{k}={_setting(v)}' for k, v in differ)})" if differ else row.method
+        row.label = f"{row.method} ({', '.join(f'{k}={setting(v)}' for k, v in differ)})" if differ else row.method
 
 
 def _stat(values: list[float]) -> Stat:
@@ -266,193 +257,3 @@ def _t95(dof: int) -> float:
     return float(t.ppf(0.975, dof))
 
 
-def cell(row: MethodRow, key: str, fmt: str) -> str:
-    stat = row.values.get(key)
-    if stat is None:
-        return "–"
-    if fmt == "params":
-        pct = f" ({row.trainable_pct:.2f} %)" if row.trainable_pct is not None else ""
-        return f"{_count(stat.mean)}{pct}"
-    text = format_value(stat.mean, fmt)
-    return f"{text} ± {format_value(stat.ci95, fmt)}" if stat.ci95 is not None else text
-
-
-def format_value(value: float | None, fmt: str) -> str:
-    """A number in a column's format: ``pct`` (a fraction, shown in %), ``mb`` (bytes, shown in
-    MB) or a format string."""
-    if value is None:
-        return "–"
-    scale, pattern = {"pct": (100, "{:.1f}"), "mb": (1 / 2**20, "{:.1f}")}.get(fmt, (1, fmt))
-    return pattern.format(value * scale)
-
-
-def _count(n: float) -> str:
-    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.2f}{unit}"
-    return f"{n:.0f}"
-
-
-def table(rows: list[MethodRow], task: str = "classification") -> tuple[list[str], list[list[str]]]:
-    """Header and cells, shared by the terminal and Markdown renderings. After a sweep, a column
-    says how many trials chose each method's settings."""
-    swept = any(row.sweep for row in rows)
-    chosen = any(row.lr for row in rows)
-    paired = any(row.paired for row in rows)
-    shown = columns(task)
-    metric, _, _ = tasks.get(task).paired
-    header = ["method", "seeds"] + (["trials (done/pruned/failed)"] if swept else []) + (["lr"] if chosen else [])
-    header += [title for _, title, _ in shown]
-    header += [f"Δ test {metric} vs best [95 % CI]"] if paired else []
-    body = []
-    for row in rows:
-        seeds = f"{row.done}/{row.runs}" if row.done != row.runs else str(row.runs)
-        trials = [trial_counts(row.sweep)] if swept else []
-        lr = [learning_rate(row)] if chosen else []
-        difference = [difference_cell(row, next(fmt for k, _, fmt in shown if k == f"test_{metric}"))] if paired else []
-        body.append([row.label or row.method, seeds, *trials, *lr] + [cell(row, key, fmt) for key, _, fmt in shown]
-                    + difference)
-    return header, body
-
-
-def learning_rate(row: MethodRow) -> str:
-    """The rate a row ended with and how it was chosen: ``0.005 (tuned of 3, +68 s)``."""
-    if row.sweep:
-        return f"{row.options.get('lr', 0):.2g} (sweep)"
-    if row.lr is None:
-        return "–"
-    how: str = row.lr.how
-    if how == "tuned" and row.lr.candidates:
-        how = f"tuned of {len(row.lr.candidates)}, +{row.lr.tuning_seconds:.0f} s"
-    return f"{row.lr.lr:.2g} ({how})"
-
-
-def difference_cell(row: MethodRow, fmt: str) -> str:
-    """``−2.3 [−4.1, −0.6] *``: the row minus the best, its interval, and * where it excludes zero."""
-    if row.best:
-        return "best"
-    if row.paired is None:
-        return "–"
-    p = row.paired
-    signed = "{:+" + (fmt[2:] if fmt.startswith("{:") else ".1f}")
-    scale = 100 if fmt == "pct" else 1
-    text = (f"{signed.format(p.difference * scale)} [{signed.format(p.low * scale)}, "
-            f"{signed.format(p.high * scale)}]")
-    return text + (" *" if p.excludes_zero else "")
-
-
-def indistinguishable(rows: list[MethodRow]) -> str | None:
-    """In plain words, which rows the test set cannot tell from the best."""
-    best = next((row for row in rows if row.best), None)
-    if best is None:
-        return None
-    ties = [row.label for row in rows if row.paired is not None and not row.best and not row.paired.excludes_zero]
-    worse = [row.label for row in rows if row.paired is not None and row.paired.excludes_zero]
-    text = f"Best on test: {best.label}."
-    if ties:
-        text += f" Indistinguishable from it on this test set (their 95 % interval includes 0): {', '.join(ties)}."
-    if worse:
-        text += f" Different from it (marked *): {', '.join(worse)}."
-    return text
-
-
-def trial_counts(search: MethodSearch | None) -> str:
-    if search is None:
-        return "–"
-    return f"{search.trials} ({search.complete}/{search.pruned}/{search.failed})"
-
-
-def tuned_settings(search: MethodSearch) -> str:
-    """The searched values a sweep chose, as ``lr=3.2e-04, r=16, train.batch_size=16``."""
-    return ", ".join(f"{name}={_setting(value)}" for name, value in search.params.items()) or "–"
-
-
-def _setting(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else json.dumps(value) if not isinstance(value, str) else value
-
-
-def markdown(summary: Summary) -> str:
-    rows = summary.rows
-    header, body = table(rows, summary.task)
-    lines = [f"# {md_escape(summary.title)}", "", "| " + " | ".join(header) + " |",
-             "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(md_escape(c) for c in cells) + " |" for cells in body]
-    verdict = indistinguishable(rows)
-    if verdict:
-        lines += ["", md_escape(verdict)]
-    for heading, items in sections(summary):
-        lines += ["", heading, *(f"- {md_escape(item)}" for item in items)]
-    lines += ["", explanation(summary.task)]
-    return "\n".join(lines) + "\n"
-
-
-def sections(summary: Summary) -> list[tuple[str, list[str]]]:
-    """The lists under the table, as plain text (each rendering escapes them its own way): how
-    learning rates were chosen, what a sweep chose, the runs that did not finish, the notes."""
-    rows = summary.rows
-    task = tasks.get(summary.task)
-    key = f"validation_{validation_metric(summary.spec)}"
-
-    def shown(value: float) -> str:
-        return task.score({key: value}, key)
-
-    lists = [
-        ("Learning rates, chosen on validation (each candidate trained on the first seed to the rung; the lowest "
-         "rate within validation noise of the best continued):",
-         [f"{r.label}: {lr_story(r.lr, shown)}" for r in rows if r.lr and r.lr.candidates]),
-        ("Tuned hyperparameters (each method's best trial, on validation only):",
-         [f"{r.label}: {tuned_settings(r.sweep)} (best validation {_setting(r.sweep.best_validation)}, "
-          f"trial {r.sweep.best_trial})" for r in rows if r.sweep]),
-        ("Runs that did not finish:", [f"{r.label} {f}" for r in rows for f in r.failed]),
-        ("Notes:", list(summary.info.notes)),
-    ]
-    return [(heading, items) for heading, items in lists if items]
-
-
-def explanation(task: str) -> str:
-    """What the table's numbers are, under every rendering of it."""
-    return (f"Mean ± 95 % t-interval over seeds (with two or more). {_UNITS[task]} "
-            "Peak memory: the run process's peak RSS on CPU, CUDA max allocated on GPU. Δ vs best: the test "
-            "metric minus the best row's, with a paired bootstrap 95 % interval over the test examples "
-            "(2,000 resamples). Time to 95 %: training seconds until the validation metric first reached "
-            "95 % of its best (for a loss: came within 5 % of it).")
-
-
-def lr_story(choice: LrChoice, show: Any = _setting) -> str:
-    """``0.005 from 0.0005: 50.0, 0.0015: 50.0, 0.005: 69.6 (validation at step 19)``: each
-    candidate's validation score at the rung, shown by ``show``."""
-    scores = ", ".join(f"{c.lr:.2g}: " + (show(c.validation) if c.validation is not None else str(c.status))
-                       for c in choice.candidates)
-    step = next((c.step for c in choice.candidates if c.step), None)
-    text = f"{choice.lr:.2g} from {scores}" + (f" (validation at step {step})" if step else "")
-    return text + (f"; {choice.note}" if choice.note else "")
-
-
-def md_escape(text: str) -> str:
-    """Markdown-safe on one line: a newline in a user string (a multi-line ``init_text``) would
-    end a table row, so it becomes a space, and every character Markdown reads is escaped."""
-    text = " ".join(text.splitlines())
-    for char in "\\|*_`<>[]":
-        text = text.replace(char, "\\" + char)
-    return text
-
-
-def as_json(summary: Summary) -> dict[str, Any]:
-    spec, info = summary.spec, summary.info
-    return {"title": summary.title, "model": spec.get("model"), "task": summary.task,
-            "data": spec["data"]["path"], "labels": info.labels,
-            "sizes": info.sizes, "seeds": spec.get("seeds"), "notes": info.notes,
-            "sweep": info.sweep.model_dump() if info.sweep else None,
-            "methods": [{**asdict(row), "sweep": row.sweep.model_dump() if row.sweep else None,
-                         "lr": row.lr.model_dump(mode="json") if row.lr else None}
-                        for row in summary.rows]}
-
-
-def write(summary: Summary, workdir: Path) -> tuple[Path, Path, Path]:
-    """``comparison.md``, ``comparison.json`` and ``comparison.html`` in the work directory."""
-    from tunelab.report import html as report_html
-
-    md, js = Path(workdir) / "comparison.md", Path(workdir) / "comparison.json"
-    md.write_text(markdown(summary))
-    js.write_text(json.dumps(as_json(summary), indent=2))
-    return md, js, report_html.write(summary, Path(workdir) / report_html.HTML_FILE)

@@ -6,10 +6,8 @@ is recorded as that run's failure while the others go on.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
@@ -21,14 +19,10 @@ from typing import IO, Protocol
 from tunelab.errors import TunelabError
 from tunelab.results import RunResult, RunStatus
 from tunelab.run import events
+from tunelab.run.process import PARENT_ENV, SPEC_ENV, die_with_parent
 from tunelab.spec.run import RunSpec
 
 OnEvent = Callable[[RunSpec, events.Progress | events.Evaluation], None]
-PARENT_ENV = "TUNELAB_PARENT_PID"  # the worker dies with this process (worker._die_with_parent)
-SPEC_ENV = "TUNELAB_RUN_SPEC"  # a file holding the RunSpec, where stdin cannot carry it (torchrun's ranks)
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-
-
 class Executor(Protocol):
     parallel: int  # how many runs it trains at once: how many locks are worth taking at a time
 
@@ -69,18 +63,6 @@ def processes_per_run(gpus: float, batch_sizes: list[tuple[str, int]]) -> int:
             raise TunelabError(f"{name} {size} does not split over {gpus:g} GPUs per run",
                                f"use a multiple of {gpus:g}: each batch is split evenly over the run's processes")
     return int(gpus)
-
-
-def die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent dies (elsewhere: nothing). Safe between fork
-    and exec (``preexec_fn``): libc is loaded at import, so nothing is imported in the child."""
-    if _LIBC is not None:
-        _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def is_rank_zero() -> bool:
-    """This process speaks for its run: the only one, or rank 0 of a run on several GPUs."""
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 class LocalExecutor:

@@ -35,8 +35,8 @@ from tunelab import artifact as artifacts
 from tunelab import methods, tasks
 from tunelab.results import PREDICTIONS_FILE, Costs, RunResult, RunStatus
 from tunelab.run.events import Evaluation, Progress
-from tunelab.run.launch import is_rank_zero
 from tunelab.run.measure import count_parameters, directory_bytes, environment, peak_memory_mb, process_age
+from tunelab.run.process import is_rank_zero
 from tunelab.run.trial import load_trial
 from tunelab.spec.run import RunSpec, TrialRef
 
@@ -735,7 +735,7 @@ def save_artifact(model: Any, tokenizer: Any, run: RunSpec, target: Path | None 
                   state_dict: dict[str, Any] | None = None) -> Path:
     """The run's artifact (see ``tunelab.artifact``): what prediction needs to repeat the run; a new
     version in the run directory unless ``target`` says where."""
-    from tunelab.data.core import prepared_at
+    from tunelab.data import prepared_at
 
     meta = artifacts.ArtifactMeta(task=run.task, method=run.method, base_model=run.model_path, labels=run.labels,
                                   pairs=prepared_at(run.data_path).pairs, run_key=run.key,

@@ -23,7 +23,7 @@ from typing import TextIO
 from tunelab.errors import first_line
 from tunelab.results import Costs, RunResult, RunStatus
 from tunelab.run import events
-from tunelab.run.launch import PARENT_ENV, SPEC_ENV, die_with_parent, is_rank_zero
+from tunelab.run.process import PARENT_ENV, SPEC_ENV, die_with_parent, is_rank_zero
 from tunelab.spec.run import RunSpec
 
 HEARTBEAT_SECONDS = 5.0

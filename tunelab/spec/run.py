@@ -53,9 +53,9 @@ class RunSpec(BaseModel):
     evaluate_test: bool = True
     trial: TrialRef | None = None  # a sweep trial's identity, for reporting to Optuna from the worker
     evaluation: EvalSpec | None = None  # causal-lm: generation and forgetting after training
-    # A learning-rate candidate (``tunelab.experiment.learning_rate``): stop at this share of the training budget, with a
-    # checkpoint, so that the chosen candidate resumes there. Kept out of the key: the candidate that
-    # wins and the final run at its learning rate are one run, trained once.
+    # A learning-rate candidate (``tunelab.experiment.learning_rate``): stop at this share of the
+    # training budget, with a checkpoint, so that the chosen candidate resumes there. Kept out of the
+    # key: the candidate that wins and the final run at its learning rate are one run, trained once.
     rung: float | None = None
 
     @model_validator(mode="before")

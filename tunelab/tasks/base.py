@@ -12,37 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from tunelab.data import Request, Splits
 from tunelab.errors import TunelabError
+from tunelab.report.format import format_value
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
 
     from tunelab.models import ModelRef
-    from tunelab.spec import DataSpec, ExperimentSpec
+    from tunelab.spec import ExperimentSpec
     from tunelab.spec.run import RunSpec
-
-
-@dataclass
-class Splits:
-    """A task's prepared data: train, validation and test (and any split of its own, such as the
-    causal-LM task's general text), tokenised; the class names when it has classes; notes for the user."""
-
-    data: DatasetDict
-    labels: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    text_columns: tuple[str, ...] = ()  # classification: the text column, or a pair's two
-
-
-@dataclass(frozen=True)
-class Request:
-    """What preparing the data needs besides the rows."""
-
-    spec: DataSpec
-    model: ModelRef
-    max_length: int
-    name: str  # the data as the user named it, for messages
-    trust_remote_code: bool = False
-    general_text: str | None = None  # the causal-LM task's forgetting set (eval.forgetting)
 
 
 @dataclass
@@ -80,7 +59,8 @@ class Task(ABC):
     # The test metric the report's paired intervals are for, as fields of each example's record in
     # ``predictions.jsonl``: the metric is sum(numerator) / sum(denominator) (a count when None).
     paired: ClassVar[tuple[str, str, str | None]]
-    # The fewest validation examples that can rank learning-rate candidates (``tunelab.experiment.learning_rate``), and why.
+    # The fewest validation examples that can rank learning-rate candidates
+    # (``tunelab.experiment.learning_rate``), and why.
     min_validation: ClassVar[int]
     min_validation_why: ClassVar[str]
     # Whether the model divides its summed loss by the item count the Trainer passes it
@@ -92,13 +72,12 @@ class Task(ABC):
     def margin(self, metric: str, best: float, score: float, examples: int) -> float:
         """How much worse than ``best`` a validation ``score`` may be and still be as good, as far as
         ``examples`` validation examples can tell: 0 here (the best is the best); tasks whose metric
-        has a known sampling error say more (``tunelab.experiment.learning_rate`` keeps the lowest rate within it)."""
+        has a known sampling error say more (``tunelab.experiment.learning_rate`` keeps the lowest
+        rate within it)."""
         return 0.0
 
     def score(self, metrics: dict[str, float], key: str) -> str:
         """One metric as the report shows it (``columns``' format), for progress lines."""
-        from tunelab.report.summary import format_value
-
         name = key.split("_", 1)[1] if key.startswith(("eval_", "validation_", "test_")) else key
         fmt = next((f for k, _, f in self.columns if k.endswith("_" + name) or k == name), "{:.3f}")
         return format_value(metrics.get(key), fmt)
@@ -166,6 +145,11 @@ class Task(ABC):
     @abstractmethod
     def prepare(self, raw: DatasetDict, request: Request) -> Splits:
         """Rows as read (one ``all`` split, or the splits the files name) to tokenised splits."""
+
+    def cache_parts(self, general_text: str | None) -> list[str]:
+        """What names this task's prepared data beyond the data, tokenizer, length and reader:
+        nothing here (so classification's caches and run keys stay as they were before tasks)."""
+        return []
 
     # --- in the worker ---------------------------------------------------------------------------
 

@@ -9,9 +9,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tunelab.data import Request, Splits
 from tunelab.errors import TunelabError
 from tunelab.tasks import register
-from tunelab.tasks.base import Measured, Request, Scored, Splits, Task
+from tunelab.tasks.base import Measured, Scored, Task
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -71,10 +72,16 @@ class CausalLM(Task):
             tokenizer.pad_token = tokenizer.eos_token
         return tokenizer
 
+    def cache_parts(self, general_text: str | None) -> list[str]:
+        """The task, and the forgetting text by its name and its content."""
+        from tunelab.tasks.causal_lm.general_text import fingerprint
+
+        return [self.name, general_text or "", fingerprint(general_text) if general_text else ""]
+
     def prepare(self, raw: DatasetDict, request: Request) -> Splits:
         from datasets import DatasetDict
 
-        from tunelab.data.core import check_not_empty, sorted_for_evaluation, split_and_sample
+        from tunelab.data import check_not_empty, sorted_for_evaluation, split_and_sample
         from tunelab.tasks.causal_lm import instructions
 
         spec, name = request.spec, request.name

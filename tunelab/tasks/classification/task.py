@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from tunelab.data import Request, Splits
 from tunelab.errors import TunelabError
 from tunelab.tasks import register
-from tunelab.tasks.base import Request, Splits, Task
+from tunelab.tasks.base import Task
 from tunelab.tasks.classification.metrics import classification_metrics
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class Classification(Task):
                                "the folder")
 
     def prepare(self, raw: DatasetDict, request: Request) -> Splits:
-        from tunelab.data.core import labelled_splits, tokenise
+        from tunelab.data import labelled_splits, tokenise
 
         splits, text_columns, labels, notes = labelled_splits(raw, request.spec, request.name)
         data = tokenise(splits, request.model.path, text_columns, request.max_length, request.trust_remote_code)

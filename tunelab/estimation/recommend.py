@@ -1,6 +1,6 @@
 """Which methods fit a memory and a time budget, and at what batch size, ordered by the quality to
 expect: ``tunelab recommend``. Each method is tried as the experiment would train it, then with
-gradient checkpointing, then at halved batch sizes down to 1 (``tunelab.estimate.memory`` for the memory
+gradient checkpointing, then at halved batch sizes down to 1 (``tunelab.estimation.memory`` for the memory
 and time of each); the first that fits is its option. Expected quality comes from the user's own
 store when it holds finished runs of this model and task, otherwise from ``PRIOR``.
 """
@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from tunelab import tasks
 from tunelab.errors import TunelabError
-from tunelab.estimate.memory import Estimate, Setup, estimate
-from tunelab.estimate.step_time import duration
+from tunelab.estimation.memory import Estimate, Setup, estimate
+from tunelab.estimation.step_time import duration
 
 if TYPE_CHECKING:
     from tunelab.spec import ExperimentSpec

@@ -4,7 +4,7 @@ model's own matrix shapes. Real steps, where there are any (``calibration``: a f
 four methods on the real weights; or ``stored_steps``: the store's runs of this model), correct it
 by the line fitted through them, ``seconds = overhead + FLOPs / throughput``: what a step costs
 beyond its matrix products (the optimizer, normalisations, the framework) is in the fitted overhead
-and throughput. A step's FLOPs for a method and setting come from ``tunelab.estimate.memory`` (``Flops``).
+and throughput. A step's FLOPs for a method and setting come from ``tunelab.estimation.memory`` (``Flops``).
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from pydantic import ValidationError
 
 from tunelab import methods as method_registry
 from tunelab.errors import TunelabError
-from tunelab.experiment.listeners import SweepListener
 from tunelab.experiment.schedule import train_runs
 from tunelab.methods import MethodOptions
 from tunelab.results import RunResult, RunStatus
@@ -20,7 +19,8 @@ from tunelab.run.launch import Executor
 from tunelab.spec import ExperimentSpec, SweepSpec, TrainSpec, merge_train
 from tunelab.spec.run import TrialRef
 from tunelab.store import Store
-from tunelab.sweep.studies import MethodSweep, StudyPlan, tally
+from tunelab.sweeps.listener import SweepListener
+from tunelab.sweeps.studies import MethodSweep, StudyPlan, tally
 
 
 @dataclass

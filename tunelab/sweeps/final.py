@@ -3,21 +3,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from tunelab.experiment.compare import Comparison, compare
-from tunelab.experiment.listeners import SweepListener
-from tunelab.report import summary as report
+from tunelab import report
+from tunelab.experiment.comparison import Comparison, compare
 from tunelab.results import ExperimentInfo, SweepSummary
 from tunelab.run.launch import Executor
 from tunelab.spec import ExperimentSpec, MethodSpec
 from tunelab.store import Store
-
-if TYPE_CHECKING:
-    from tunelab.sweep import SweepResult
+from tunelab.sweeps.listener import SweepListener
+from tunelab.sweeps.studies import MethodSweep
 
 TUNED_FILE = "tuned.yaml"
+
+
+@dataclass
+class SweepResult:
+    """What ``sweep`` did: each method's study, and the comparison of the best settings on every seed."""
+
+    storage: str  # the URL, password hidden
+    metric: str
+    trials: int
+    methods: list[MethodSweep]
+    comparison: Comparison | None  # None when no method had a complete trial
+    tuned_path: Path | None = None  # the tuned experiment, for `tunelab compare`
+    notes: list[str] = field(default_factory=list)
 
 
 def compare_best(spec: ExperimentSpec, result: SweepResult, executor: Executor,

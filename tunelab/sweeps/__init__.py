@@ -36,18 +36,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunelab.errors import TunelabError
-from tunelab.experiment.compare import Comparison, prepare
-from tunelab.experiment.listeners import SweepListener
+from tunelab.experiment import prepare
 from tunelab.run.launch import Executor, LocalExecutor
 from tunelab.run.trial import display_url, open_storage
 from tunelab.spec import ExperimentSpec, SweepSpec
 from tunelab.store import Store
-from tunelab.sweep.final import TUNED_FILE, compare_best
-from tunelab.sweep.studies import (
+from tunelab.sweeps.final import TUNED_FILE, SweepResult, compare_best
+from tunelab.sweeps.listener import SweepListener
+from tunelab.sweeps.studies import (
     STORAGE_FILE,
     MethodSweep,
     StudyPlan,
@@ -57,21 +56,10 @@ from tunelab.sweep.studies import (
     plan_study,
     tally,
 )
-from tunelab.sweep.trials import TrialContext, run_trial
+from tunelab.sweeps.trials import TrialContext, run_trial
 
 __all__ = ["STORAGE_FILE", "TUNED_FILE", "MethodSweep", "SweepListener", "SweepResult", "default_storage",
            "study_names", "sweep"]
-
-
-@dataclass
-class SweepResult:
-    storage: str  # the URL, password hidden
-    metric: str
-    trials: int
-    methods: list[MethodSweep]
-    comparison: Comparison | None  # None when no method had a complete trial
-    tuned_path: Path | None = None  # the tuned experiment, for `tunelab compare`
-    notes: list[str] = field(default_factory=list)
 
 
 def sweep(

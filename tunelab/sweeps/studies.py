@@ -14,7 +14,7 @@ from tunelab.run.trial import display_url, make_pruner
 from tunelab.spec import ExperimentSpec, MethodSpec, SweepSpec, sweep_space
 from tunelab.spec.dimensions import Dimension, Fixed
 from tunelab.spec.run import RunSpec
-from tunelab.sweep.recovery import recover_interrupted
+from tunelab.sweeps.recovery import recover_interrupted
 
 STORAGE_FILE = "optuna.db"
 

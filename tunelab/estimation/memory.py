@@ -1,7 +1,7 @@
 """What each method would train, save and hold in memory, known before anything trains: the model
 built from its config on the meta device (no weights downloaded, read or allocated), the method
 applied as a run applies it, its parameters counted, and its peak training memory computed from
-them (``Memory``). ``tunelab estimate`` prints it, with the time per step of ``tunelab.estimate.step_time``."""
+them (``Memory``). ``tunelab estimate`` prints it, with the time per step of ``tunelab.estimation.step_time``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 from tunelab import methods as registry
 from tunelab import tasks
 from tunelab.errors import TunelabError
-from tunelab.estimate.step_time import Speed, check_local_weights, step_flops
+from tunelab.estimation.step_time import Speed, check_local_weights, step_flops
 from tunelab.run.measure import count_parameters
 
 # What a CPU run's process holds besides the model and its training state: Python, torch,
@@ -95,7 +95,7 @@ def estimate(model: str, task: str = "classification", methods: list[str] | None
     """Each method's exact parameter counts and artifact size on ``model`` (a built-in name, a
     folder, even one holding ``config.json`` alone, or a hub id: only its config is read), its peak
     training memory under ``setup`` and, where this machine has the device, its seconds per step
-    (``tunelab.estimate.step_time``; corrected by real steps with ``calibrate``, or by the runs of this
+    (``tunelab.estimation.step_time``; corrected by real steps with ``calibrate``, or by the runs of this
     model in ``workdir``'s store). Every method of the task when ``methods`` is None, those that
     cannot train the model marked ``refused``; a method named in ``methods`` that cannot is an error."""
     from tunelab.models import load_config, model_folder
@@ -157,7 +157,7 @@ def _speed(context: _Context, setup: Setup, calibrate: bool, workdir: str | None
     machine without one: memory and counts still hold)."""
     import torch
 
-    from tunelab.estimate import step_time
+    from tunelab.estimation import step_time
 
     if setup.device == "cuda" and not torch.cuda.is_available():
         return None

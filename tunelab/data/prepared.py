@@ -1,0 +1,142 @@
+"""Data in, tokenised splits out, once: ``prepare_data`` reads the source, has the task make its
+splits, and saves the tokenised ``DatasetDict`` under the work directory, keyed by what went into
+it; every run of every method and seed loads it from there. It is also where bad data is caught,
+before any run starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from tunelab.data.sources import Source, content_hash
+from tunelab.data.splits import SPLITS
+from tunelab.models import ModelRef
+from tunelab.spec import DataSpec
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
+
+# Raise it when files are read differently: a cache prepared by an older reader is then prepared again.
+READER_VERSION = "3"  # 3: sentence pairs
+
+
+@dataclass
+class Splits:
+    """A task's prepared data: train, validation and test (and any split of its own, such as the
+    causal-LM task's general text), tokenised; the class names when it has classes; notes for the user."""
+
+    data: DatasetDict
+    labels: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    text_columns: tuple[str, ...] = ()  # classification: the text column, or a pair's two
+
+
+@dataclass(frozen=True)
+class Request:
+    """What preparing the data needs besides the rows."""
+
+    spec: DataSpec
+    model: ModelRef
+    max_length: int
+    name: str  # the data as the user named it, for messages
+    trust_remote_code: bool = False
+    general_text: str | None = None  # the causal-LM task's forgetting set (eval.forgetting)
+
+
+class Preparer(Protocol):
+    """What a task does with the raw rows (``tunelab.tasks.Task``)."""
+
+    def cache_parts(self, general_text: str | None) -> list[str]:
+        """What beyond the data, tokenizer, length and reader names this task's prepared data."""
+
+    def prepare(self, raw: DatasetDict, request: Request) -> Splits: ...
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    path: str  # a DatasetDict saved with save_to_disk: input_ids, attention_mask, labels, length
+    labels: list[str]
+    sizes: dict[str, int]
+    fingerprint: str  # of the raw data and how it was read: recorded with every run
+    notes: list[str] = field(default_factory=list)
+    text_columns: list[str] = field(default_factory=list)  # classification: the text, and a pair's second
+
+    @property
+    def pairs(self) -> bool:
+        """Each example is a pair of texts (premise and hypothesis, two questions…)."""
+        return len(self.text_columns) == 2
+
+
+def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path, task: Preparer,
+                 trust_remote_code: bool = False, general_text: str | None = None) -> PreparedData:
+    """The ``task``'s tokenised splits, from the cache when this data was prepared the same way
+    before. ``general_text`` is the causal-LM task's forgetting set (``eval.forgetting``)."""
+    source = Source.of(spec)
+    options = spec.model_dump(exclude={"path"})
+    fingerprint = content_hash(source.fingerprint(), json.dumps(options, sort_keys=True))
+    # Absolute: runs read the cache from other directories, processes and machines (Ray workers).
+    workdir = workdir.resolve()
+    parts = task.cache_parts(general_text)
+    key = content_hash(fingerprint, model.fingerprint, str(max_length), READER_VERSION, *parts)[:16]
+    target = workdir / "cache" / "data" / key
+    meta = target / "tunelab_data.json"
+    if meta.is_file():
+        return _read_meta(meta)
+
+    import datasets
+
+    datasets.disable_progress_bars()  # tunelab shows its own progress
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # its errors reach the user as TunelabError
+    raw, unused = source.load(workdir / "cache" / "datasets")
+    request = Request(spec=spec, model=model, max_length=max_length, name=source.name,
+                            trust_remote_code=trust_remote_code, general_text=general_text)
+    splits = task.prepare(raw, request)
+    if unused:
+        splits.notes.insert(0, f"{source.name}: not used: {', '.join(unused)} (no train, validation or test split "
+                               "by name, or one data.splits replaced; data.splits can choose them)")
+    if len(splits.text_columns) == 2:  # runs on pairs have keys of their own, also where no setting named them
+        fingerprint = content_hash(fingerprint, *splits.text_columns)
+    prepared = PreparedData(
+        path=str(target), labels=splits.labels,
+        sizes={name: len(split) for name, split in splits.data.items() if name in SPLITS},
+        fingerprint=fingerprint, notes=splits.notes, text_columns=list(splits.text_columns),
+    )
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    splits.data.save_to_disk(str(tmp))
+    (tmp / "tunelab_data.json").write_text(json.dumps(asdict(prepared), indent=2))
+    try:
+        os.replace(tmp, target)  # a half-written cache is never mistaken for a finished one
+    except OSError:  # another process prepared the same data first: theirs is as good as ours
+        if not meta.is_file():
+            raise
+        shutil.rmtree(tmp)
+    return prepared
+
+
+def prepared_at(path: str | Path) -> PreparedData:
+    """The description of the prepared data in the folder ``path`` (a run's ``data_path``)."""
+    return _read_meta(Path(path) / "tunelab_data.json")
+
+
+def _read_meta(meta: Path) -> PreparedData:
+    """A finished cache's description (fields that older versions wrote and this one no longer
+    needs are ignored). The data is where the description is: the path it recorded may be relative
+    to the directory it was prepared from, or the work directory may have moved since."""
+    values = json.loads(meta.read_text())
+    values["path"] = str(meta.parent.resolve())
+    return PreparedData(**{f.name: values[f.name] for f in fields(PreparedData) if f.name in values})
+
+
+
+
+
+# --- where the raw rows come from -------------------------------------------------------------
+
+
+# --- columns, labels, splits, samples ---------------------------------------------------------
+
+
