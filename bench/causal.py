@@ -62,7 +62,7 @@ def train_steps(method: str, steps: int, workdir: Path) -> dict:
     from transformers import TrainerCallback
 
     from tunelab.experiment import prepare
-    from tunelab.run import trainer as runner
+    from tunelab.run import session as runner
     from tunelab.run.measure import count_parameters, peak_memory_mb
     from tunelab.spec import build_spec
 

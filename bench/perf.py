@@ -111,7 +111,7 @@ def _spec(args: argparse.Namespace, method: str, workdir: Path, train: dict, sam
 
 def _session(args: argparse.Namespace, method: str, workdir: Path):
     from tunelab.experiment import prepare
-    from tunelab.run import trainer as runner
+    from tunelab.run import session as runner
     from tunelab.spec import build_spec
 
     steps = args.warmup + args.steps

@@ -95,7 +95,7 @@ def trained(run: Any) -> tuple[Any, set[str], set[str]]:
     parameters that changed, names of those that require gradients)."""
     import torch
 
-    from tunelab.run import trainer as runner
+    from tunelab.run import session as runner
 
     session = runner.build(run)
     model = session.trainer.model

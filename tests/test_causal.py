@@ -10,7 +10,7 @@ import pytest
 from helpers import ALPACA, planner, tiny_causal_spec, tiny_gpt2_without_pad, trained, trains_exactly, tunelab
 
 from tunelab.errors import TunelabError
-from tunelab.run import trainer as runner
+from tunelab.run import session as runner
 
 
 @pytest.fixture(scope="module")

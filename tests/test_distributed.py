@@ -128,7 +128,7 @@ _TAIL = """
 import torch, torch.distributed as dist
 from torch.distributed.fsdp import fully_shard
 from transformers import LlamaConfig, LlamaForCausalLM
-from tunelab.run.trainer import _local, _resharded
+from tunelab.run.fsdp import local_tensor, resharded
 dist.init_process_group("gloo")
 model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                                      num_attention_heads=2, num_key_value_heads=2, tie_word_embeddings=True))
@@ -140,16 +140,16 @@ fully_shard(model)
 with torch.no_grad():
     model(input_ids=torch.tensor([[1, 2, 3]]))  # an evaluation
     print("gathered after a forward:", type(model.model.norm.weight).__name__)
-    for name, param in _resharded(model).named_parameters():
-        _local(param).fill_(0.5)  # as the best weights are put back
-print("written:", all(float(_local(v).float().mean()) == 0.5 for v in model.state_dict().values()))
+    for name, param in resharded(model).named_parameters():
+        local_tensor(param).fill_(0.5)  # as the best weights are put back
+print("written:", all(float(local_tensor(v).float().mean()) == 0.5 for v in model.state_dict().values()))
 """
 
 
 def test_the_best_weights_are_written_into_the_shards_fsdp_keeps_not_into_a_gathered_copy(tmp_path):
     """After an evaluation FSDP2 leaves some units gathered (accelerate keeps a decoder's norm and
     embeddings so): weights written into those whole tensors would be dropped at the next reshard,
-    and the artifact would hold the last step's instead of the best's. ``_resharded`` first."""
+    and the artifact would hold the last step's instead of the best's. ``resharded`` first."""
     import subprocess
     import sys
 

@@ -9,7 +9,7 @@ import pytest
 from helpers import ROOT, trained, tunelab
 
 from tunelab.estimation.memory import Setup, estimate
-from tunelab.run import trainer as runner
+from tunelab.run import session as runner
 
 
 @pytest.mark.parametrize("method", ["full", "freeze", "head", "bitfit", "lora", "pissa", "ia3", "vera", "p-tuning",

@@ -39,7 +39,7 @@ def test_each_layer_gets_lr_times_decay_to_the_distance_from_the_top(bert):
 def test_decay_survives_the_trainers_schedule_and_reaches_tensorboard(tiny_runs):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from tunelab.run import trainer as runner
+    from tunelab.run import session as runner
 
     (run,) = tiny_runs([{"name": "llrd", "decay": 0.5, "lr": 1e-3}], warmup_ratio=0.0)
     session = runner.build(run)

@@ -10,7 +10,7 @@ import torch
 from helpers import trains_exactly
 
 from tunelab.predict import Classifier
-from tunelab.run import trainer as runner
+from tunelab.run import session as runner
 
 HEAD = r".*classifier\.modules_to_save\.default\..*"  # a peft tuner keeps a classifier's new head trainable
 ATTENTION = r".*\.attention\.self\.(query|value)\."  # peft's default targets for BERT

@@ -22,7 +22,7 @@ PINNED = {
 @pytest.mark.parametrize("method", sorted(PINNED))
 def test_a_few_steps_give_the_pinned_losses(tiny_runs, method):
     from tunelab.results import RunStatus
-    from tunelab.run import trainer as runner
+    from tunelab.run import session as runner
 
     (run,) = tiny_runs([method])
     assert run.seed == 0 and run.train.max_steps == 4

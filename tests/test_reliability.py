@@ -16,7 +16,7 @@ import yaml
 from helpers import stored_runs, tiny_spec, tunelab
 
 from tunelab.experiment import compare, prepare
-from tunelab.run import trainer as runner
+from tunelab.run import session as runner
 from tunelab.spec import build_spec
 
 

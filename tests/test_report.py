@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tunelab.report import summary as report
+from tunelab import report
 from tunelab.results import Costs, ExperimentInfo, MethodSearch, RunResult, RunStatus, SweepSummary
 from tunelab.spec.run import RunSpec
 from tunelab.store import Store

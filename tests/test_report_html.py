@@ -12,7 +12,7 @@ from helpers import tiny_spec, tunelab
 
 from tunelab.report import charts
 from tunelab.report import html as report_html
-from tunelab.report import summary as report
+from tunelab import report
 from tunelab.spec import build_spec
 from tunelab.store import Store
 

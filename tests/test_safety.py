@@ -8,7 +8,7 @@ import shutil
 import pytest
 from helpers import tiny_spec, tunelab
 
-from tunelab.run import trainer as runner
+from tunelab.run import session as runner
 
 
 @pytest.fixture(scope="module")

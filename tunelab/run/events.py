@@ -5,6 +5,7 @@ Lines that are not events (a banner from a site hook, a line cut by a kill) are 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -40,6 +41,8 @@ class Finished(BaseModel):
 
 Event = Annotated[Progress | Evaluation | Heartbeat | Finished, Field(discriminator="kind")]
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
+# Where a training session sends what the parent should hear (the worker encodes it on its channel)
+Report = Callable[[Progress | Evaluation], None]
 
 
 def encode(event: Progress | Evaluation | Heartbeat | Finished) -> str:

@@ -87,7 +87,8 @@ def main() -> int:
 
     import torch
 
-    from tunelab.run.trainer import Diverged, train
+    from tunelab.run.session import train
+    from tunelab.run.trainer import Diverged
 
     try:
         result = train(run, channel.emit)

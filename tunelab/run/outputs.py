@@ -1,0 +1,51 @@
+"""What a finished run leaves in its folder besides the store's row: the artifact that reloads for
+prediction, and each test example's prediction."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from tunelab import artifact as artifacts
+from tunelab.results import PREDICTIONS_FILE
+from tunelab.spec.run import RunSpec
+
+
+def write_predictions(run_dir: Path, examples: list[dict[str, Any]]) -> None:
+    """``<run>/predictions.jsonl``: one JSON object per test example, in the prepared test split's
+    order (the same for every run on the same data), with its index and the task's fields
+    (classification: label, prediction, correct; causal-lm: loss summed over the response tokens,
+    tokens). Written whole or not at all."""
+    path = run_dir / PREDICTIONS_FILE
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(json.dumps({"index": i, **example}) + "\n" for i, example in enumerate(examples)))
+    os.replace(tmp, path)
+
+
+
+def series(log_history: list[dict[str, Any]], elapsed_at: dict[int, float]) -> list[tuple[int, str, float]]:
+    """What the Trainer logged, and the training seconds at each evaluation (``train_seconds``):
+    the x axis of the report's budget curves."""
+    out = []
+    for entry in log_history:
+        step = int(entry.get("step", 0))
+        for name, value in entry.items():
+            if name not in ("step", "epoch") and isinstance(value, (int, float)) and math.isfinite(value):
+                out.append((step, name, float(value)))
+    return out + [(step, "train_seconds", seconds) for step, seconds in sorted(elapsed_at.items())]
+
+
+
+def save_artifact(model: Any, tokenizer: Any, run: RunSpec, target: Path | None = None,
+                  state_dict: dict[str, Any] | None = None) -> Path:
+    """The run's artifact (see ``tunelab.artifact``): what prediction needs to repeat the run; a new
+    version in the run directory unless ``target`` says where."""
+    from tunelab.data import prepared_at
+
+    meta = artifacts.ArtifactMeta(task=run.task, method=run.method, base_model=run.model_path, labels=run.labels,
+                                  pairs=prepared_at(run.data_path).pairs, run_key=run.key,
+                                  options=run.options.model_dump(), max_length=run.train.max_length)
+    return artifacts.save(model, tokenizer, meta, target or artifacts.new_version(run.run_dir), state_dict)
