@@ -10,7 +10,7 @@ def test_help_and_methods_do_not_import_torch():
     probe = (
         "import sys\n"
         "from typer.testing import CliRunner\n"
-        "from tunelab.cli.commands import app\n"
+        "from tunelab.cli import app\n"
         "runner = CliRunner()\n"
         "for args in (['--help'], ['methods'], ['compare', '--help']):\n"
         "    result = runner.invoke(app, args)\n"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from helpers import tiny_spec, tunelab
 
+from tunelab import report
 from tunelab.report import charts
 from tunelab.report import html as report_html
-from tunelab import report
 from tunelab.spec import build_spec
 from tunelab.store import Store
 

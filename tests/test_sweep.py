@@ -115,7 +115,7 @@ def test_the_trial_stays_out_of_the_run_key_and_the_test_flag_does_not():
 
 
 def test_sweep_help_imports_neither_torch_nor_optuna():
-    probe = ("import sys\nfrom typer.testing import CliRunner\nfrom tunelab.cli.commands import app\n"
+    probe = ("import sys\nfrom typer.testing import CliRunner\nfrom tunelab.cli import app\n"
              "result = CliRunner().invoke(app, ['sweep', '--help'])\nassert result.exit_code == 0, result.output\n"
              "assert '--resume' in result.output and '--storage' in result.output\n"
              "print(sorted(m for m in ('torch', 'transformers', 'optuna', 'sqlalchemy') if m in sys.modules))\n")

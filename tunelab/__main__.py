@@ -1,3 +1,3 @@
-from tunelab.cli.commands import main
+from tunelab.cli import main
 
 main()

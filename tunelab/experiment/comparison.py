@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tunelab import report
 from tunelab.experiment import learning_rate as tuning
+from tunelab.experiment.checks import check_executor
 from tunelab.experiment.listeners import Listener
 from tunelab.experiment.prepare import prepare
 from tunelab.experiment.schedule import train_runs
@@ -37,12 +38,13 @@ def compare(
 ) -> Comparison:
     """Train every method × seed not already finished in the store, then summarise them all."""
     listener = listener or Listener()
-    executor = executor or LocalExecutor()
+    runner: Executor = executor or LocalExecutor()
+    check_executor(spec, runner)
     _, data, runs = prepare(spec)
     tuning.check_validation(spec, data)
     store = Store(Path(spec.workdir))
     try:
-        runs, choices = tuning.choose(spec, runs, store, executor, listener, force, data.sizes.get("validation", 0))
+        runs, choices = tuning.choose(spec, runs, store, runner, listener, force, data.sizes.get("validation", 0))
         spec_json = spec.model_dump_json()
         experiment_id = store.add_experiment(spec_json, hashlib.sha256(spec_json.encode()).hexdigest(), runs,
                                              exact=True)
@@ -53,7 +55,7 @@ def compare(
         listener.start(todo, skipped, data.notes)
         # a forced comparison just retrained the candidates: the winners resume from their rung
         resume = {c.keys[0] for c in choices if c.how == "tuned"} if force else set()
-        outcomes = train_runs(todo, store, executor, listener, force, resume)
+        outcomes = train_runs(todo, store, runner, listener, force, resume)
         summary = report.from_store(store, experiment_id)
     finally:
         store.close()

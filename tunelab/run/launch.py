@@ -24,7 +24,11 @@ from tunelab.spec.run import RunSpec
 
 OnEvent = Callable[[RunSpec, events.Progress | events.Evaluation], None]
 class Executor(Protocol):
+    """Trains runs and hands back their results as they finish."""
+
     parallel: int  # how many runs it trains at once: how many locks are worth taking at a time
+    processes: int  # how many processes train each run (one per GPU of a run on several), splitting its batches
+    local: bool  # runs train on this machine, on its devices
 
     def execute(self, runs: list[RunSpec], on_event: OnEvent) -> Iterator[RunResult]: ...
 
@@ -49,19 +53,14 @@ def worker_command(processes: int = 1) -> list[str]:
             "-m", "tunelab.run.worker"]
 
 
-def processes_per_run(gpus: float, batch_sizes: list[tuple[str, int]]) -> int:
+def processes_per_run(gpus: float) -> int:
     """How many processes train each run: one per GPU from 2 GPUs up, else one (a share of a GPU is
-    Ray's to pack). Each global batch is split over them, so every batch size (named by where it is
-    set) must divide."""
+    Ray's to pack)."""
     if gpus <= 1:
         return 1
     if gpus != int(gpus):
         raise TunelabError(f"--gpus-per-run {gpus:g}: a run on several GPUs takes a whole number of them",
                            "use 2, 4, 8...")
-    for name, size in batch_sizes:
-        if size % int(gpus):
-            raise TunelabError(f"{name} {size} does not split over {gpus:g} GPUs per run",
-                               f"use a multiple of {gpus:g}: each batch is split evenly over the run's processes")
     return int(gpus)
 
 
@@ -70,6 +69,7 @@ class LocalExecutor:
     ``gpus_per_run`` of them, under torchrun)."""
 
     parallel = 1
+    local = True
 
     def __init__(self, gpus_per_run: int = 1) -> None:
         self.processes = max(1, gpus_per_run)

@@ -29,19 +29,20 @@ def _run_in_worker_process(run_json: str, processes: int) -> str:
 
 class RayExecutor:
     parallel = 1_000_000  # every run is submitted at once; Ray schedules them on the cluster's resources
+    local = False
 
     def __init__(self, address: str | None = None, cpus_per_run: float = 1, gpus_per_run: float = 0) -> None:
         self.address = address
         self.cpus_per_run = cpus_per_run
         self.gpus_per_run = gpus_per_run
+        self.processes = processes_per_run(gpus_per_run)
 
     def execute(self, runs: list[RunSpec], on_event: OnEvent) -> Iterator[RunResult]:
         """Submit every run at once; yield results in the order they finish."""
         ray = self._connect()
         task = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=0)(
             _run_in_worker_process)
-        processes = processes_per_run(self.gpus_per_run, [])  # the batch sizes were checked by the CLI
-        pending = {task.remote(run.to_json(), processes): run for run in runs}  # progress events stay on the nodes
+        pending = {task.remote(run.to_json(), self.processes): run for run in runs}  # progress events stay on the nodes
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             run = pending.pop(ref)

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from tunelab.errors import TunelabError
 from tunelab.experiment import prepare
+from tunelab.experiment.checks import check_executor
 from tunelab.run.launch import Executor, LocalExecutor
 from tunelab.run.trial import display_url, open_storage
 from tunelab.spec import ExperimentSpec, SweepSpec
@@ -75,7 +76,8 @@ def sweep(
     config = spec.sweep or SweepSpec()
     trials = trials or config.trials
     listener = listener or SweepListener()
-    executor = executor or LocalExecutor()
+    runner: Executor = executor or LocalExecutor()
+    check_executor(spec, runner)
     _check_methods_once(spec)
     _, data, runs = prepare(spec)
     url = storage or config.storage or default_storage(spec.workdir)
@@ -92,7 +94,7 @@ def sweep(
                   for plan, study in zip(plans, studies, strict=False)]
         listener.sweep_start(sweeps, trials, display_url(url), notes)
         for plan, study, state in zip(plans, studies, sweeps, strict=False):
-            context = TrialContext(spec, plan, url, config, store, experiment_id, executor, listener, state)
+            context = TrialContext(spec, plan, url, config, store, experiment_id, runner, listener, state)
             for _ in range(3 * trials):  # a space with fewer distinct settings than trials runs out
                 if tally(state, study, plan).finished >= trials:
                     break
@@ -104,7 +106,7 @@ def sweep(
         store.close()
     result = SweepResult(storage=display_url(url), metric=spec.metric, trials=trials, methods=sweeps,
                          comparison=None, notes=notes)
-    result.comparison = compare_best(spec, result, executor, listener)
+    result.comparison = compare_best(spec, result, runner, listener)
     return result
 
 

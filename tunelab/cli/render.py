@@ -1,0 +1,60 @@
+"""What the commands print: the comparison as a rich table, the verdict, notes, scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+from rich.text import Text
+
+from tunelab.cli.app import console
+
+if TYPE_CHECKING:
+    from tunelab.report import MethodRow
+    from tunelab.store import Store
+
+
+def open_store(workdir: str) -> Store:
+    """The store, read-only: listing and reporting never write to it."""
+    from tunelab.store import Store
+
+    return Store(Path(workdir).expanduser(), readonly=True)
+
+
+
+def print_notes(notes: list[str]) -> None:
+    for note in notes:
+        console.print(Text.assemble(("note:", "yellow"), " ", note))
+
+
+
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+
+def metric_text(metric: str, value: float | None) -> str:
+    """A validation score as people read it: a loss as it is, a fraction (accuracy, F1) in %."""
+    return "–" if value is None else f"{value:.3f}" if metric.endswith("loss") else percent(value)
+
+
+
+def print_verdict(rows: list[MethodRow]) -> None:
+    """Under the table, in words: which methods the test set cannot tell from the best."""
+    from tunelab.report import indistinguishable
+
+    verdict = indistinguishable(rows)
+    if verdict:
+        console.print(Text(verdict), highlight=False)
+
+
+
+def rich_table(rows: list[MethodRow], title: str, task: str) -> Table:
+    from tunelab.report import table
+
+    header, body = table(rows, task)
+    out = Table(*header, title=Text(title))
+    for cells in body:
+        out.add_row(*(Text(c) for c in cells))  # user strings (labels, options) are text, not markup
+    return out

@@ -1,0 +1,93 @@
+"""After training: tunelab runs and report (from the store), and predict (with an artifact)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from tunelab import tasks
+from tunelab.cli.app import app, console
+from tunelab.cli.render import open_store, print_notes, print_verdict, rich_table
+from tunelab.errors import TunelabError
+from tunelab.spec.schema import DEFAULT_WORKDIR
+
+
+@app.command()
+def runs(workdir: str = typer.Option(DEFAULT_WORKDIR, help="The experiment's work directory.")) -> None:
+    """What the store holds: every run with its status and headline numbers."""
+    store = open_store(workdir)
+    table = Table("run", "status", "val", "test", "train s", "error", box=None)
+    for run in store.runs():
+        seconds = run.costs.train_seconds
+        task = tasks.get(run.spec.task)
+        metric = run.spec.metric
+        table.add_row(run.key, str(run.status), f"{metric} {task.score(run.metrics, 'validation_' + metric)}",
+                      f"{metric} {task.score(run.metrics, 'test_' + metric)}",
+                      "–" if seconds is None else f"{seconds:.0f}", Text(run.error or ""))
+    console.print(table)
+
+
+
+@app.command()
+def report(
+    workdir: str = typer.Option(DEFAULT_WORKDIR, help="The experiment's work directory."),
+    html: Path | None = typer.Option(None, "--html", help="Also write the report, with its charts, as one "
+                                     "self-contained HTML file here."),
+) -> None:
+    """Print the latest experiment's comparison again, from the store, as it was first shown."""
+    from tunelab import report as reporting
+
+    store = open_store(workdir)
+    experiment_id = store.latest_experiment()
+    if experiment_id is None:
+        raise TunelabError(f"{workdir} holds no experiment yet", "run tunelab compare first")
+    summary = reporting.from_store(store, experiment_id)
+    console.print(rich_table(summary.rows, summary.title, summary.task))
+    print_verdict(summary.rows)
+    print_notes(summary.info.notes)
+    if html is not None:
+        from tunelab.report.html import write
+
+        console.print(Text(str(write(summary, html)), style="dim"))
+
+
+
+@app.command()
+def predict(
+    artifact: Path = typer.Argument(..., help="A run's artifact folder (runs/<key>/artifact)."),
+    texts: list[str] = typer.Argument(..., help="Texts to classify (a pair as FIRST<tab>SECOND, for a classifier "
+                                      "trained on pairs), or instructions to answer (causal-lm)."),
+    trust_remote_code: bool = typer.Option(False, help="Run the base model's code from the hub (off by default; "
+                                           "an artifact cannot turn it on)."),
+    allow_pickle: bool = typer.Option(False, help="Load the base model's pickled .bin weights (they can run code)."),
+    max_new_tokens: int = typer.Option(128, min=1, help="causal-lm: the longest answer, in tokens."),
+) -> None:
+    """Classify texts, or answer instructions, with a saved run: the check that an artifact really reloads."""
+    from tunelab.artifact import read_meta
+    from tunelab.predict import Classifier, Generator
+
+    meta = read_meta(artifact)
+    if meta.task == "causal-lm":
+        generator = Generator.load(artifact, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+        for text, answer in zip(texts, generator.generate(texts, max_new_tokens), strict=True):
+            typer.echo(f"> {text}\n{answer}\n")
+        return
+    firsts, seconds = _pairs(texts) if meta.pairs else (texts, None)  # checked before the model loads
+    classifier = Classifier.load(artifact, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    for text, label in zip(texts, classifier.predict(firsts, seconds=seconds), strict=True):
+        typer.echo(f"{label}\t{text}")
+
+
+
+def _pairs(texts: list[str]) -> tuple[list[str], list[str]]:
+    """Each argument's two texts, split at its first tab."""
+    unpaired = [text for text in texts if "\t" not in text]
+    if unpaired:
+        text = unpaired[0] if len(unpaired[0]) <= 40 else unpaired[0][:40] + "…"
+        raise TunelabError(f"this classifier was trained on pairs of texts, and {text!r} is one text",
+                           "give each pair as one argument, its two texts separated by a tab: $'first\\tsecond'")
+    firsts, seconds = zip(*(text.split("\t", 1) for text in texts), strict=True)
+    return list(firsts), list(seconds)
