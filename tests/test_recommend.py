@@ -8,7 +8,7 @@ from helpers import tunelab
 
 from tunelab.errors import TunelabError
 from tunelab.estimation.memory import parse_bytes
-from tunelab.estimation.recommend import parse_duration, recommend
+from tunelab.estimation.recommendation import parse_duration, recommend
 from tunelab.spec import load_spec
 
 

@@ -90,3 +90,11 @@ class Generator:
                    for text in instructions]
         return generate(self.model, self.tokenizer, prompts, max_new_tokens, batch_size).texts
 
+
+
+def load_artifact(artifact: str | Path, trust_remote_code: bool = False,
+                  allow_pickle: bool = False) -> Classifier | Generator:
+    """A run's artifact, ready to use: a ``Classifier`` for a classification run, a ``Generator``
+    for a causal-LM run (the artifact says which)."""
+    loader = Generator if artifacts.read_meta(Path(artifact)).task == "causal-lm" else Classifier
+    return loader.load(artifact, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)

@@ -128,7 +128,7 @@ def recommend_methods(
     import torch
 
     from tunelab.estimation.memory import parse_bytes
-    from tunelab.estimation.recommend import parse_duration, recommend
+    from tunelab.estimation.recommendation import parse_duration, recommend
     from tunelab.estimation.step_time import duration
     from tunelab.spec import load_spec
 

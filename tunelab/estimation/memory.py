@@ -12,6 +12,7 @@ from typing import Any
 from tunelab import methods as registry
 from tunelab import tasks
 from tunelab.errors import TunelabError
+from tunelab.estimation.setup import Setup, Shape
 from tunelab.estimation.step_time import Speed, check_local_weights, step_flops
 from tunelab.run.measure import count_parameters
 
@@ -38,17 +39,6 @@ def parse_bytes(text: str, what: str = "--device-memory") -> int:
         raise TunelabError(f"cannot read {what} {text!r} as a size",
                            "write a number and a unit, such as 24GB (10⁹ bytes) or 24GiB (2³⁰ bytes)")
     return int(float(found.group(1)) * _UNITS[found.group(2).lower()])
-
-
-@dataclass(frozen=True)
-class Setup:
-    """How the estimated runs would train."""
-
-    batch_size: int = 16
-    max_length: int = 128  # tokens per example: each batch padded to it, the worst case
-    device: str = "cpu"  # cpu (peak RSS, the framework included) or cuda (max allocated, bf16 autocast)
-    dtype: str | None = None  # the weights' (fp32, bf16, fp16); None: the config's, as a run loads them
-    gradient_checkpointing: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,7 +80,7 @@ class Estimate:
 
 
 def estimate(model: str, task: str = "classification", methods: list[str] | None = None,
-             trust_remote_code: bool = False, setup: Setup = Setup(), calibrate: bool = False,
+             trust_remote_code: bool = False, setup: Setup | None = None, calibrate: bool = False,
              workdir: str | None = None) -> list[Estimate]:
     """Each method's exact parameter counts and artifact size on ``model`` (a built-in name, a
     folder, even one holding ``config.json`` alone, or a hub id: only its config is read), its peak
@@ -100,6 +90,7 @@ def estimate(model: str, task: str = "classification", methods: list[str] | None
     cannot train the model marked ``refused``; a method named in ``methods`` that cannot is an error."""
     from tunelab.models import load_config, model_folder
 
+    setup = setup or Setup()
     if setup.device not in ("cpu", "cuda"):
         raise TunelabError(f"device {setup.device!r} is not one tunelab estimates for", "use cpu or cuda")
     if setup.dtype is not None and setup.dtype not in DTYPES:
@@ -175,21 +166,6 @@ def _speed(context: _Context, setup: Setup, calibrate: bool, workdir: str | None
         return step_time.fit(points, products, "calibrated")
     stored = step_time.stored_steps(workdir, context.path, context.task, setup, flops) if workdir else []
     return step_time.fit(stored, products, "store")
-
-
-@dataclass(frozen=True)
-class Shape:
-    """What the memory and the time of a step depend on, beyond the parameters."""
-
-    config: Any
-    task: str
-    setup: Setup
-    length: int  # tokens each example's blocks attend over, virtual ones included
-    blocks: int  # the blocks the backward pass runs through
-
-    @property
-    def tokens(self) -> int:
-        return self.setup.batch_size * self.length
 
 
 def backward_blocks(model: Any) -> int:

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.errors import TunelabError
+from tunelab.estimation.setup import Setup, Shape
+from tunelab.store import FILE_NAME, Store
 
 # A step's FLOPs for (method, setup), None where the method cannot train the model.
-Flops = Callable[[str, Any], "float | None"]
+Flops = Callable[[str, Setup], "float | None"]
 
 ANCHORS = ("full", "lora", "freeze", "head")  # --calibrate times those that apply: from the most compute to the least
 CALIBRATION_STEPS = 3  # timed, after one warm-up step
@@ -47,7 +49,7 @@ class Speed:
         return self.overhead + flops / self.throughput
 
 
-def step_flops(model: Any, shape: Any) -> float:
+def step_flops(model: Any, shape: Shape) -> float:
     """One optimizer step's FLOPs (``shape``: ``estimate.Shape``). Forward: 2 per weight of every
     linear layer per token it sees (the blocks' and a causal LM's output projection: every token; a
     classifier's head: one per example), plus attention's two products, 4·b·s²·h per block. The
@@ -129,7 +131,7 @@ def fit(points: list[Point], fallback: float, source: str) -> Speed:
     return Speed(throughput=1 / slope, overhead=intercept, source=source)
 
 
-def time_steps(model: Any, task: str, setup: Any, steps: int = CALIBRATION_STEPS) -> float:
+def time_steps(model: Any, task: str, setup: Setup, steps: int = CALIBRATION_STEPS) -> float:
     """The median seconds of ``steps`` real training steps of ``model`` (a method applied to real
     weights) on random tokens: forward, backward, clipping and AdamW, the parts of the runner's
     step that cost (bf16 autocast on a GPU; the fitted overhead absorbs the rest)."""
@@ -159,7 +161,7 @@ def time_steps(model: Any, task: str, setup: Any, steps: int = CALIBRATION_STEPS
     return statistics.median(seconds[1:])
 
 
-def calibration(path: str, task: str, setup: Any, trust_remote_code: bool, flops: Flops,
+def calibration(path: str, task: str, setup: Setup, trust_remote_code: bool, flops: Flops,
                 load_settings: dict[str, str]) -> list[Point]:
     """A few real steps of each ``ANCHORS`` method that applies to the task and can train the
     model, on its weights (``load_settings``: a dtype to load them in)."""
@@ -191,15 +193,13 @@ def calibration(path: str, task: str, setup: Any, trust_remote_code: bool, flops
     return points
 
 
-def stored_steps(workdir: str, path: str, task: str, setup: Any, flops: Flops) -> list[Point]:
+def stored_steps(workdir: str, path: str, task: str, setup: Setup, flops: Flops) -> list[Point]:
     """The steady steps of the store's finished runs of this model and task on this kind of device:
     each run's seconds per step against the FLOPs of a step of its method at its batch size and
     mean length (real tokens: padding makes a real step somewhat dearer)."""
     from dataclasses import replace
 
-    from tunelab.store import Store
-
-    if not (Path(workdir) / "tunelab.db").is_file():
+    if not (Path(workdir) / FILE_NAME).is_file():
         return []
     store = Store(Path(workdir), readonly=True)
     try:

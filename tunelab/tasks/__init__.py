@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import TypeVar, cast
 
+from tunelab.data import Request, Splits
 from tunelab.spec.plugins import TASKS
-from tunelab.tasks.base import Measured, Request, Splits, Task
+from tunelab.tasks.base import Measured, Task
 
 T = TypeVar("T", bound=type[Task])
 available = TASKS.available

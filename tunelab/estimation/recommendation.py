@@ -15,6 +15,7 @@ from tunelab import tasks
 from tunelab.errors import TunelabError
 from tunelab.estimation.memory import Estimate, Setup, estimate
 from tunelab.estimation.step_time import duration
+from tunelab.store import FILE_NAME, Store
 
 if TYPE_CHECKING:
     from tunelab.spec import ExperimentSpec
@@ -146,11 +147,10 @@ def _measured(spec: ExperimentSpec) -> tuple[str, dict[str, tuple[float, str]]]:
     from pathlib import Path
 
     from tunelab.models import model_folder
-    from tunelab.store import Store
 
     task = tasks.get(spec.task)
     metric = task.paired[0]
-    if not (Path(spec.workdir) / "tunelab.db").is_file():
+    if not (Path(spec.workdir) / FILE_NAME).is_file():
         return metric, {}
     store = Store(Path(spec.workdir), readonly=True)
     try:
