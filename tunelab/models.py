@@ -11,6 +11,7 @@ from importlib import util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from tunelab.artifact import FRESH_ATTRIBUTE
 from tunelab.errors import TunelabError, first_line
 
 if TYPE_CHECKING:
@@ -70,7 +71,6 @@ def _builtin_path(name: str) -> str:
 
 class TaskChecks(Protocol):
     """What a task checks of a model before anything loads its weights (``tunelab.tasks.Task``)."""
-
     def check_model(self, ref: str, config: Any) -> None: ...
 
     def check_tokenizer(self, ref: str, tokenizer: Any) -> None: ...
@@ -320,8 +320,6 @@ def load_for_classification(
 def _fresh_marked(loaded: Any) -> Any:
     """The model of ``from_pretrained(..., output_loading_info=True)``, marked with the parameters
     its checkpoint lacked (``artifact.FRESH_ATTRIBUTE``)."""
-    from tunelab.artifact import FRESH_ATTRIBUTE
-
     model, info = loaded
     setattr(model, FRESH_ATTRIBUTE, frozenset(info.get("missing_keys", ())))
     return model

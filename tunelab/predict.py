@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from tunelab import artifact as artifacts
+from tunelab.data import second_texts
 from tunelab.errors import TunelabError
 from tunelab.models import load_for_causal_lm, load_for_classification
+from tunelab.tasks.causal_lm.generation import generate
+from tunelab.tasks.causal_lm.instructions import prompt_ids
 
 
 @dataclass
@@ -39,8 +42,6 @@ class Classifier:
         tokenised and truncated as in training."""
         import torch
 
-        from tunelab.data import second_texts
-
         if self.pairs != (seconds is not None):
             raise TunelabError("this classifier was trained on pairs of texts: give each input as two"
                                if self.pairs else "this classifier was trained on single texts, not pairs",
@@ -64,7 +65,6 @@ class Classifier:
 @dataclass
 class Generator:
     """A causal-LM artifact that answers instructions, asked in the template it was trained with."""
-
     model: Any
     tokenizer: Any
     max_length: int = 512
@@ -83,9 +83,6 @@ class Generator:
 
     def generate(self, instructions: list[str], max_new_tokens: int = 128, batch_size: int = 16) -> list[str]:
         """Greedy answers, one per instruction (each a user turn)."""
-        from tunelab.tasks.causal_lm.generation import generate
-        from tunelab.tasks.causal_lm.instructions import prompt_ids
-
         prompts = [prompt_ids(self.tokenizer, [{"role": "user", "content": text}])
                    for text in instructions]
         return generate(self.model, self.tokenizer, prompts, max_new_tokens, batch_size).texts

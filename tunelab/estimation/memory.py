@@ -12,8 +12,12 @@ from typing import Any
 from tunelab import methods as registry
 from tunelab import tasks
 from tunelab.errors import TunelabError
+from tunelab.estimation import step_time
 from tunelab.estimation.setup import Setup, Shape
 from tunelab.estimation.step_time import Speed, check_local_weights, step_flops
+from tunelab.methods.layers import parameter_depths
+from tunelab.methods.lora import LoraFromTheWeights
+from tunelab.models import load_config, model_folder
 from tunelab.run.measure import count_parameters
 
 # What a CPU run's process holds besides the model and its training state: Python, torch,
@@ -46,7 +50,6 @@ class Memory:
     """Peak training memory, in bytes, as tunelab trains (the weights in the dtype they load in,
     peft's adapters in fp32; AdamW): the formula in the README, each term apart so that a reader
     sees what dominates."""
-
     weights: int  # every parameter, in its dtype (QLoRA's quantised ones in NF4)
     gradients: int  # the trainable ones', in theirs
     optimizer: int  # AdamW's two moments per trainable parameter, in its dtype
@@ -88,8 +91,6 @@ def estimate(model: str, task: str = "classification", methods: list[str] | None
     (``tunelab.estimation.step_time``; corrected by real steps with ``calibrate``, or by the runs of this
     model in ``workdir``'s store). Every method of the task when ``methods`` is None, those that
     cannot train the model marked ``refused``; a method named in ``methods`` that cannot is an error."""
-    from tunelab.models import load_config, model_folder
-
     setup = setup or Setup()
     if setup.device not in ("cpu", "cuda"):
         raise TunelabError(f"device {setup.device!r} is not one tunelab estimates for", "use cpu or cuda")
@@ -148,8 +149,6 @@ def _speed(context: _Context, setup: Setup, calibrate: bool, workdir: str | None
     machine without one: memory and counts still hold)."""
     import torch
 
-    from tunelab.estimation import step_time
-
     if setup.device == "cuda" and not torch.cuda.is_available():
         return None
     products = step_time.measured_throughput(context.config, setup.batch_size * setup.max_length, setup.device)
@@ -172,8 +171,6 @@ def backward_blocks(model: Any) -> int:
     """How many blocks the backward pass runs through: from the top down to the lowest block
     holding a trainable parameter (all of them when the embeddings or a prompt train; none for a
     linear probe)."""
-    from tunelab.methods.layers import parameter_depths
-
     num_layers, depths = parameter_depths(model)
     trained = [0 if "prompt_encoder" in name else depth for name, param, depth in depths if param.requires_grad]
     lowest = min(trained, default=num_layers + 1)
@@ -256,8 +253,6 @@ def _artifact_bytes(model: Any, method: type[registry.Method]) -> int:
     """What ``tunelab.artifact.save`` would write: a peft adapter's state, the tensors that train,
     or every parameter. AdaLoRA's is an upper bound (it saves the ranks it keeps); PiSSA's and
     OLoRA's adapters are saved as a LoRA of twice the rank."""
-    from tunelab.methods.lora import LoraFromTheWeights
-
     if hasattr(model, "peft_config"):
         from peft import get_peft_model_state_dict
 

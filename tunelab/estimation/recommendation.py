@@ -15,6 +15,7 @@ from tunelab import tasks
 from tunelab.errors import TunelabError
 from tunelab.estimation.memory import Estimate, Setup, estimate
 from tunelab.estimation.step_time import duration
+from tunelab.models import model_folder
 from tunelab.store import FILE_NAME, Store
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ _DURATION_TEXT = re.compile(rf"\s*(?:{_NUMBER}\s*h)?\s*(?:{_NUMBER}\s*m(?:in)?)?
 @dataclass(frozen=True)
 class Option:
     """One method's verdict under the budget."""
-
     method: str
     fits: bool
     why: str  # one sentence
@@ -145,8 +145,6 @@ def _measured(spec: ExperimentSpec) -> tuple[str, dict[str, tuple[float, str]]]:
     """The task's paired metric, and per method the mean of it on test (validation's where no test)
     over the store's finished runs of this model and task, with a phrase saying so."""
     from pathlib import Path
-
-    from tunelab.models import model_folder
 
     task = tasks.get(spec.task)
     metric = task.paired[0]

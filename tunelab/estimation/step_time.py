@@ -18,8 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunelab import methods, tasks
 from tunelab.errors import TunelabError
 from tunelab.estimation.setup import Setup, Shape
+from tunelab.methods import ModelContext
+from tunelab.methods.layers import parameter_depths
+from tunelab.models import load_for_causal_lm, load_for_classification
 from tunelab.store import FILE_NAME, Store
 
 # A step's FLOPs for (method, setup), None where the method cannot train the model.
@@ -32,7 +36,6 @@ CALIBRATION_STEPS = 3  # timed, after one warm-up step
 @dataclass(frozen=True)
 class Point:
     """A real step: its counted FLOPs and the seconds it took."""
-
     flops: float
     seconds: float
 
@@ -40,7 +43,6 @@ class Point:
 @dataclass(frozen=True)
 class Speed:
     """``seconds = overhead + flops / throughput``, and where the two numbers came from."""
-
     throughput: float  # FLOP/s
     overhead: float = 0.0  # seconds per step beyond the FLOPs
     source: str = "matmul"  # matmul (uncalibrated), calibrated, or store
@@ -59,8 +61,6 @@ def step_flops(model: Any, shape: Shape) -> float:
     fine-tuning comes to the familiar 6 per parameter per token, frozen weights under an adapter to 4."""
     import torch
     from transformers.pytorch_utils import Conv1D
-
-    from tunelab.methods.layers import parameter_depths
 
     setup, config = shape.setup, shape.config
     layers, depths = parameter_depths(model)
@@ -166,10 +166,6 @@ def calibration(path: str, task: str, setup: Setup, trust_remote_code: bool, flo
     """A few real steps of each ``ANCHORS`` method that applies to the task and can train the
     model, on its weights (``load_settings``: a dtype to load them in)."""
     import torch
-
-    from tunelab import methods, tasks
-    from tunelab.methods import ModelContext
-    from tunelab.models import load_for_causal_lm, load_for_classification
 
     settings = {name: getattr(torch, value) for name, value in load_settings.items()}
     points = []

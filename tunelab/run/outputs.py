@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab import artifact as artifacts
+from tunelab.data import prepared_at
 from tunelab.results import PREDICTIONS_FILE
 from tunelab.spec.run import RunSpec
 
@@ -43,8 +44,6 @@ def save_artifact(model: Any, tokenizer: Any, run: RunSpec, target: Path | None 
                   state_dict: dict[str, Any] | None = None) -> Path:
     """The run's artifact (see ``tunelab.artifact``): what prediction needs to repeat the run; a new
     version in the run directory unless ``target`` says where."""
-    from tunelab.data import prepared_at
-
     meta = artifacts.ArtifactMeta(task=run.task, method=run.method, base_model=run.model_path, labels=run.labels,
                                   pairs=prepared_at(run.data_path).pairs, run_key=run.key,
                                   options=run.options.model_dump(), max_length=run.train.max_length)

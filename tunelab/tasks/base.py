@@ -12,8 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from tunelab import methods
 from tunelab.data import Request, Splits
 from tunelab.errors import TunelabError
+from tunelab.methods import ModelContext
+from tunelab.models import load_config, position_limit
 from tunelab.report.format import format_value
 
 if TYPE_CHECKING:
@@ -27,7 +30,6 @@ if TYPE_CHECKING:
 @dataclass
 class Measured:
     """What a task measures after training, beyond the validation and test losses."""
-
     metrics: dict[str, float] = field(default_factory=dict)
     generation_tokens_per_second: float | None = None
 
@@ -36,7 +38,6 @@ class Measured:
 class Scored:
     """A final evaluation of one split: its metrics, and what each example scored, in the split's
     order (``predictions.jsonl``, the paired bootstrap's input)."""
-
     metrics: dict[str, float]
     examples: list[dict[str, Any]] = field(default_factory=list)
 
@@ -44,7 +45,6 @@ class Scored:
 class Task(ABC):
     """A task. A new one subclasses this in a file of its own, decorated with
     ``tunelab.tasks.register``, and overrides what is abstract here."""
-
     name: ClassVar[str]
     description: ClassVar[str]
     # What ``train.metric`` may be (the validation score that picks the best checkpoint, stops early
@@ -94,22 +94,15 @@ class Task(ABC):
     @abstractmethod
     def check_model(self, ref: str, config: Any) -> None:
         """Refuse a model transformers cannot load for this task, naming what would do."""
-
     @abstractmethod
     def check_tokenizer(self, ref: str, tokenizer: Any) -> None:
         """Refuse a tokenizer this task cannot use (e.g. one that cannot pad)."""
-
     def positions(self, config: Any) -> int | None:
         """The longest input the model can take (``ModelRef.check_length`` refuses more)."""
-        from tunelab.models import position_limit
-
         return position_limit(config)
 
     def check_methods(self, spec: ExperimentSpec, model: ModelRef) -> None:
         """Refuse a method that cannot apply to this task or model, naming those that can."""
-        from tunelab import methods
-        from tunelab.models import load_config
-
         config = load_config(model.path, spec.trust_remote_code)
         for entry in spec.methods:
             method = methods.get(entry.name)
@@ -129,8 +122,6 @@ class Task(ABC):
 
         import torch
 
-        from tunelab.methods import ModelContext
-
         with torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the libraries' deprecation notes: the runs' logs keep them
             empty = self.empty_model(config, trust_remote_code)
@@ -141,11 +132,9 @@ class Task(ABC):
     def empty_model(self, config: Any, trust_remote_code: bool) -> Any:
         """The task's model built from ``config`` alone, on the caller's (meta) device, in the dtype
         a run loads it in (``models.stored_dtype``)."""
-
     @abstractmethod
     def prepare(self, raw: DatasetDict, request: Request) -> Splits:
         """Rows as read (one ``all`` split, or the splits the files name) to tokenised splits."""
-
     def cache_parts(self, general_text: str | None) -> list[str]:
         """What names this task's prepared data beyond the data, tokenizer, length and reader:
         nothing here (so classification's caches and run keys stay as they were before tasks)."""
@@ -156,7 +145,6 @@ class Task(ABC):
     @abstractmethod
     def load_model(self, run: RunSpec, **settings: Any) -> Any:
         """The model to apply the method to, from ``run.model_path``."""
-
     def load_tokenizer(self, path: str, trust_remote_code: bool = False) -> Any:
         from transformers import AutoTokenizer
 
@@ -165,7 +153,6 @@ class Task(ABC):
     @abstractmethod
     def collator(self, tokenizer: Any) -> Any:
         """Pads each batch to its longest example."""
-
     def evaluate(self, trainer: Any, rows: Any, split: str, labels: list[str]) -> Scored:
         """The final scores of the best model on one split, as ``<split>_<metric>``, and each example's."""
         output = trainer.predict(rows, metric_key_prefix=split)
@@ -177,7 +164,6 @@ class Task(ABC):
 
     def derived_metrics(self, metrics: dict[str, float]) -> None:  # noqa: B027 (an optional hook)
         """Add what follows from an evaluation's metrics (perplexity from loss), in place."""
-
     def measure(self, model: Any, tokenizer: Any, data: DatasetDict, run: RunSpec) -> Measured:
         """What the task measures after training with the best weights (generation, forgetting)."""
         return Measured()

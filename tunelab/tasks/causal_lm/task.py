@@ -9,10 +9,16 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tunelab.data import Request, Splits
+from tunelab.data import Request, Splits, check_not_empty, sorted_for_evaluation, split_and_sample
 from tunelab.errors import TunelabError
+from tunelab.models import is_decoder, load_for_causal_lm, stored_dtype
 from tunelab.tasks import register
 from tunelab.tasks.base import Measured, Scored, Task
+from tunelab.tasks.causal_lm import instructions
+from tunelab.tasks.causal_lm.general_text import fingerprint, passages
+from tunelab.tasks.causal_lm.generation import example_losses, generate, mean_loss
+from tunelab.tasks.causal_lm.instructions import encode_text
+from tunelab.tasks.causal_lm.metrics import generation_metrics
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -45,8 +51,6 @@ class CausalLM(Task):
     ]
 
     def check_model(self, ref: str, config: Any) -> None:
-        from tunelab.models import is_decoder
-
         if not is_decoder(config):
             raise TunelabError(f"model {ref!r} ({config.model_type}) is not a decoder with a causal-LM head",
                                "for task causal-lm choose a model AutoModelForCausalLM loads (Llama, Qwen, GPT-2...); "
@@ -74,15 +78,10 @@ class CausalLM(Task):
 
     def cache_parts(self, general_text: str | None) -> list[str]:
         """The task, and the forgetting text by its name and its content."""
-        from tunelab.tasks.causal_lm.general_text import fingerprint
-
         return [self.name, general_text or "", fingerprint(general_text) if general_text else ""]
 
     def prepare(self, raw: DatasetDict, request: Request) -> Splits:
         from datasets import DatasetDict
-
-        from tunelab.data import check_not_empty, sorted_for_evaluation, split_and_sample
-        from tunelab.tasks.causal_lm import instructions
 
         spec, name = request.spec, request.name
         check_not_empty(raw, name)
@@ -109,14 +108,10 @@ class CausalLM(Task):
         return Splits(data=data, notes=notes + split_notes)
 
     def load_model(self, run: RunSpec, **settings: Any) -> Any:
-        from tunelab.models import load_for_causal_lm
-
         return load_for_causal_lm(run.model_path, run.trust_remote_code, run.allow_pickle, **settings)
 
     def empty_model(self, config: Any, trust_remote_code: bool) -> Any:
         from transformers import AutoModelForCausalLM
-
-        from tunelab.models import stored_dtype
 
         return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code, dtype=stored_dtype(config))
 
@@ -130,8 +125,6 @@ class CausalLM(Task):
         which depends on the batch size and over-weights the short examples that the length-sorted
         splits put together; the same measure as forgetting's. Each example keeps its summed loss and
         its token count."""
-        from tunelab.tasks.causal_lm.generation import example_losses
-
         losses = example_losses(trainer.model, rows, trainer.data_collator, trainer.args.per_device_eval_batch_size)
         metrics = {f"{split}_loss": sum(loss for loss, _ in losses) / max(sum(n for _, n in losses), 1)}
         self.derived_metrics(metrics)
@@ -144,9 +137,6 @@ class CausalLM(Task):
     def measure(self, model: Any, tokenizer: Any, data: DatasetDict, run: RunSpec) -> Measured:
         """Generation on the test split and forgetting; neither for a sweep trial, which is judged
         on validation only."""
-        from tunelab.tasks.causal_lm.generation import generate, mean_loss
-        from tunelab.tasks.causal_lm.metrics import generation_metrics
-
         measured = Measured()
         evaluation = run.evaluation
         if not run.evaluate_test or evaluation is None:
@@ -170,8 +160,6 @@ class CausalLM(Task):
     def _base_loss(self, run: RunSpec, data: DatasetDict, collate: Any, device: Any) -> float:
         """The base model's loss on the general text, measured by the first run that needs it and
         kept beside the prepared data (whose key includes the model's fingerprint)."""
-        from tunelab.tasks.causal_lm.generation import mean_loss
-
         path = Path(run.data_path) / BASE_LOSS_FILE
         try:
             return float(json.loads(path.read_text())["loss"])
@@ -188,9 +176,6 @@ class CausalLM(Task):
 
 def _general_split(source: str, tokenizer: Any, max_length: int) -> Any:
     from datasets import Dataset
-
-    from tunelab.tasks.causal_lm.general_text import passages
-    from tunelab.tasks.causal_lm.instructions import encode_text
 
     rows: list[dict[str, Any]] = [encode_text(tokenizer, text, max_length) for text in passages(source)]
     return Dataset.from_list([{**row, "length": len(row["input_ids"])} for row in rows])

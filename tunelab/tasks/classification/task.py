@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from tunelab.data import Request, Splits
+from tunelab.data import Request, Splits, labelled_splits, tokenise
 from tunelab.errors import TunelabError
+from tunelab.models import load_for_classification, stored_dtype
 from tunelab.tasks import register
 from tunelab.tasks.base import Task
 from tunelab.tasks.classification.metrics import classification_metrics
@@ -74,22 +75,16 @@ class Classification(Task):
                                "the folder")
 
     def prepare(self, raw: DatasetDict, request: Request) -> Splits:
-        from tunelab.data import labelled_splits, tokenise
-
         splits, text_columns, labels, notes = labelled_splits(raw, request.spec, request.name)
         data = tokenise(splits, request.model.path, text_columns, request.max_length, request.trust_remote_code)
         return Splits(data=data, labels=labels, notes=notes, text_columns=text_columns)
 
     def load_model(self, run: RunSpec, **settings: Any) -> Any:
-        from tunelab.models import load_for_classification
-
         return load_for_classification(run.model_path, run.labels, run.trust_remote_code, run.allow_pickle,
                                        **settings)
 
     def empty_model(self, config: Any, trust_remote_code: bool) -> Any:
         from transformers import AutoModelForSequenceClassification
-
-        from tunelab.models import stored_dtype
 
         return AutoModelForSequenceClassification.from_config(config, trust_remote_code=trust_remote_code,
                                                               dtype=stored_dtype(config))
