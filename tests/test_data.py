@@ -7,6 +7,7 @@ import json
 import pytest
 from helpers import DATA
 
+from tunelab import tasks
 from tunelab.data import prepare_data
 from tunelab.errors import TunelabError
 from tunelab.models import resolve_model
@@ -15,7 +16,7 @@ from tunelab.spec import DataSpec
 
 @pytest.fixture(scope="module")
 def minilm():
-    return resolve_model("builtin:minilm")
+    return resolve_model("builtin:minilm", task=tasks.get("classification"))
 
 
 def _rows(source: str, n: int, skip: int = 0) -> list[dict]:
@@ -25,7 +26,7 @@ def _rows(source: str, n: int, skip: int = 0) -> list[dict]:
 
 
 def _load(path, minilm, tmp_path, **options):
-    return prepare_data(DataSpec(path=str(path), **options), minilm, 64, tmp_path / "work")
+    return prepare_data(DataSpec(path=str(path), **options), minilm, 64, tmp_path / "work", task=tasks.get("classification"))
 
 
 def _examples(prepared) -> dict[str, list[tuple[tuple[int, ...], str]]]:
@@ -147,7 +148,7 @@ def _file(folder, name: str, text: str):
 def test_a_second_method_or_seed_does_not_tokenise_again(tmp_path, monkeypatch):
     from helpers import tiny_spec
 
-    import tunelab.data as data_module
+    import tunelab.tasks.classification.task as data_module  # where the task looks tokenise up
     from tunelab.experiment import prepare
     from tunelab.spec import build_spec
 

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from helpers import DATA, tiny_spec, tunelab
 
+from tunelab import tasks
 from tunelab.data import prepare_data
 from tunelab.errors import TunelabError
 from tunelab.models import resolve_model
@@ -21,7 +22,7 @@ from tunelab.spec import DataSpec
 
 @pytest.fixture(scope="module")
 def minilm():
-    return resolve_model("builtin:minilm")
+    return resolve_model("builtin:minilm", task=tasks.get("classification"))
 
 
 def _sentences(n: int, skip: int = 0) -> list[str]:
@@ -53,7 +54,7 @@ def _text_csv(path: Path, labels: list[str], skip: int = 0, sep: str = ",") -> P
 
 
 def _load(path, minilm, tmp_path, **options):
-    return prepare_data(DataSpec(path=str(path), **options), minilm, 64, tmp_path / "work")
+    return prepare_data(DataSpec(path=str(path), **options), minilm, 64, tmp_path / "work", task=tasks.get("classification"))
 
 
 def _labels_by_split(prepared) -> dict[str, list[str]]:
@@ -315,7 +316,7 @@ def test_the_default_experiment_still_samples_imdb(minilm, tmp_path):
     from tunelab.spec.load import load_spec
 
     spec = load_spec(None, {})
-    prepared = prepare_data(spec.data, minilm, 32, tmp_path / "work")
+    prepared = prepare_data(spec.data, minilm, 32, tmp_path / "work", task=tasks.get("classification"))
     assert prepared.sizes == {"train": 1500, "validation": 250, "test": 500}
 
 
@@ -384,28 +385,28 @@ def test_the_cache_is_found_from_another_directory(minilm, tmp_path, monkeypatch
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     monkeypatch.chdir(tmp_path / "a")
-    first = prepare_data(spec, minilm, 64, Path("work"))
+    first = prepare_data(spec, minilm, 64, Path("work"), task=tasks.get("classification"))
     assert Path(first.path).is_absolute() and Path(first.path).is_dir()
     monkeypatch.chdir(tmp_path / "b")
-    again = prepare_data(spec, minilm, 64, tmp_path / "a" / "work")
+    again = prepare_data(spec, minilm, 64, tmp_path / "a" / "work", task=tasks.get("classification"))
     assert again == first and Path(again.path).is_dir()
 
 
 def test_a_cache_written_with_a_relative_path_is_read_where_it_is(minilm, tmp_path, monkeypatch):
     """Caches written before this fix recorded the work directory as given, often relative."""
     spec = DataSpec(path=str(DATA / "trec"), sample={"train": 40, "validation": 20, "test": 20})
-    prepared = prepare_data(spec, minilm, 64, tmp_path / "work")
+    prepared = prepare_data(spec, minilm, 64, tmp_path / "work", task=tasks.get("classification"))
     meta = Path(prepared.path) / "tunelab_data.json"
     values = json.loads(meta.read_text())
     meta.write_text(json.dumps({**values, "path": os.path.relpath(prepared.path, tmp_path)}))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    again = prepare_data(spec, minilm, 64, tmp_path / "work")
+    again = prepare_data(spec, minilm, 64, tmp_path / "work", task=tasks.get("classification"))
     assert again.path == prepared.path and Path(again.path).is_dir()
     moved = tmp_path / "moved"
     (tmp_path / "work").rename(moved)  # a work directory copied or moved keeps its caches
-    assert Path(prepare_data(spec, minilm, 64, moved).path).is_dir()
+    assert Path(prepare_data(spec, minilm, 64, moved, task=tasks.get("classification")).path).is_dir()
 
 
 # --- the CLI: one line, exit 2, no store -------------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from helpers import ROOT, stored_runs, tiny_gpt2_without_pad, tiny_spec
 
+from tunelab import tasks
 from tunelab.errors import TunelabError
 from tunelab.spec import DEFAULT_EXPERIMENT, TrainSpec, build_spec, load_spec, read_yaml
 
@@ -30,7 +31,7 @@ TINY = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "in
 def minilm_path() -> Path:
     from tunelab.models import resolve_model
 
-    return Path(resolve_model("builtin:minilm").path)
+    return Path(resolve_model("builtin:minilm", task=tasks.get("classification")).path)
 
 
 def tiny_bert(folder: Path, tokenizer: bool = True, weights: str | None = "safetensors") -> Path:
@@ -293,7 +294,7 @@ def test_inputs_longer_than_the_position_embeddings_are_refused_before_anything_
 def test_inputs_that_exactly_fill_the_position_embeddings_are_accepted():
     from tunelab.models import resolve_model
 
-    model = resolve_model("builtin:minilm")
+    model = resolve_model("builtin:minilm", task=tasks.get("classification"))
     assert model.max_positions == 512
     model.check_length(512)
     model.check_length(502, 10, "prompt-tuning")
@@ -325,7 +326,7 @@ def _model_refused(folder: Path, expected: str, allow_pickle: bool = False) -> s
     from tunelab.models import resolve_model
 
     with pytest.raises(TunelabError) as err:
-        resolve_model(str(folder), allow_pickle=allow_pickle)
+        resolve_model(str(folder), allow_pickle=allow_pickle, task=tasks.get("classification"))
     message = str(err.value)
     assert expected in message and "\n" not in message, message
     return message
@@ -350,7 +351,7 @@ def test_either_tokenizer_file_is_enough(tmp_path, kept):
 
     folder = tiny_bert(tmp_path / "m", tokenizer=False)
     shutil.copy(minilm_path() / kept, folder)
-    assert resolve_model(str(folder)).model_type == "bert"
+    assert resolve_model(str(folder), task=tasks.get("classification")).model_type == "bert"
 
 
 def test_a_tokenizer_without_a_pad_token_is_refused_with_how_to_set_one(tmp_path):
@@ -384,7 +385,7 @@ def test_weights_transformers_cannot_load_are_refused_up_front(tmp_path, weights
 def test_pickled_bin_weights_load_with_allow_pickle(tmp_path):
     from tunelab.models import resolve_model
 
-    assert resolve_model(str(tiny_bert(tmp_path / "m", weights="pytorch_model.bin")), allow_pickle=True).name
+    assert resolve_model(str(tiny_bert(tmp_path / "m", weights="pytorch_model.bin")), allow_pickle=True, task=tasks.get("classification")).name
 
 
 @pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)

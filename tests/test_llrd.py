@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tunelab import methods
+from tunelab import methods, tasks
 from tunelab.models import load_for_classification, resolve_model
 
 
 @pytest.fixture(scope="module")
 def bert():
-    return load_for_classification(resolve_model("builtin:minilm").path, ["neg", "pos"])
+    return load_for_classification(resolve_model("builtin:minilm", task=tasks.get("classification")).path, ["neg", "pos"])
 
 
 def test_each_layer_gets_lr_times_decay_to_the_distance_from_the_top(bert):

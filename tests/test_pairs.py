@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import DATA, TINY_TRAIN, tunelab
 
+from tunelab import tasks
 from tunelab.data import prepare_data
 from tunelab.errors import TunelabError
 from tunelab.models import resolve_model
@@ -20,7 +21,7 @@ from tunelab.spec import DataSpec, build_spec
 
 @pytest.fixture(scope="module")
 def minilm():
-    return resolve_model("builtin:minilm")
+    return resolve_model("builtin:minilm", task=tasks.get("classification"))
 
 
 def _topic_pairs(n: int, skip: int) -> list[dict]:
@@ -51,7 +52,7 @@ def test_pair_columns_are_inferred_and_each_example_holds_both_texts(minilm, tmp
     from datasets import load_from_disk
     from transformers import AutoTokenizer
 
-    prepared = prepare_data(DataSpec(path=str(_write_pairs(tmp_path / "pairs"))), minilm, 48, tmp_path / "work")
+    prepared = prepare_data(DataSpec(path=str(_write_pairs(tmp_path / "pairs"))), minilm, 48, tmp_path / "work", task=tasks.get("classification"))
     assert prepared.text_columns == ["sentence1", "sentence2"] and prepared.pairs
     assert prepared.labels == ["different", "same"]
     assert "each example is a pair of texts: sentence1 and sentence2 (data.text_column alone: one text)" in prepared.notes
@@ -67,12 +68,12 @@ def test_pair_columns_are_inferred_and_each_example_holds_both_texts(minilm, tmp
 def test_a_named_second_column_is_used_and_rows_without_it_are_dropped(minilm, tmp_path):
     folder = _write_pairs(tmp_path / "pairs", columns=("claim", "evidence"), blank=3)
     spec = DataSpec(path=str(folder), text_column="claim", text_pair_column="evidence")
-    prepared = prepare_data(spec, minilm, 48, tmp_path / "work")
+    prepared = prepare_data(spec, minilm, 48, tmp_path / "work", task=tasks.get("classification"))
     assert prepared.text_columns == ["claim", "evidence"]
     assert prepared.sizes["train"] == 45
     assert "train: dropped 3 of 48 rows (3 with no text)" in prepared.notes
     # the first text inferred beside a named second one
-    alone = prepare_data(DataSpec(path=str(folder), text_pair_column="evidence"), minilm, 48, tmp_path / "work2")
+    alone = prepare_data(DataSpec(path=str(folder), text_pair_column="evidence"), minilm, 48, tmp_path / "work2", task=tasks.get("classification"))
     assert alone.text_columns == ["claim", "evidence"]
 
 
@@ -81,7 +82,7 @@ def test_a_text_column_of_its_own_wins_over_a_guessed_pair(minilm, tmp_path):
     for split in ("train", "validation", "test"):  # the data set's own text beside the pair's two
         rows = [json.loads(line) for line in (folder / f"{split}.jsonl").read_text().splitlines()]
         (folder / f"{split}.jsonl").write_text("".join(json.dumps({**r, "text": r["question"]}) + "\n" for r in rows))
-    assert prepare_data(DataSpec(path=str(folder)), minilm, 48, tmp_path / "work").text_columns == ["text"]
+    assert prepare_data(DataSpec(path=str(folder)), minilm, 48, tmp_path / "work", task=tasks.get("classification")).text_columns == ["text"]
 
 
 def test_a_decoder_tokenizer_gets_a_blank_line_between_the_texts(minilm):
@@ -104,7 +105,7 @@ def test_a_decoder_tokenizer_gets_a_blank_line_between_the_texts(minilm):
 def test_single_text_data_keeps_one_text_and_its_cache(minilm, tmp_path):
     """A data set without pair columns is prepared as before: one text, and the same cache key."""
     spec = DataSpec(path=str(DATA / "sst2"), sample={"train": 16, "validation": 8, "test": 8})
-    prepared = prepare_data(spec, minilm, 32, tmp_path / "work")
+    prepared = prepare_data(spec, minilm, 32, tmp_path / "work", task=tasks.get("classification"))
     assert prepared.text_columns == ["sentence"] and not prepared.pairs
     assert "text_pair_column" not in spec.model_dump()
 
@@ -116,7 +117,7 @@ def test_single_text_data_keeps_one_text_and_its_cache(minilm, tmp_path):
 ])
 def test_bad_pair_settings_get_one_clear_line(minilm, tmp_path, options, message):
     with pytest.raises(TunelabError) as raised:
-        prepare_data(DataSpec(path=str(_write_pairs(tmp_path / "pairs")), **options), minilm, 48, tmp_path / "work")
+        prepare_data(DataSpec(path=str(_write_pairs(tmp_path / "pairs")), **options), minilm, 48, tmp_path / "work", task=tasks.get("classification"))
     assert message in str(raised.value)
     assert not (tmp_path / "work" / "cache" / "data").exists() or not any((tmp_path / "work" / "cache" / "data").iterdir())
 

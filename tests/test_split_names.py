@@ -8,6 +8,7 @@ import json
 import pytest
 from helpers import DATA, tunelab
 
+from tunelab import tasks
 from tunelab.data import prepare_data
 from tunelab.data.sources import _named_splits
 from tunelab.errors import TunelabError
@@ -17,7 +18,7 @@ from tunelab.spec import DataSpec
 
 @pytest.fixture(scope="module")
 def minilm():
-    return resolve_model("builtin:minilm")
+    return resolve_model("builtin:minilm", task=tasks.get("classification"))
 
 
 def _mnli_like(folder):
@@ -31,7 +32,7 @@ def _mnli_like(folder):
 
 
 def test_files_of_no_split_are_left_out_with_a_note(minilm, tmp_path):
-    prepared = prepare_data(DataSpec(path=str(_mnli_like(tmp_path / "d"))), minilm, 32, tmp_path / "work")
+    prepared = prepare_data(DataSpec(path=str(_mnli_like(tmp_path / "d"))), minilm, 32, tmp_path / "work", task=tasks.get("classification"))
     assert prepared.notes[0].endswith("not used: dev_matched.jsonl, dev_mismatched.jsonl (no train, validation or "
                                       "test split by name, or one data.splits replaced; data.splits can choose them)")
     assert sum(prepared.sizes.values()) == 60  # validation and test made from train
@@ -40,12 +41,12 @@ def test_files_of_no_split_are_left_out_with_a_note(minilm, tmp_path):
 def test_data_splits_names_them(minilm, tmp_path):
     folder = _mnli_like(tmp_path / "d")
     spec = DataSpec(path=str(folder), splits={"validation": "dev_matched", "test": "dev_mismatched"})
-    prepared = prepare_data(spec, minilm, 32, tmp_path / "work")
+    prepared = prepare_data(spec, minilm, 32, tmp_path / "work", task=tasks.get("classification"))
     assert prepared.sizes == {"train": 60, "validation": 20, "test": 24}
     assert not any("not used" in note for note in prepared.notes)
     # a usual name gives way to the one data.splits names for its split
     (folder / "validation.jsonl").write_text((folder / "dev_mismatched.jsonl").read_text())
-    again = prepare_data(DataSpec(path=str(folder), splits={"validation": "dev_matched"}), minilm, 32, tmp_path / "w2")
+    again = prepare_data(DataSpec(path=str(folder), splits={"validation": "dev_matched"}), minilm, 32, tmp_path / "w2", task=tasks.get("classification"))
     assert again.sizes["validation"] == 20
     assert "not used: dev_mismatched.jsonl, validation.jsonl (no train, validation or test split by name, or one " \
            "data.splits replaced" in again.notes[0]
@@ -89,7 +90,7 @@ def test_bad_split_or_config_settings_get_one_line_and_exit_2(tmp_path, options,
 def test_splits_of_a_single_file_are_refused(minilm, tmp_path):
     with pytest.raises(TunelabError, match="data.splits names splits or files"):
         prepare_data(DataSpec(path=str(DATA / "sms_spam" / "sms_spam.csv"), splits={"train": "x"}), minilm, 32,
-                     tmp_path)
+                     tmp_path, task=tasks.get("classification"))
 
 
 def test_a_configuration_is_chosen_and_its_splits_named_as_on_the_hub(tmp_path):
