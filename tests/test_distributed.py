@@ -35,9 +35,12 @@ def test_two_processes_give_the_metrics_of_one_and_the_run_is_recorded_once(tmp_
     assert len((two.spec.run_dir / "predictions.jsonl").read_text().splitlines()) == 24
 
 
-# `tunelab compare` on 2 processes, through the API: the CLI refuses train.fsdp on a machine without GPUs
-_COMPARE_ON_TWO = ("import sys; from tunelab.experiment.comparison import compare; from tunelab.run.launch import LocalExecutor; "
-                   "from tunelab.spec import load_spec; compare(load_spec(sys.argv[1]), executor=LocalExecutor(gpus_per_run=2))")
+# `tunelab compare` on 2 processes, through the API. compare refuses train.fsdp where the executor trains
+# on this machine and it has no GPU (accelerate would quietly train with DDP); here tests/fsdp_on_cpu makes
+# the ranks shard over gloo, so the executor says its devices are not this machine's CUDA to judge by.
+_COMPARE_ON_TWO = ("import sys; from tunelab.experiment import compare; from tunelab.run.launch import LocalExecutor\n"
+                   "class ShardsOnCpu(LocalExecutor):\n    local = False\n"
+                   "from tunelab.spec import load_spec; compare(load_spec(sys.argv[1]), executor=ShardsOnCpu(gpus_per_run=2))")
 
 
 @pytest.mark.slow
@@ -128,7 +131,7 @@ _TAIL = """
 import torch, torch.distributed as dist
 from torch.distributed.fsdp import fully_shard
 from transformers import LlamaConfig, LlamaForCausalLM
-from tunelab.run.fsdp import local_tensor, resharded
+from tunelab.run.distributed import local_tensor, resharded
 dist.init_process_group("gloo")
 model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                                      num_attention_heads=2, num_key_value_heads=2, tie_word_embeddings=True))

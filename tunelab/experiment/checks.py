@@ -50,7 +50,7 @@ def _check_fsdp(spec: ExperimentSpec, processes: int, local: bool) -> None:
     sharded = [m.name for m in spec.methods if spec.train_for(m).fsdp]
     if spec.train.fsdp and not sharded:
         shardable = ", ".join(name for name in registry.available() if registry.get(name).shardable)
-        raise TunelabError(f"train.fsdp: none of this spec's methods trains the whole model ({shardable}), so "
+        raise TunelabError(f"train.fsdp: none of this experiment's methods trains the whole model ({shardable}), so "
                            "nothing would be sharded", "drop train.fsdp, or add one of those methods")
     if not sharded:
         return
