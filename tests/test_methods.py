@@ -99,9 +99,10 @@ def test_a_method_is_one_file_discovered_without_a_list(tmp_path, monkeypatch):
         "            param.requires_grad_(name.endswith('.bias'))\n"
         "        return model\n")
     monkeypatch.setattr(registry, "__path__", [*registry.__path__, str(tmp_path)])  # as if it sat in the package
-    found = registry._registry
-    monkeypatch.setattr(found, "_found", dict(found._found))
-    monkeypatch.setattr(found, "_discovered", False)
+    from tunelab.spec.plugins import METHODS
+
+    monkeypatch.setattr(METHODS, "found", dict(METHODS.found))
+    monkeypatch.setattr(METHODS, "discovered", False)
     monkeypatch.delitem(sys.modules, "tunelab.methods.bias_only", raising=False)
     assert "bias-only" in registry.available() and "lora" in registry.available()
     assert registry.get("bias-only").default_lr() == 1e-3

@@ -10,7 +10,7 @@ from helpers import DATA, tunelab
 
 from tunelab import tasks
 from tunelab.data import prepare_data
-from tunelab.data.sources import _named_splits
+from tunelab.data.sources import named_splits
 from tunelab.errors import TunelabError
 from tunelab.models import resolve_model
 from tunelab.spec import DataSpec
@@ -59,15 +59,15 @@ def test_hub_split_names_are_read_the_same_way():
     rows = Dataset.from_json(str(DATA / "rotten_tomatoes" / "validation.jsonl"))
     mnli = DatasetDict({name: rows.select(range(i, i + 10)) for i, name in enumerate(
         ["train", "validation_matched", "validation_mismatched", "test_matched", "test_mismatched"])})
-    named, unused = _named_splits(mnli, {}, "nyu-mll/glue")
+    named, unused = named_splits(mnli, {}, "nyu-mll/glue")
     assert list(named) == ["train"] and unused == ("validation_matched", "validation_mismatched", "test_matched",
                                                    "test_mismatched")
-    named, unused = _named_splits(mnli, {"validation": "validation_matched", "test": "validation_mismatched"}, "glue")
+    named, unused = named_splits(mnli, {"validation": "validation_matched", "test": "validation_mismatched"}, "glue")
     assert sorted(named) == ["test", "train", "validation"] and named["test"]["text"] == mnli["validation_mismatched"]["text"]
     with pytest.raises(TunelabError, match="glue has no train split"):
-        _named_splits(DatasetDict({"dev": rows}), {}, "glue")
+        named_splits(DatasetDict({"dev": rows}), {}, "glue")
     with pytest.raises(TunelabError, match="glue: splits 'valid' and 'validation' would both be validation"):
-        _named_splits(DatasetDict({"train": rows, "valid": rows, "validation": rows}), {}, "glue")
+        named_splits(DatasetDict({"train": rows, "valid": rows, "validation": rows}), {}, "glue")
 
 
 @pytest.mark.parametrize("options, message", [

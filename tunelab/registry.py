@@ -21,30 +21,30 @@ T = TypeVar("T", bound=_Named)
 class Registry(Generic[T]):
     def __init__(self, package: str, kind: str) -> None:
         self.package, self.kind = package, kind
-        self._found: dict[str, type[T]] = {}
-        self._discovered = False
+        self.found: dict[str, type[T]] = {}  # by name, as registered
+        self.discovered = False  # every module of the package imported
 
     def register(self, cls: type[T]) -> type[T]:
-        if cls.name in self._found:
+        if cls.name in self.found:
             raise ValueError(f"{self.kind} {cls.name!r} is registered twice")
-        self._found[cls.name] = cls
+        self.found[cls.name] = cls
         return cls
 
     def _discover(self) -> None:
-        if not self._discovered:
-            self._discovered = True
+        if not self.discovered:
+            self.discovered = True
             package = importlib.import_module(self.package)
             for module in pkgutil.iter_modules(package.__path__):
                 importlib.import_module(f"{self.package}.{module.name}")
 
     def available(self) -> list[str]:
         self._discover()
-        return sorted(self._found)
+        return sorted(self.found)
 
     def get(self, name: str) -> type[T]:
         self._discover()
         try:
-            return self._found[name]
+            return self.found[name]
         except KeyError:
-            raise TunelabError(f"unknown {self.kind} {name!r}", f"{did_you_mean(name, self._found)}known "
+            raise TunelabError(f"unknown {self.kind} {name!r}", f"{did_you_mean(name, self.found)}known "
                                f"{self.kind}s: {', '.join(self.available())}") from None

@@ -115,7 +115,7 @@ class Source:
                     "check the id (and data.config, for a data set with several) and your network, or give a "
                     "local file or folder",
                 ) from None
-            return _named_splits(found, self.splits, self.name)
+            return named_splits(found, self.splits, self.name)
         if self.kind == "builtin":
             return self._load_builtin(cache_dir), ()
         out = {}
@@ -216,7 +216,7 @@ def _split_files(folder: Path, named: dict[str, str]) -> tuple[dict[str, list[st
 
 
 
-def _named_splits(found: DatasetDict, named: dict[str, str], name: str) -> tuple[DatasetDict, tuple[str, ...]]:
+def named_splits(found: DatasetDict, named: dict[str, str], name: str) -> tuple[DatasetDict, tuple[str, ...]]:
     """A hub data set's splits as train, validation and test (validation_matched is neither, unless
     data.splits says so), and the names of the others."""
     from datasets import DatasetDict
