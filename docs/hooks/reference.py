@@ -513,6 +513,13 @@ def tasks_reference(_: str) -> str:
     return "\n".join(out)
 
 
+def min_validation(arg: str) -> str:
+    """The fewest validation examples a task ranks learning-rate candidates on."""
+    import tunelab.tasks as tasks
+
+    return str(tasks.get(arg).min_validation)
+
+
 def method_source(arg: str) -> str:
     """The source file of a registered method, wherever the registry finds it."""
     import tunelab.methods as registry
@@ -648,6 +655,7 @@ GENERATORS: dict[str, Callable[[str], str]] = {
     "tasks": tasks_reference,
     "count": count,
     "method-source": method_source,
+    "min-validation": min_validation,
     "store-schema": store_schema,
     "costs": costs,
     "run-status": run_status,

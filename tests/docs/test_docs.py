@@ -285,3 +285,14 @@ def test_the_readme_links_to_files_that_exist():
 
 def test_the_readme_stays_short():
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 150
+
+
+def test_the_estimate_guide_cites_numbers_its_results_files_hold():
+    guide = (ROOT / "docs" / "guides" / "estimate-recommend.md").read_text(encoding="utf-8")
+    section = guide[guide.index("## How close the estimates are"):guide.index("## A 7B Llama")]
+    results = "".join((ROOT / "bench" / "results" / name).read_text(encoding="utf-8")
+                      for name in ("estimate-cpu.md", "estimate-cpu-causal.md"))
+    cited = re.findall(r"\d+\.\d+ %", section)
+    assert cited
+    for number in cited:
+        assert number in results, number
