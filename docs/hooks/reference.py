@@ -63,6 +63,12 @@ def on_config(config: Any, **_: Any) -> Any:
     return config
 
 
+def on_pre_build(**_: Any) -> None:
+    """``mkdocs serve`` rebuilds in one process: read the notes again."""
+    global _notes
+    _notes = None
+
+
 def on_page_markdown(markdown: str, page: Any = None, **_: Any) -> str:
     where = getattr(getattr(page, "file", None), "src_path", "a page")
     return expand(markdown, where)
