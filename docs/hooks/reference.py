@@ -487,7 +487,7 @@ def _dimension(dimension: Any) -> str:
 
 def sweep_train_space(_: str) -> str:
     """The training settings every method's sweep searches, centred on the experiment's."""
-    from tunelab.methods import space as search
+    from tunelab.spec import dimensions as search
     from tunelab.spec import load_spec
 
     train = load_spec(None).train

@@ -106,7 +106,7 @@ def _estimate_footnote(rows: list[Estimate], setup: Setup) -> str:
                  if speed else f"No time per step: this machine has no {setup.device} to measure.")
     return (f"Artifact: the weights it would save (an adapter, the tensors that train, or the whole model), without "
             f"the tokenizer; adalora's is an upper bound. Peak memory: batches of {setup.batch_size} × "
-            f"{setup.max_length} tokens on {setup.device}, the README's formula. {time_note} "
+            f"{setup.max_length} tokens on {setup.device}, the formula of the docs' estimate guide. {time_note} "
             f"bench/estimate.py measures both errors.")
 
 

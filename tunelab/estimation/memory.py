@@ -48,7 +48,7 @@ def parse_bytes(text: str, what: str = "--device-memory") -> int:
 @dataclass(frozen=True)
 class Memory:
     """Peak training memory, in bytes, as tunelab trains (the weights in the dtype they load in,
-    peft's adapters in fp32; AdamW): the formula in the README, each term apart so that a reader
+    peft's adapters in fp32; AdamW): the formula of the docs' estimate guide, each term apart so that a reader
     sees what dominates."""
     weights: int  # every parameter, in its dtype (QLoRA's quantised ones in NF4)
     gradients: int  # the trainable ones', in theirs

@@ -17,7 +17,7 @@ from tunelab.spec.space import check_sweep_space
 DEFAULT_EXPERIMENT: dict[str, Any] = {
     "model": "builtin:minilm",
     "task": "classification",
-    # Sized for minutes on 2 CPU cores: about 9 untuned (--no-tune), 16 with learning-rate tuning (README).
+    # Sized for minutes on 2 CPU cores: about 9 untuned (--no-tune), 16 with learning-rate tuning (docs: benchmarks, the default comparison).
     "data": {"path": "builtin:imdb", "sample": {"train": 1500, "validation": 250, "test": 500}},
     "methods": ["full", "llrd", "lora", "prompt-tuning"],
     "train": {"epochs": 1, "batch_size": 16, "max_length": 128, "eval_every": 25},
@@ -27,7 +27,7 @@ DEFAULT_EXPERIMENT: dict[str, Any] = {
 DEFAULT_CAUSAL_LM_EXPERIMENT: dict[str, Any] = {
     "model": "builtin:smollm2",
     "task": "causal-lm",
-    # Sized so that the four methods finish within 15 minutes on 2 CPU cores (README, "Instruction tuning").
+    # Sized so that the four methods finish within 15 minutes on 2 CPU cores (docs: guides, instruction tuning).
     "data": {"path": "builtin:sentiment-instructions", "sample": {"train": 240, "validation": 32, "test": 64}},
     "methods": ["full", "lora", "prompt-tuning", "prefix-tuning"],
     "train": {"max_steps": 30, "batch_size": 8, "max_length": 128, "eval_every": 10},
