@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 # The prior, best first: test accuracy of every method, each at its tuned learning rate, on SST-2 with
 # MiniLM (bench/results/methods-sst2.md; qlora beside lora, as Dettmers et al. 2023 found it to
-# match 16-bit LoRA), and test loss of the four measured on instruction-tuned SmolLM2 (README,
-# "Instruction tuning"), then the rest in the classification order. One model, one budget each: a
+# match 16-bit LoRA), and test loss of the four measured on instruction-tuned SmolLM2 (bench/results/
+# compare-default-causal.md), then the rest in the classification order. One model, one budget each: a
 # prior, not a law; the user's own results replace it.
 PRIOR = {
     "classification": ["full", "oft", "olora", "llrd", "freeze", "ia3", "dora", "lora", "qlora", "vera", "rslora",

@@ -17,7 +17,8 @@ from tunelab.spec.space import check_sweep_space
 DEFAULT_EXPERIMENT: dict[str, Any] = {
     "model": "builtin:minilm",
     "task": "classification",
-    # Sized for minutes on 2 CPU cores: about 9 untuned (--no-tune), 16 with learning-rate tuning (docs: benchmarks, the default comparison).
+    # Sized for minutes on 2 CPU cores: about 9 untuned (--no-tune), 16 with learning-rate tuning
+    # (bench/results/compare-default.md).
     "data": {"path": "builtin:imdb", "sample": {"train": 1500, "validation": 250, "test": 500}},
     "methods": ["full", "llrd", "lora", "prompt-tuning"],
     "train": {"epochs": 1, "batch_size": 16, "max_length": 128, "eval_every": 25},
@@ -27,7 +28,7 @@ DEFAULT_EXPERIMENT: dict[str, Any] = {
 DEFAULT_CAUSAL_LM_EXPERIMENT: dict[str, Any] = {
     "model": "builtin:smollm2",
     "task": "causal-lm",
-    # Sized so that the four methods finish within 15 minutes on 2 CPU cores (docs: guides, instruction tuning).
+    # Sized so that the four methods finish within 15 minutes on 2 CPU cores (bench/results/compare-default-causal.md).
     "data": {"path": "builtin:sentiment-instructions", "sample": {"train": 240, "validation": 32, "test": 64}},
     "methods": ["full", "lora", "prompt-tuning", "prefix-tuning"],
     "train": {"max_steps": 30, "batch_size": 8, "max_length": 128, "eval_every": 10},
