@@ -73,3 +73,10 @@ def test_example_experiment_in_repo_is_valid():
     example = Path(__file__).resolve().parents[1] / "examples" / "sst2.yaml"
     spec = load_spec(example)
     assert [m.name for m in spec.methods] == ["full", "llrd", "lora", "prompt-tuning", "head"]
+
+
+def test_an_lr_grid_as_yaml_writes_it_is_numbers(tmp_path):
+    """YAML 1.1 reads 1e-4 (no dot) as a string; the grid takes it as the number it spells, as lr does."""
+    path = tmp_path / "experiment.yaml"
+    path.write_text("data: builtin:imdb\nmethods:\n  - {name: lora, lr_grid: [1e-4, 3e-4, 1e-3]}\n")
+    assert load_spec(path).methods[0].lr_grid == [1e-4, 3e-4, 1e-3]

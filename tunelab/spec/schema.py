@@ -451,12 +451,26 @@ def _lr_grid(index: int, name: str, overrides: dict[str, Any]) -> list[float] | 
         raise TunelabError(f"methods[{index}] ({name}): lr {overrides['lr']} fixes the learning rate and lr_grid "
                            "gives candidates to choose it from", "keep one: lr to fix it, lr_grid to tune it")
     example = "learning rates to choose from, e.g. lr_grid: [1e-4, 3e-4, 1e-3]"
-    if not isinstance(raw, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw):
+    # YAML 1.1 reads 1e-4 (no dot) as a string, as it does for lr: such a string is the number it spells.
+    values = [_number(v) for v in raw] if isinstance(raw, list) else None
+    if values is None or None in values:
         raise TunelabError(f"{where}: expected a list of numbers, got {raw!r}", f"give {example}")
     try:
-        return check_grid([float(v) for v in raw], example)
+        return check_grid([float(v) for v in values if v is not None], example)
     except ValueError as err:
         raise TunelabError(f"{where}: {err}") from None
+
+
+def _number(value: Any) -> float | None:
+    """A number, or a string that spells one (``"1e-4"``); None for anything else (booleans included)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _method_entry(index: int, entry: Any) -> tuple[str, dict[str, Any]]:
