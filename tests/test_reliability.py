@@ -16,6 +16,7 @@ import yaml
 from helpers import stored_runs, tiny_spec, tunelab
 
 from tunelab.experiment import compare, prepare
+from tunelab.run import checkpoints
 from tunelab.run import session as runner
 from tunelab.spec import build_spec
 
@@ -101,16 +102,16 @@ def test_a_half_written_checkpoint_is_skipped_for_the_one_before(tiny_runs):
     runner.train(run)  # the checkpoints stay until the parent records the result (the latest one)
     folder = run.run_dir / "checkpoints"
     (kept,) = folder.iterdir()
-    assert runner.last_checkpoint(folder) == kept
+    assert checkpoints.last_checkpoint(folder) == kept
     newer = folder / "checkpoint-99"
     shutil.copytree(kept, newer)
-    assert runner.last_checkpoint(folder) == newer
+    assert checkpoints.last_checkpoint(folder) == newer
     state = newer / "trainer_state.json"
     state.write_text(state.read_text()[:40])  # cut mid-write
-    assert runner.last_checkpoint(folder) == kept
+    assert checkpoints.last_checkpoint(folder) == kept
     assert not newer.exists()  # removed, so that it is not mistaken again
     (kept / "trainer_state.json").unlink()  # killed before its state was written: incomplete too
-    assert runner.last_checkpoint(folder) is None
+    assert checkpoints.last_checkpoint(folder) is None
 
 
 def test_checkpoints_follow_their_cadence_and_the_best_weights_come_back_without_one(tiny_runs):
@@ -132,9 +133,9 @@ def test_checkpoints_follow_their_cadence_and_the_best_weights_come_back_without
     assert result.costs.checkpoint_seconds > 0 and result.costs.validation_seconds > 0
     (last,) = (every.run_dir / "checkpoints").iterdir()  # the latest only: the best weights are in it
     assert last.name == "checkpoint-8"
-    assert (last / runner.BEST_FILE).is_file()
-    (last / runner.BEST_FILE).unlink()  # killed after the state but before the best weights: incomplete
-    assert runner.last_checkpoint(every.run_dir / "checkpoints") != last
+    assert (last / checkpoints.BEST_FILE).is_file()
+    (last / checkpoints.BEST_FILE).unlink()  # killed after the state but before the best weights: incomplete
+    assert checkpoints.last_checkpoint(every.run_dir / "checkpoints") != last
 
 
 @pytest.mark.slow
@@ -210,8 +211,8 @@ def test_an_exception_mid_experiment_releases_every_lock(tmp_path, monkeypatch):
     monkeypatch.setenv("TUNELAB_LOCK_TIMEOUT", "5")
     spec = build_spec(tiny_spec(tmp_path, ["head", "prompt-tuning"]))
 
-    class Interrupted:
-        parallel = 1
+    class Interrupted:  # an executor (tunelab.Executor) interrupted as it starts
+        parallel, processes, local = 1, 1, True
 
         def execute(self, runs, on_event):
             raise KeyboardInterrupt
