@@ -79,8 +79,9 @@ def _short_instruction_only(row: dict) -> bool:
 
 
 CUTS = [
-    Cut("sst2/train.tsv", "sst2/train.tsv", "first 400 rows", first(400), SST2, header=True,
-        needs="test_data*.py build their own files from the first 60 sentences; samples of 48 and 100 train rows"),
+    Cut("sst2/train.tsv", "sst2/train.tsv", "first 1500 rows", first(1500), SST2, header=True,
+        needs="test_data*.py build their own files from its first sentences (1,500 for a train split too small "
+              "for its sample); samples of 48 and 100 train rows"),
     Cut("sst2/validation.tsv", "sst2/validation.tsv", "first 300 rows", first(300), SST2, header=True,
         needs="test_tuning.py samples 100 validation rows"),
     Cut("sst2/test.tsv", "sst2/test.tsv", "first 300 rows", first(300), SST2, header=True,
@@ -95,8 +96,9 @@ CUTS = [
         needs="test_pairs.py pairs articles from rows 0-663; a folder without a validation split (4 classes)"),
     Cut("ag_news/test.jsonl", "ag_news/test.jsonl", "first 200 rows", first(200), AG_NEWS,
         needs="a sample of 20"),
-    Cut("trec/train.jsonl", "trec/train.jsonl", "first 400 rows", first(400), TREC,
-        needs="a sample of 60 train and 30 validation rows, the validation split made from train (10 %)"),
+    Cut("trec/train.jsonl", "trec/train.jsonl", "first 1000 rows", first(1000), TREC,
+        needs="samples of 60 train and 30 validation rows, the validation split made from train (10 %, 100 rows): "
+              "a stratified sample needs 2 rows of each class there, and ABBR is 1.8 % of the rows (400 rows: 1)"),
     Cut("trec/test.jsonl", "trec/test.jsonl", "all 500 rows (the whole official test set)", every, TREC,
         needs="samples of exactly 500, and of 501 and 5000 refused against its 500 rows"),
     Cut("emotion/train.jsonl", "emotion/train.jsonl", "first 200 rows", first(200), EMOTION,
