@@ -81,9 +81,9 @@ def _short_instruction_only(row: dict) -> bool:
 CUTS = [
     Cut("sst2/train.tsv", "sst2/train.tsv", "first 1500 rows", first(1500), SST2, header=True,
         needs="test_data*.py build their own files from its first sentences (1,500 for a train split too small "
-              "for its sample); samples of 48 and 100 train rows"),
+              "for its sample); samples of 48 and 100 train rows; test_pinned.py's losses are pinned on this cut"),
     Cut("sst2/validation.tsv", "sst2/validation.tsv", "first 300 rows", first(300), SST2, header=True,
-        needs="test_tuning.py samples 100 validation rows"),
+        needs="test_tuning.py samples 100 validation rows; test_pinned.py's losses are pinned on this cut"),
     Cut("sst2/test.tsv", "sst2/test.tsv", "first 300 rows", first(300), SST2, header=True,
         needs="samples of 24 and 30 test rows; test_data_inputs.py asks for more than there are"),
     Cut("rotten_tomatoes/train.jsonl", "rotten_tomatoes/train.jsonl", "first 400 rows", first(400), ROTTEN,
@@ -92,8 +92,8 @@ CUTS = [
         needs="samples of 20 and 24; test_split_names.py reads it whole"),
     Cut("rotten_tomatoes/test.jsonl", "rotten_tomatoes/test.jsonl", "first 200 rows", first(200), ROTTEN,
         needs="samples of 20 and 24"),
-    Cut("ag_news/train.jsonl", "ag_news/train.jsonl", "first 700 rows", first(700), AG_NEWS,
-        needs="test_pairs.py pairs articles from rows 0-663; a folder without a validation split (4 classes)"),
+    Cut("ag_news/train.jsonl", "ag_news/train.jsonl", "first 1000 rows", first(1000), AG_NEWS,
+        needs="test_pairs.py pairs articles from rows 0-963; a folder without a validation split (4 classes)"),
     Cut("ag_news/test.jsonl", "ag_news/test.jsonl", "first 200 rows", first(200), AG_NEWS,
         needs="a sample of 20"),
     Cut("trec/train.jsonl", "trec/train.jsonl", "first 1000 rows", first(1000), TREC,
