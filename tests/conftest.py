@@ -1,4 +1,4 @@
-"""Shared fixtures: the real built-in model, real data from ../shared/data, tiny budgets."""
+"""Shared fixtures: the real built-in model, real data samples from tests/data, tiny budgets."""
 
 from __future__ import annotations
 

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("TUNELAB_TEST_DATA", ROOT.parent / "shared" / "data"))
+# Small samples of real data sets, in the repository (tests/data/README.md says how they were cut):
+# a fresh clone needs nothing beside it. TUNELAB_TEST_DATA points the tests at another copy of them.
+DATA = Path(os.environ.get("TUNELAB_TEST_DATA") or ROOT / "tests" / "data")
 TINY_SAMPLE = {"train": 48, "validation": 24, "test": 24}
 # A checkpoint at every evaluation: the resume tests kill runs a few steps in.
 TINY_TRAIN = {"max_steps": 4, "batch_size": 8, "eval_every": 2, "max_length": 64, "checkpoint_minutes": 0}
@@ -70,7 +72,7 @@ def stored_runs(workdir: Path) -> dict[str, Any]:
         store.close()
 
 
-ALPACA = DATA / "alpaca" / "alpaca_5000.json"
+ALPACA = DATA / "alpaca" / "alpaca.json"
 TINY_CAUSAL_SAMPLE = {"train": 16, "validation": 8, "test": 8}
 TINY_CAUSAL_TRAIN = {"max_steps": 2, "batch_size": 4, "eval_every": 2, "max_length": 96}
 

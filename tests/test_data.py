@@ -89,12 +89,12 @@ def test_string_labels_keep_their_names(minilm, tmp_path):
 def test_unsplit_file_gets_a_stratified_seeded_split(minilm, tmp_path):
     prepared = _load(DATA / "sms_spam" / "sms_spam.csv", minilm, tmp_path)
     assert prepared.labels == ["ham", "spam"]
-    assert prepared.sizes["validation"] == prepared.sizes["test"] == 557
-    assert sum(prepared.sizes.values()) == 5574
+    assert prepared.sizes["validation"] == prepared.sizes["test"] == 100  # 10 % of the 1,000 rows each
+    assert sum(prepared.sizes.values()) == 1000
     assert any("made a stratified" in note for note in prepared.notes)
     examples = _examples(prepared)
     spam = [sum(label == "spam" for _, label in examples[s]) / len(examples[s]) for s in examples]
-    assert max(spam) - min(spam) < 0.01  # 13.4 % spam in every split
+    assert max(spam) - min(spam) < 0.01  # 13 % spam in every split
     again = _load(DATA / "sms_spam" / "sms_spam.csv", minilm, tmp_path / "again")
     assert _examples(again) == examples  # the split is seeded
 

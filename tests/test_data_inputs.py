@@ -296,9 +296,9 @@ def test_inference_never_picks_the_label_column_as_text(minilm, tmp_path):
          "data.sample.train is 5000 but the train split has 1200 rows (after tunelab took validation and test "
          "from it) (lower data.sample.train to at most 1200, or omit it"),
         (lambda d: DATA / "sms_spam" / "sms_spam.csv", {"validation": 600},
-         "data.sample.validation is 600 but the validation split has 557 rows (made from train)"),
+         "data.sample.validation is 600 but the validation split has 100 rows (made from train)"),
         (lambda d: DATA / "sst2", {"train": 100, "validation": 50, "test": 1000},
-         "data.sample.test is 1000 but the test split has 872 rows (lower data.sample.test to at most 872"),
+         "data.sample.test is 1000 but the test split has 300 rows (lower data.sample.test to at most 300"),
         (lambda d: DATA / "trec", {"test": 501}, "data.sample.test is 501 but the test split has 500 rows"),
     ],
     ids=["train", "made-validation", "test", "one-too-many"],

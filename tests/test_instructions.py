@@ -6,6 +6,7 @@ import importlib.util
 import itertools
 
 import pytest
+from helpers import ALPACA
 
 from tunelab.errors import TunelabError
 from tunelab.tasks.causal_lm.instructions import (
@@ -19,7 +20,6 @@ from tunelab.tasks.causal_lm.instructions import (
     tokenise,
 )
 
-ALPACA = "/work/shared/data/alpaca/alpaca_5000.json"
 IGNORE = -100
 
 
@@ -60,7 +60,7 @@ def tokenizer(request):
 def alpaca():
     from datasets import load_dataset
 
-    return load_dataset("json", data_files=ALPACA, split="train").select(range(20))
+    return load_dataset("json", data_files=str(ALPACA), split="train").select(range(20))
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from tunelab.results import Costs, ExperimentInfo, MethodSearch, RunResult, RunS
 from tunelab.spec.run import RunSpec
 from tunelab.store import Store
 
-SPEC = {"model": "builtin:minilm", "data": {"path": "../shared/data/sst2"}, "seeds": [0, 1]}
+SPEC = {"model": "builtin:minilm", "data": {"path": "data/sst2"}, "seeds": [0, 1]}
 
 
 def run_spec(workdir: Path, method: str, seed: int, **options: object) -> RunSpec:
@@ -128,7 +128,7 @@ def test_table_formats_each_kind_of_cell(compared):
     assert fast["peak memory (MB)"] == "1550 ± 635"
     assert fast["artifact (MB)"] == "1.5 ± 0.0"  # bytes shown in MiB
     assert head["artifact (MB)"] == "–"
-    assert summary.title == "builtin:minilm on ../shared/data/sst2"
+    assert summary.title == "builtin:minilm on data/sst2"
 
 
 def test_a_sweep_adds_the_trials_column(tmp_path):
@@ -234,7 +234,7 @@ def test_write_puts_the_markdown_the_json_and_the_page_beside_each_other(compare
     data = json.loads(js.read_text())
     assert data["notes"] == ["sampled 48 of 6920 training examples"]
     assert data["labels"] == ["neg", "pos"] and data["sizes"] == {"train": 48}
-    assert data["model"] == "builtin:minilm" and data["data"] == "../shared/data/sst2"
+    assert data["model"] == "builtin:minilm" and data["data"] == "data/sst2"
     assert data["seeds"] == [0, 1] and data["sweep"] is None
     assert [m["method"] for m in data["methods"]] == ["lora", "lora", "head"]
     fast = data["methods"][0]

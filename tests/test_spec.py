@@ -28,8 +28,8 @@ def test_seed_count_becomes_seed_list():
 
 
 def test_data_flag_replaces_default_sample():
-    spec = load_spec(None, {"data": "../shared/data/sst2"})
-    assert spec.data.path == "../shared/data/sst2" and spec.data.sample.train is None
+    spec = load_spec(None, {"data": "data/sst2"})
+    assert spec.data.path == "data/sst2" and spec.data.sample.train is None
 
 
 @pytest.mark.parametrize(
