@@ -1,4 +1,5 @@
-"""Shared fixtures: the real built-in model, real data samples from tests/data, tiny budgets."""
+"""Shared fixtures: tiny models built from configs, the real built-in models, real data samples
+(tests/data), tiny budgets."""
 
 from __future__ import annotations
 
@@ -11,10 +12,30 @@ import pytest
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).parent))  # tests import helpers.py by name
 
-from helpers import planner, tiny_spec  # noqa: E402
+from helpers import planner, tiny_bert, tiny_llama, tiny_spec  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def tiny_runs(tmp_path_factory: pytest.TempPathFactory):
-    """A planner for in-process runs on one prepared slice of SST-2 (prepared once per session)."""
-    return planner(tmp_path_factory.mktemp("tiny"), tiny_spec)
+def tiny_bert_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-layer BERT of hidden size 32 with MiniLM's tokenizer, built from a config once a session."""
+    return tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-block Llama of hidden size 32 with SmolLM2's tokenizer, built from a config once a session."""
+    return tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory: pytest.TempPathFactory, tiny_bert_model: Path):
+    """A planner for in-process runs of the tiny BERT on one prepared slice of SST-2 (prepared once)."""
+    return planner(tmp_path_factory.mktemp("tiny"),
+                   lambda workdir, methods, **train: {**tiny_spec(workdir, methods, **train),
+                                                      "model": str(tiny_bert_model)})
+
+
+@pytest.fixture(scope="session")
+def minilm_runs(tmp_path_factory: pytest.TempPathFactory):
+    """The same, on the built-in MiniLM itself: for what only the real model shows (pinned losses)."""
+    return planner(tmp_path_factory.mktemp("minilm"), tiny_spec)

@@ -156,3 +156,42 @@ def tiny_gpt2_without_pad(folder: Path, positions: int = 128) -> Path:
                         bos_token_id=len(symbols), eos_token_id=len(symbols))
     GPT2ForSequenceClassification(config).save_pretrained(folder)
     return folder
+
+
+# Unit tests train these: the built-in models' architectures and tokenizers at a few thousandths of
+# their size, built from a config, so that a step is milliseconds. Three blocks, so that freeze's
+# default (the top two) leaves one frozen and LLRD has depths to decay over. Integration tests,
+# and the pinned losses, keep the real built-in models.
+TINY_LAYERS = 3
+
+
+def tiny_bert(folder: Path) -> Path:
+    """MiniLM's architecture (BERT) and tokenizer, with 3 layers of hidden size 32 and fresh weights."""
+    from transformers import AutoConfig, AutoTokenizer, BertModel
+
+    from tunelab.models import model_folder
+
+    source = model_folder("builtin:minilm")
+    config = AutoConfig.from_pretrained(source)
+    config.update({"hidden_size": 32, "num_hidden_layers": TINY_LAYERS, "num_attention_heads": 2,
+                   "intermediate_size": 64})
+    BertModel(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(source).save_pretrained(folder)
+    return folder
+
+
+def tiny_llama(folder: Path) -> Path:
+    """SmolLM2's architecture (Llama, grouped-query attention, tied embeddings), tokenizer and chat
+    template, with 3 blocks of hidden size 32 and fresh weights."""
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig, LlamaForCausalLM
+
+    from tunelab.models import model_folder
+
+    source = model_folder("builtin:smollm2")
+    config = AutoConfig.from_pretrained(source)
+    config.update({"hidden_size": 32, "num_hidden_layers": TINY_LAYERS, "num_attention_heads": 2,
+                   "num_key_value_heads": 1, "head_dim": 16, "intermediate_size": 64})
+    LlamaForCausalLM(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(source).save_pretrained(folder)
+    GenerationConfig.from_pretrained(source).save_pretrained(folder)
+    return folder

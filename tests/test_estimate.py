@@ -16,7 +16,7 @@ from tunelab.run import session as runner
                                     "prompt-tuning"])
 def test_the_estimate_is_what_the_runner_builds_and_saves(tiny_runs, method, tmp_path):
     (run,) = tiny_runs([method])
-    (predicted,) = estimate("builtin:minilm", methods=[method])
+    (predicted,) = estimate(run.model_path, methods=[method])
     session = runner.build(run)
     assert (predicted.trainable_params, predicted.total_params) == (session.trainable_params, session.total_params)
     model, tokenizer = session.trainer.model, session.trainer.processing_class

@@ -21,11 +21,11 @@ PINNED = {
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="pinned on CPU; a GPU trains in bf16/fp16")
 @pytest.mark.parametrize("method", sorted(PINNED))
-def test_a_few_steps_give_the_pinned_losses(tiny_runs, method):
+def test_a_few_steps_give_the_pinned_losses(minilm_runs, method):
     from tunelab.results import RunStatus
     from tunelab.run import session as runner
 
-    (run,) = tiny_runs([method])
+    (run,) = minilm_runs([method])
     assert run.seed == 0 and run.train.max_steps == 4
     result = runner.train(run)
     assert result.status is RunStatus.DONE, result.error
