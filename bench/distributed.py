@@ -113,7 +113,7 @@ def main() -> None:
                          f"{gap:.2g} |")
     lines += ["", "Each rank draws its own random numbers: with dropout (MiniLM's, LoRA's; SmolLM2 has none of its own) the metrics of "
               "a run on several processes differ from one process's as another seed's would; without it they "
-              "agree to float rounding (tests/test_distributed.py)."]
+              "agree to float rounding (tests/e2e/test_distributed.py)."]
     report = "\n".join(lines) + "\n"
     print(report)
     suffix = "-causal" if args.task == "causal-lm" else ""

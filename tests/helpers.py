@@ -51,7 +51,7 @@ def tiny_spec(workdir: Path, methods: list, data: str = "sst2", **train: object)
         "train": {**TINY_TRAIN, **train},
         "seeds": [0],
         "workdir": str(workdir),
-        "tune": None,  # each method at its configured rate; tests/test_tuning.py tunes
+        "tune": None,  # each method at its configured rate; tests/unit/experiment/test_learning_rate.py tunes
     }
 
 
@@ -88,7 +88,7 @@ def tiny_causal_spec(workdir: Path, methods: list, **train: object) -> dict[str,
         "eval": {"generate": {"max_new_tokens": 8}},
         "seeds": [0],
         "workdir": str(workdir),
-        "tune": None,  # each method at its configured rate; tests/test_tuning.py tunes
+        "tune": None,  # each method at its configured rate; tests/unit/experiment/test_learning_rate.py tunes
     }
 
 
@@ -165,8 +165,11 @@ def tiny_gpt2_without_pad(folder: Path, positions: int = 128) -> Path:
 TINY_LAYERS = 3
 
 
-def tiny_bert(folder: Path) -> Path:
-    """MiniLM's architecture (BERT) and tokenizer, with 3 layers of hidden size 32 and fresh weights."""
+def tiny_bert(folder: Path, tokenizer: bool = True, weights: str | None = "safetensors") -> Path:
+    """MiniLM's architecture (BERT) and tokenizer, with 3 layers of hidden size 32 and fresh weights.
+    For the tests of bad model folders: ``tokenizer`` False leaves the tokenizer out, and ``weights``
+    is safetensors, a pickle file's name (pytorch_model.bin, model.pt, last.ckpt...) or None for none."""
+    import torch
     from transformers import AutoConfig, AutoTokenizer, BertModel
 
     from tunelab.models import model_folder
@@ -175,8 +178,14 @@ def tiny_bert(folder: Path) -> Path:
     config = AutoConfig.from_pretrained(source)
     config.update({"hidden_size": 32, "num_hidden_layers": TINY_LAYERS, "num_attention_heads": 2,
                    "intermediate_size": 64})
-    BertModel(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(source).save_pretrained(folder)
+    model = BertModel(config)
+    model.save_pretrained(folder)
+    if weights != "safetensors":
+        (folder / "model.safetensors").unlink()
+        if weights:
+            torch.save(model.state_dict(), folder / weights)
+    if tokenizer:
+        AutoTokenizer.from_pretrained(source).save_pretrained(folder)
     return folder
 
 

@@ -184,7 +184,7 @@ def readme(entries: list[tuple[str, str, int, int, int, str, str, tuple[str, str
                      f"`{digest}`) | {origin} | {licence} |")
     lines += ["", "What the tests need of each file (the floor on its size):", ""]
     lines += [f"- `{target}`: {needs}" for target, *_, needs in entries]
-    lines += ["", "Beside them, `unknown-architecture/` is a hand-written model config (`tests/test_estimate.py`).", ""]
+    lines += ["", "Beside them, `unknown-architecture/` is a hand-written model config (`tests/unit/estimation/test_memory.py`).", ""]
     return "\n".join(lines)
 
 

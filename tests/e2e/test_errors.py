@@ -21,8 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import DATA, tiny_gpt2_without_pad, tiny_spec
-from test_inputs import tiny_bert
+from helpers import DATA, tiny_bert, tiny_gpt2_without_pad, tiny_spec
 
 STORE_FILES = ("tunelab.db", "tunelab.db-wal", "tunelab.db-shm", "tunelab.db-journal")
 
@@ -126,7 +125,7 @@ CASES = [
          "was written by a newer tunelab", fresh_store=False),
     Case("malicious yaml tag", lambda t, s: f"workdir: {s['workdir']}\nmodel: !!python/object/apply:os.system "
                                             "['touch pwned']\n".encode(), "not valid YAML"),
-    # Inputs that slipped through before (tests/test_inputs.py has more of each kind).
+    # Inputs that slipped through before (tests/e2e/test_inputs.py has more of each kind).
     Case("method entry is a number", lambda t, s: {**s, "methods": ["head", 3]},
          "methods[1]: 3 is not a method name (write a method's name, or {name: lora, r: 8} with options; known methods:"),
     Case("method name is not a string", lambda t, s: {**s, "methods": [{"name": 3}]},
@@ -152,7 +151,7 @@ CASES = [
          "has no tokenizer files (none of tokenizer.json, vocab.txt)"),
     Case("tokenizer without a pad token", lambda t, s: {**s, "model": str(tiny_gpt2_without_pad(t / "gpt2"))},
          "has no pad token, which batches of different lengths need"),
-    # compare's learning-rate tuning (tests/test_tuning.py tunes for real)
+    # compare's learning-rate tuning (tests/unit/experiment/test_learning_rate.py tunes for real)
     Case("lr fixed and a tuning grid", lambda t, s: {**s, "tune": {}, "methods": [{"name": "head", "lr": 1e-3,
                                                                                    "lr_grid": [1e-3, 1e-2]}]},
          "methods[0] (head): lr 0.001 fixes the learning rate and lr_grid gives candidates to choose it from"),

@@ -6,7 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
+
+from helpers import ROOT
 
 import tunelab
 
@@ -53,7 +54,6 @@ def test_every_exported_name_resolves_without_importing_torch():
     assert len(tunelab.__all__) == len(set(tunelab.__all__))
 
 
-ROOT = Path(__file__).resolve().parents[1]
 MYPY_CONFIG = f"""[mypy]
 mypy_path = {ROOT}
 plugins = pydantic.mypy

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from helpers import ROOT
 
 from tunelab.errors import TunelabError
 from tunelab.spec import DEFAULT_EXPERIMENT, build_spec, load_spec
@@ -68,9 +69,8 @@ def test_missing_experiment_file(tmp_path):
 
 
 def test_example_experiment_in_repo_is_valid():
-    from pathlib import Path
 
-    example = Path(__file__).resolve().parents[1] / "examples" / "sst2.yaml"
+    example = ROOT / "examples" / "sst2.yaml"
     spec = load_spec(example)
     assert [m.name for m in spec.methods] == ["full", "llrd", "lora", "prompt-tuning", "head"]
 

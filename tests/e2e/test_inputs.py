@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import ROOT, stored_runs, tiny_gpt2_without_pad, tiny_spec
+from helpers import ROOT, stored_runs, tiny_bert, tiny_gpt2_without_pad, tiny_spec
 
 from tunelab import tasks
 from tunelab.errors import TunelabError
@@ -34,26 +34,8 @@ def minilm_path() -> Path:
     return Path(resolve_model("builtin:minilm", task=tasks.get("classification")).path)
 
 
-def tiny_bert(folder: Path, tokenizer: bool = True, weights: str | None = "safetensors") -> Path:
-    """A one-layer BERT with MiniLM's vocabulary; ``weights``: safetensors, a pickle file name
-    (pytorch_model.bin, model.pt, last.ckpt...) or None for none at all."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
-
-    model = BertForSequenceClassification(BertConfig(vocab_size=30522, **TINY))
-    model.save_pretrained(folder)
-    if weights != "safetensors":
-        (folder / "model.safetensors").unlink()
-        if weights:
-            torch.save(model.state_dict(), folder / weights)
-    if tokenizer:
-        for name in TOKENIZER_FILES:
-            shutil.copy(minilm_path() / name, folder / name)
-    return folder
-
-
-def tiny_llama(folder: Path) -> Path:
-    """A one-layer Llama (rotary positions) with MiniLM's tokenizer."""
+def rotary_classifier(folder: Path) -> Path:
+    """A one-layer Llama classifier (rotary positions) with MiniLM's tokenizer."""
     from transformers import LlamaConfig, LlamaForSequenceClassification
 
     config = LlamaConfig(vocab_size=30522, max_position_embeddings=64, num_key_value_heads=2, pad_token_id=0, **TINY)
@@ -303,7 +285,7 @@ def test_inputs_that_exactly_fill_the_position_embeddings_are_accepted():
 def test_models_without_a_position_table_are_not_refused(tmp_path):
     """Rotary positions (Llama) have no table to run off: max_length past max_position_embeddings
     is the user's call there, not a crash."""
-    model, _, runs = _prepare(tmp_path, ["head"], str(tiny_llama(tmp_path / "llama")), max_length=600)
+    model, _, runs = _prepare(tmp_path, ["head"], str(rotary_classifier(tmp_path / "llama")), max_length=600)
     assert model.max_positions is None and runs[0].train.max_length == 600
 
 

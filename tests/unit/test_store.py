@@ -12,14 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from tunelab.errors import TunelabError
 from tunelab.results import Costs, ExperimentInfo, MethodSearch, RunResult, RunStatus, SweepSummary
 from tunelab.spec import TrainSpec
 from tunelab.spec.run import RunSpec
 from tunelab.store import FILE_NAME, SCHEMA_VERSION, Store
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # The schema as tunelab wrote it at version 1: today's, without experiments.info.
 V1_SCHEMA = """
