@@ -9,6 +9,7 @@ and throughput. A step's FLOPs for a method and setting come from ``tunelab.esti
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 import warnings
@@ -90,16 +91,22 @@ def step_flops(model: Any, shape: Shape) -> float:
 def measured_throughput(config: Any, tokens: int, device: str) -> float:
     """FLOP/s of the model's own dense products (tokens × hidden by hidden × 4·hidden), in the dtype
     a step computes in (bf16 on a GPU, fp32 on a CPU): the best of five windows of 50 ms after a
-    warm-up, since a shared machine only ever slows a window down."""
+    warm-up, since a shared machine only ever slows a window down. Measured once per process and
+    shape, so that every estimate a command makes (recommend tries several) rests on one measurement."""
+    width = getattr(config, "intermediate_size", None) or 4 * config.hidden_size
+    # the speed is reached well before 8192 tokens; a 7B model's full batch need not be allocated
+    return _product_speed(config.hidden_size, width, min(tokens, 8192), device)
+
+
+@functools.cache
+def _product_speed(hidden: int, width: int, tokens: int, device: str) -> float:
     import torch
 
     cuda = device == "cuda"
     dtype = torch.bfloat16 if cuda else torch.float32
-    width = getattr(config, "intermediate_size", None) or 4 * config.hidden_size
-    tokens = min(tokens, 8192)  # the speed is reached well before; a 7B model's full batch need not be allocated
-    a = torch.randn(tokens, config.hidden_size, dtype=dtype, device=device)
-    b = torch.randn(config.hidden_size, width, dtype=dtype, device=device)
-    flops = 2 * tokens * config.hidden_size * width
+    a = torch.randn(tokens, hidden, dtype=dtype, device=device)
+    b = torch.randn(hidden, width, dtype=dtype, device=device)
+    flops = 2 * tokens * hidden * width
     best = 0.0
     for window in range(6):
         runs, start = 0, time.perf_counter()
