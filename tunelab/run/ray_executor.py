@@ -47,15 +47,22 @@ class RayExecutor:
         task = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=0,
                           runtime_env={"env_vars": secret} if secret else None)(_run_in_worker_process)
         pending = {task.remote(run.to_json(), self.processes): run for run in runs}  # progress events stay on the nodes
-        while pending:
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
-            run = pending.pop(ref)
-            try:
-                result = RunResult.model_validate_json(ray.get(ref)).model_copy(update={"key": run.key})
-            except Exception as err:  # a lost node or a killed task: that run failed, the others go on
-                result = RunResult(key=run.key, status=RunStatus.FAILED,
-                                   error=f"ray: {type(err).__name__}: {err}"[:500])
-            yield result
+        try:
+            while pending:
+                (ref,), _ = ray.wait(list(pending), num_returns=1)
+                run = pending.pop(ref)
+                try:
+                    result = RunResult.model_validate_json(ray.get(ref)).model_copy(update={"key": run.key})
+                except Exception as err:  # a lost node or a killed task: that run failed, the others go on
+                    result = RunResult(key=run.key, status=RunStatus.FAILED,
+                                       error=f"ray: {type(err).__name__}: {err}"[:500])
+                yield result
+        finally:
+            # Ctrl-C, an error, or a caller that stopped listening: the runs still out on the cluster stop
+            # too (their worker processes die with the Ray workers), before the caller releases their locks.
+            # Otherwise they train on, and a rerun would train the same folders at once.
+            for ref in pending:
+                ray.cancel(ref, force=True)
 
     def _connect(self) -> Any:
         try:
