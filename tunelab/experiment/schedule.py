@@ -34,10 +34,15 @@ class Outcome:
 
 def finished(run: RunSpec, stored: StoredRun | None) -> bool:
     """Done in the store, and what a done run leaves is in its folder: its artifact (a sweep trial
-    keeps none). A run whose folder was deleted, or never came along with a copied store, is
-    trained again rather than reported from its row alone, which nothing could then be predicted
-    or exported from."""
-    if stored is None or stored.status is not RunStatus.DONE:
+    keeps none); for a learning-rate candidate, stopped at its rung (another process that waited for
+    its lock then finds it finished instead of training it again). A run whose folder was deleted,
+    or never came along with a copied store, is trained again rather than reported from its row
+    alone, which nothing could then be predicted or exported from."""
+    if stored is None:
+        return False
+    if run.rung is not None:  # a learning-rate candidate ends stopped at its rung (or won, and went on)
+        return stored.status is RunStatus.DONE or (stored.status is RunStatus.STOPPED and stored.spec.rung == run.rung)
+    if stored.status is not RunStatus.DONE:
         return False
     return run.trial is not None or (run.run_dir / artifacts.LINK).exists()
 

@@ -71,3 +71,21 @@ def test_a_sweep_trial_keeps_no_artifact_and_is_finished_without_one(tmp_path):
         assert not finished(run_spec(tmp_path, 0), store.run(run_spec(tmp_path, 0).key))  # never recorded
     finally:
         store.close()
+
+
+def test_a_candidate_stopped_at_its_rung_is_finished_and_is_not_trained_again(tmp_path):
+    """A second comparison on the same work directory waited for this candidate's lock; when it gets
+    it, the candidate is stopped at the same rung: finished, not trained a second time."""
+    candidate = run_spec(tmp_path, 0, rung=0.2)
+    store = Store(tmp_path)
+    try:
+        store.add_experiment("{}", "h", [candidate])
+        store.record(RunResult(key=candidate.key, status=RunStatus.STOPPED, metrics={"validation_accuracy": 0.7}))
+        assert finished(candidate, store.run(candidate.key))
+        assert not finished(candidate.model_copy(update={"rung": 0.5}), store.run(candidate.key))  # to train on
+        assert not finished(candidate.model_copy(update={"rung": None}), store.run(candidate.key))  # the final run
+        executor = Recording()
+        (outcome,) = train_runs([candidate], store, executor, Listener())
+        assert executor.trained == [] and not outcome.trained
+    finally:
+        store.close()
