@@ -9,6 +9,7 @@ terminal) see a consistent state while runs go on.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -76,6 +77,8 @@ class Store:
         self.path = Path(workdir) / FILE_NAME
         if readonly and not self.path.is_file():
             raise TunelabError(f"no tunelab store in {workdir}", "pass the experiment's --workdir")
+        if not readonly and not self.path.exists():  # results and specs: the owner's to read (SQLite keeps the mode)
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         target = f"{self.path.resolve().as_uri()}?mode=ro" if readonly else str(self.path)
         self.db = sqlite3.connect(target, timeout=30, isolation_level=None, uri=readonly)  # explicit transactions
         self.db.row_factory = sqlite3.Row

@@ -365,3 +365,16 @@ def test_publishing_an_artifact_keeps_only_the_recorded_version(tmp_path):
     artifact.publish(tmp_path, newer)  # the link moves in one rename; the old version goes after
     assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact", "artifact-4"]
     assert (tmp_path / "artifact").resolve() == newer.resolve()
+
+
+def test_a_new_store_is_readable_by_its_owner_only(tmp_path):
+    Store(tmp_path).close()
+    assert (tmp_path / FILE_NAME).stat().st_mode & 0o777 == 0o600
+
+
+def test_a_new_work_directory_is_its_owners_alone(tmp_path):
+    from tunelab.experiment import writable_workdir
+
+    assert writable_workdir(str(tmp_path / "new" / "work")).stat().st_mode & 0o777 == 0o700
+    (tmp_path / "mine").mkdir(mode=0o755)
+    assert writable_workdir(str(tmp_path / "mine")).stat().st_mode & 0o777 == 0o755  # one the user made stays

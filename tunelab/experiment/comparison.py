@@ -11,8 +11,8 @@ from tunelab.experiment import learning_rate as tuning
 from tunelab.experiment.checks import check_executor
 from tunelab.experiment.listeners import Listener
 from tunelab.experiment.prepare import prepare
-from tunelab.experiment.schedule import train_runs
-from tunelab.results import ExperimentInfo, RunStatus
+from tunelab.experiment.schedule import finished, train_runs
+from tunelab.results import ExperimentInfo
 from tunelab.run.launch import Executor, LocalExecutor
 from tunelab.spec import ExperimentSpec
 from tunelab.store import Store
@@ -50,7 +50,7 @@ def compare(
                                              exact=True)
         store.annotate(experiment_id, ExperimentInfo(notes=data.notes, labels=data.labels, sizes=data.sizes,
                                                      lr=choices))
-        todo = [r for r in runs if force or store.status(r.key) is not RunStatus.DONE]
+        todo = [r for r in runs if force or not finished(r, store.run(r.key))]
         skipped = [r for r in runs if r not in todo]
         listener.start(todo, skipped, data.notes)
         # a forced comparison just retrained the candidates: the winners resume from their rung

@@ -34,6 +34,7 @@ from tunelab import tasks
 from tunelab.data import PreparedData
 from tunelab.errors import TunelabError
 from tunelab.experiment.listeners import Listener
+from tunelab.experiment.locks import RunLock
 from tunelab.experiment.schedule import train_runs
 from tunelab.results import Candidate, LrChoice, RunStatus
 from tunelab.run.launch import Executor
@@ -131,7 +132,18 @@ def _decide(choice: LrChoice, candidates: list[RunSpec], store: Store, maximise:
     choice.lr = min(lr for lr, score in scores.items() if sign * (top - score) <= margin(top, score))
     for run, found in zip(candidates, stored, strict=True):
         if run.options.lr != choice.lr and found is not None and found.status is RunStatus.STOPPED:
+            _free_checkpoints(run)
+
+
+def _free_checkpoints(run: RunSpec) -> None:
+    """A losing candidate's checkpoints go, under its lock: a process sharing the work directory may
+    hold it, resuming from them (its comparison chose this rate), and then they stay."""
+    lock = RunLock(Path(run.workdir), run.key)
+    try:
+        if lock.try_acquire():
             shutil.rmtree(Path(run.run_dir) / "checkpoints", ignore_errors=True)
+    finally:
+        lock.release()
 
 
 def _scored(store: Store, run: RunSpec, stored: StoredRun | None, rung: int | None) -> Candidate:

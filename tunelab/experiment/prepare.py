@@ -38,7 +38,7 @@ def writable_workdir(path: str) -> Path:
     with the store half-written."""
     workdir = Path(path)  # ``~`` was expanded where the spec was validated
     try:
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new one is its owner's alone
     except OSError as err:
         raise TunelabError(f"cannot create work directory {workdir}: {err.strerror}",
                            "choose another with --workdir") from None

@@ -22,7 +22,7 @@ from tunelab.experiment.locks import RunLock
 from tunelab.results import RunResult, RunStatus
 from tunelab.run.launch import Executor
 from tunelab.spec.run import RunSpec
-from tunelab.store import Store
+from tunelab.store import Store, StoredRun
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,21 @@ class Outcome:
     run: RunSpec
     result: RunResult
     trained: bool  # False when the store already had the run finished
+
+
+def finished(run: RunSpec, stored: StoredRun | None) -> bool:
+    """Done in the store, and what a done run leaves is in its folder: its artifact (a sweep trial
+    keeps none); for a learning-rate candidate, stopped at its rung (another process that waited for
+    its lock then finds it finished instead of training it again). A run whose folder was deleted,
+    or never came along with a copied store, is trained again rather than reported from its row
+    alone, which nothing could then be predicted or exported from."""
+    if stored is None:
+        return False
+    if run.rung is not None:  # a learning-rate candidate ends stopped at its rung (or won, and went on)
+        return stored.status is RunStatus.DONE or (stored.status is RunStatus.STOPPED and stored.spec.rung == run.rung)
+    if stored.status is not RunStatus.DONE:
+        return False
+    return run.trial is not None or (run.run_dir / artifacts.LINK).exists()
 
 
 def train_runs(runs: list[RunSpec], store: Store, executor: Executor, listener: Listener,
@@ -86,7 +101,8 @@ def _train_locked(runs: list[RunSpec], held: dict[str, RunLock], store: Store, e
     outcomes, todo = [], []
     for run in runs:
         stored = store.run(run.key)
-        if stored is not None and stored.status is RunStatus.DONE and not force:
+        if finished(run, stored) and not force:
+            assert stored is not None
             outcomes.append(Outcome(run, stored.result(), trained=False))
             held.pop(run.key).release()
         else:

@@ -60,14 +60,21 @@ class Adalora(Adapter):
             peft keeps the rank pattern on the adapter's config, and an adapter saved with one
             holds the pruned shapes, which a resumed run (built at init_r) cannot load. So the
             pattern lives here between steps, travels in each checkpoint's callback states, and
-            goes back on the config at the end, for the artifact: pruned, as peft saves it. A
-            resumed run keeps its pattern; peft's importance estimates start afresh."""
+            goes back on the config at the end, for the artifact: pruned, as peft saves it. The
+            run keeps the best evaluation's weights (``run.checkpoints``), so the pattern saved is
+            the one those weights were evaluated with, taken when the best weights are. A resumed
+            run keeps its patterns; peft's importance estimates start afresh."""
 
-            def __init__(self, pattern: dict[str, list[bool]] | None = None) -> None:
-                self.pattern = pattern
+            def __init__(self, pattern: dict[str, list[bool]] | None = None,
+                         best_pattern: dict[str, list[bool]] | None = None, best_step: int | None = None) -> None:
+                self.pattern, self.best_pattern, self.best_step = pattern, best_pattern, best_step
 
             def state(self) -> dict[str, Any]:
-                return {"args": {"pattern": self.pattern}, "attributes": {}}
+                return {"args": {"pattern": self.pattern, "best_pattern": self.best_pattern,
+                                 "best_step": self.best_step}, "attributes": {}}
+
+            def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+                self._keep_if_best(state)  # as the best weights are: the step evaluated is the one before
 
             def on_optimizer_step(self, args, state, control, model=None, **kwargs):  # noqa: ANN001, ANN201
                 config = model.peft_config["default"]
@@ -76,6 +83,13 @@ class Adalora(Adapter):
                 self.pattern, config.rank_pattern = config.rank_pattern, None
 
             def on_train_end(self, args, state, control, model=None, **kwargs):  # noqa: ANN001, ANN201
-                model.peft_config["default"].rank_pattern = self.pattern
+                self._keep_if_best(state)
+                best = self.best_step is not None and self.best_step == state.best_global_step
+                model.peft_config["default"].rank_pattern = self.best_pattern if best else self.pattern
+
+            def _keep_if_best(self, state: Any) -> None:
+                if state.best_global_step == state.global_step and self.best_step != state.global_step:
+                    self.best_pattern = {k: list(v) for k, v in self.pattern.items()} if self.pattern else self.pattern
+                    self.best_step = state.global_step
 
         return [Reallocate()]

@@ -12,12 +12,14 @@ driver writes the store.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 from tunelab.errors import TunelabError
 from tunelab.results import RunResult, RunStatus
 from tunelab.run.launch import LocalExecutor, OnEvent, processes_per_run
+from tunelab.run.trial import STORAGE_ENV
 from tunelab.spec.run import RunSpec
 
 
@@ -40,18 +42,27 @@ class RayExecutor:
     def execute(self, runs: list[RunSpec], on_event: OnEvent) -> Iterator[RunResult]:
         """Submit every run at once; yield results in the order they finish."""
         ray = self._connect()
-        task = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=0)(
-            _run_in_worker_process)
+        # a sweep's storage password reaches the nodes' workers as it reaches local ones: in the environment
+        secret = {STORAGE_ENV: os.environ[STORAGE_ENV]} if STORAGE_ENV in os.environ else {}
+        task = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=0,
+                          runtime_env={"env_vars": secret} if secret else None)(_run_in_worker_process)
         pending = {task.remote(run.to_json(), self.processes): run for run in runs}  # progress events stay on the nodes
-        while pending:
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
-            run = pending.pop(ref)
-            try:
-                result = RunResult.model_validate_json(ray.get(ref)).model_copy(update={"key": run.key})
-            except Exception as err:  # a lost node or a killed task: that run failed, the others go on
-                result = RunResult(key=run.key, status=RunStatus.FAILED,
-                                   error=f"ray: {type(err).__name__}: {err}"[:500])
-            yield result
+        try:
+            while pending:
+                (ref,), _ = ray.wait(list(pending), num_returns=1)
+                run = pending.pop(ref)
+                try:
+                    result = RunResult.model_validate_json(ray.get(ref)).model_copy(update={"key": run.key})
+                except Exception as err:  # a lost node or a killed task: that run failed, the others go on
+                    result = RunResult(key=run.key, status=RunStatus.FAILED,
+                                       error=f"ray: {type(err).__name__}: {err}"[:500])
+                yield result
+        finally:
+            # Ctrl-C, an error, or a caller that stopped listening: the runs still out on the cluster stop
+            # too (their worker processes die with the Ray workers), before the caller releases their locks.
+            # Otherwise they train on, and a rerun would train the same folders at once.
+            for ref in pending:
+                ray.cancel(ref, force=True)
 
     def _connect(self) -> Any:
         try:

@@ -7,11 +7,18 @@ ask the pruner whether to stop. Optuna is imported only when a trial is used.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from tunelab.errors import TunelabError, first_line
 from tunelab.spec import PrunerSpec
 from tunelab.spec.run import TrialRef
+from tunelab.spec.schema import hide_password
+
+# The storage URL, password included, for the worker processes of a sweep: never in a file.
+STORAGE_ENV = "TUNELAB_OPTUNA_STORAGE"
 
 
 def open_storage(url: str) -> Any:
@@ -28,13 +35,34 @@ def open_storage(url: str) -> Any:
 
 
 def display_url(url: str) -> str:
-    """The storage URL without its password, for messages and reports."""
-    try:
-        from sqlalchemy.engine import make_url
+    """The storage URL without its password, for messages, reports and everything written down."""
+    return hide_password(url)
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy knows: the open will say so
-        return url
+
+def storage_url(written: str) -> str:
+    """The URL to connect with, for a storage written without its password (a ``TrialRef``'s): the
+    one in ``STORAGE_ENV`` where it is that URL, which the sweep sets for the processes it starts."""
+    given = os.environ.get(STORAGE_ENV)
+    return given if given and hide_password(given) == written else written
+
+
+@contextmanager
+def password_in_environment(url: str) -> Iterator[None]:
+    """``url`` in ``STORAGE_ENV`` while a sweep runs, for the worker processes it starts (they
+    inherit the environment; Ray's are given it): the trials they report to are written down
+    without the password. Nothing to do for a URL without one."""
+    if hide_password(url) == url:
+        yield
+        return
+    before = os.environ.get(STORAGE_ENV)
+    os.environ[STORAGE_ENV] = url
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(STORAGE_ENV, None)
+        else:
+            os.environ[STORAGE_ENV] = before
 
 
 def make_pruner(pruner: PrunerSpec, min_resource: int) -> Any:
@@ -53,6 +81,6 @@ def load_trial(ref: TrialRef) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=ref.study, storage=open_storage(ref.storage),
+    study = optuna.load_study(study_name=ref.study, storage=open_storage(storage_url(ref.storage)),
                               pruner=make_pruner(ref.pruner, ref.min_resource))
     return optuna.trial.Trial(study, ref.trial_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -21,6 +22,7 @@ from pydantic import (
     SerializeAsAny,
     ValidationError,
     ValidationInfo,
+    field_serializer,
     field_validator,
     model_serializer,
     model_validator,
@@ -184,6 +186,16 @@ class PrunerSpec(_Strict):
     reduction_factor: int = Field(3, ge=2)  # hyperband: 1/η of the trials go on at each rung
 
 
+def hide_password(url: str) -> str:
+    """``postgresql://user:***@host/db``: a database URL as it may be written or shown. The password
+    reaches the processes that connect through the environment only (``tunelab.run.trial``)."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}"))
+
+
 class SweepSpec(_Strict):
     """``tunelab sweep``: an Optuna study per method, then the best of each compared on every seed."""
 
@@ -197,6 +209,11 @@ class SweepSpec(_Strict):
     @classmethod
     def _pruner(cls, value: Any) -> Any:
         return {"name": value} if isinstance(value, str) else value
+
+    @field_serializer("storage")
+    def _no_password(self, storage: str | None) -> str | None:
+        """Whatever writes a spec (the store, tuned.yaml, the report) writes the URL without its password."""
+        return hide_password(storage) if storage else storage
 
 
 class TuneSpec(_Strict):

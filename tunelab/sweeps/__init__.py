@@ -42,7 +42,7 @@ from tunelab.errors import TunelabError
 from tunelab.experiment import prepare
 from tunelab.experiment.checks import check_executor
 from tunelab.run.launch import Executor, LocalExecutor
-from tunelab.run.trial import display_url, open_storage
+from tunelab.run.trial import display_url, open_storage, password_in_environment
 from tunelab.spec import ExperimentSpec, SweepSpec
 from tunelab.store import Store
 from tunelab.sweeps.final import TUNED_FILE, SweepResult, compare_best
@@ -85,25 +85,26 @@ def sweep(
     plans = [plan_study(spec, method, runs) for method in spec.methods]
     check_existing(plans, optuna_storage, url, resume)
 
-    store = Store(Path(spec.workdir))
-    notes = list(data.notes)
-    try:
-        experiment_id = _sweep_experiment(store, spec, plans)
-        studies = [open_study(plan, optuna_storage, spec, config, trials, resume, notes) for plan in plans]
-        sweeps = [tally(MethodSweep(plan.method.name, plan.name, plan.describe(), metric=spec.metric), study, plan)
-                  for plan, study in zip(plans, studies, strict=False)]
-        listener.sweep_start(sweeps, trials, display_url(url), notes)
-        for plan, study, state in zip(plans, studies, sweeps, strict=False):
-            context = TrialContext(spec, plan, url, config, store, experiment_id, runner, listener, state)
-            for _ in range(3 * trials):  # a space with fewer distinct settings than trials runs out
-                if tally(state, study, plan).finished >= trials:
-                    break
-                run_trial(study, context)
-            if tally(state, study, plan).finished < trials:
-                notes.append(f"{plan.method.name}: only {state.finished} distinct settings in {3 * trials} "
-                             "trials; its search space is smaller than --trials")
-    finally:
-        store.close()
+    with password_in_environment(url):
+        store = Store(Path(spec.workdir))
+        notes = list(data.notes)
+        try:
+            experiment_id = _sweep_experiment(store, spec, plans)
+            studies = [open_study(plan, optuna_storage, spec, config, trials, resume, notes) for plan in plans]
+            sweeps = [tally(MethodSweep(plan.method.name, plan.name, plan.describe(), metric=spec.metric), study, plan)
+                      for plan, study in zip(plans, studies, strict=False)]
+            listener.sweep_start(sweeps, trials, display_url(url), notes)
+            for plan, study, state in zip(plans, studies, sweeps, strict=False):
+                context = TrialContext(spec, plan, url, config, store, experiment_id, runner, listener, state)
+                for _ in range(3 * trials):  # a space with fewer distinct settings than trials runs out
+                    if tally(state, study, plan).finished >= trials:
+                        break
+                    run_trial(study, context)
+                if tally(state, study, plan).finished < trials:
+                    notes.append(f"{plan.method.name}: only {state.finished} distinct settings in {3 * trials} "
+                                 "trials; its search space is smaller than --trials")
+        finally:
+            store.close()
     result = SweepResult(storage=display_url(url), metric=spec.metric, trials=trials, methods=sweeps,
                          comparison=None, notes=notes)
     result.comparison = compare_best(spec, result, runner, listener)

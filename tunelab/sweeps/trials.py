@@ -16,6 +16,7 @@ from tunelab.experiment.schedule import train_runs
 from tunelab.methods import MethodOptions
 from tunelab.results import RunResult, RunStatus
 from tunelab.run.launch import Executor
+from tunelab.run.trial import display_url
 from tunelab.spec import ExperimentSpec, SweepSpec, TrainSpec, merge_train
 from tunelab.spec.run import TrialRef
 from tunelab.store import Store
@@ -52,7 +53,7 @@ def run_trial(study: Any, ctx: TrialContext) -> None:
         _tell(study, trial, failure, ctx.spec.metric)
         ctx.listener.trial_finished(tally(ctx.state, study, plan), trial.number, failure)
         return
-    ref = TrialRef(storage=ctx.url, study=plan.name, trial_id=trial._trial_id, number=trial.number,
+    ref = TrialRef(storage=display_url(ctx.url), study=plan.name, trial_id=trial._trial_id, number=trial.number,
                    pruner=ctx.config.pruner, min_resource=ctx.spec.train.eval_every)
     run = plan.template.model_copy(update={"options": options, "train": train, "evaluate_test": False, "trial": ref})
     for name, value in {"run_key": run.key, "options": options.model_dump(), "train": train_values}.items():

@@ -188,3 +188,28 @@ def test_a_method_that_cannot_apply_is_refused_in_one_line_before_anything_runs(
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr[-2000:]
     assert expected in out.stderr
     assert not (tmp_path / "work" / "tunelab.db").exists()
+
+
+def test_adalora_saves_the_rank_pattern_of_the_weights_it_keeps():
+    """The run keeps the best evaluation's weights; the rank pattern saved with them must be the one
+    they were evaluated with, not the pattern pruned further after it (predict would then trim the
+    best weights by the wrong ranks and disagree with the stored test score)."""
+    from types import SimpleNamespace
+
+    from tunelab import methods
+
+    adalora = methods.get("adalora")
+    (reallocate,) = adalora(adalora.Options()).callbacks()
+    reallocate.pattern = {"q": [True, True, False]}
+    best = SimpleNamespace(global_step=4, best_global_step=4)
+    reallocate.on_step_begin(None, best, None)  # the step after the best evaluation
+    reallocate.pattern = {"q": [True, False, False]}  # pruned further by later steps
+    model = SimpleNamespace(peft_config={"default": SimpleNamespace(rank_pattern=None)})
+    reallocate.on_train_end(None, SimpleNamespace(global_step=8, best_global_step=4), None, model=model)
+    assert model.peft_config["default"].rank_pattern == {"q": [True, True, False]}
+    # where the last evaluation is the best, the last pattern is the one
+    reallocate.on_train_end(None, SimpleNamespace(global_step=8, best_global_step=8), None, model=model)
+    assert model.peft_config["default"].rank_pattern == {"q": [True, False, False]}
+    # and the patterns travel with a checkpoint
+    again = type(reallocate)(**reallocate.state()["args"])
+    assert (again.pattern, again.best_pattern, again.best_step) == (reallocate.pattern, reallocate.best_pattern, 8)
