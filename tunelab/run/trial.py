@@ -15,7 +15,7 @@ from typing import Any
 from tunelab.errors import TunelabError, first_line
 from tunelab.spec import PrunerSpec
 from tunelab.spec.run import TrialRef
-from tunelab.spec.schema import hide_password
+from tunelab.spec.sections import hide_password
 
 # The storage URL, password included, for the worker processes of a sweep: never in a file.
 STORAGE_ENV = "TUNELAB_OPTUNA_STORAGE"

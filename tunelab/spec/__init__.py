@@ -1,12 +1,13 @@
-"""The experiment, validated once at the edge: schema, loading (YAML and flags), sweep spaces."""
+"""The experiment, validated once at the edge: its sections and schema, loading (YAML and flags),
+sweep spaces, method options and the plug-ins as the schema sees them, and what crosses the process
+boundary (``run``)."""
 
 from tunelab.spec.load import DEFAULT_EXPERIMENT, build_spec, load_spec, read_yaml
-from tunelab.spec.schema import (
-    DEFAULT_WORKDIR,
+from tunelab.spec.schema import DEFAULT_WORKDIR, ExperimentSpec
+from tunelab.spec.sections import (
     TUNABLE_TRAIN,
     DataSpec,
     EvalSpec,
-    ExperimentSpec,
     GenerateSpec,
     MethodSpec,
     PrunerSpec,

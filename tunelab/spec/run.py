@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, SerializeAsAny, model_validator
 
 from tunelab.spec.options import MethodOptions
 from tunelab.spec.plugins import task, typed_options
-from tunelab.spec.schema import EvalSpec, PrunerSpec, TrainSpec
+from tunelab.spec.sections import EvalSpec, PrunerSpec, TrainSpec
 
 
 class TrialRef(BaseModel):

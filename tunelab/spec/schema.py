@@ -6,23 +6,12 @@ Everything downstream trusts an ``ExperimentSpec``: method options are already t
 
 from __future__ import annotations
 
-import math
-import os
-from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    SerializeAsAny,
     ValidationError,
     ValidationInfo,
-    field_serializer,
     field_validator,
     model_serializer,
     model_validator,
@@ -31,8 +20,20 @@ from pydantic import (
 from tunelab.errors import TunelabError
 from tunelab.spec import plugins
 from tunelab.spec.messages import first_error
-from tunelab.spec.options import MethodOptions
-from tunelab.spec.plugins import METHODS, typed_options
+from tunelab.spec.plugins import METHODS
+from tunelab.spec.sections import (
+    TUNABLE_TRAIN,
+    DataSpec,
+    EvalSpec,
+    MethodSpec,
+    Strict,
+    SweepSpec,
+    TrainSpec,
+    TuneSpec,
+    check_grid,
+    expand_home,
+    merge_train,
+)
 
 DEFAULT_WORKDIR = "tunelab-work"
 # numpy's RandomState (which transformers' set_seed seeds with torch) accepts 0 <= seed < 2**32 only.
@@ -40,231 +41,7 @@ SEED_LIMIT = 2**32
 METHOD_EXAMPLE = "{name: lora, r: 8}"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Sample(_Strict):
-    """How many examples to keep per split (stratified by label); all when omitted."""
-
-    train: PositiveInt | None = None
-    validation: PositiveInt | None = None
-    test: PositiveInt | None = None
-
-
-class DataSpec(_Strict):
-    path: str
-    config: str | None = None  # a hub data set's configuration (subset): mrpc of nyu-mll/glue
-    # Which split (or file, by its name without extension) is train, validation or test, where the data
-    # names them otherwise: {validation: validation_matched}. The rest are found by their usual names.
-    splits: dict[Literal["train", "validation", "test"], str] = {}
-    text_column: str | None = None
-    # A sentence-pair task's second text (hypothesis, passage…): inferred for the usual pair names
-    text_pair_column: str | None = None
-    label_column: str | None = None
-    sample: Sample = Sample()
-    split_seed: int = 0  # for the splits tunelab makes and for sampling; not the training seed
-    # causal-lm: how rows read (inferred from the columns when omitted; see tunelab/instructions.py)
-    format: Literal["alpaca", "messages", "prompt-completion", "text"] | None = None
-    packing: bool = False  # causal-lm: pack short training examples into max_length sequences
-
-    @model_serializer(mode="wrap")
-    def _compact(self, handler: Any) -> Any:
-        """Settings newer than the first data sets only when set, so that those hash as they always did."""
-        data = handler(self)
-        for key in ("config", "text_pair_column"):
-            if getattr(self, key) is None:
-                data.pop(key, None)
-        if not self.splits:
-            data.pop("splits", None)
-        if self.format is None:
-            data.pop("format", None)
-        if not self.packing:
-            data.pop("packing", None)
-        return data
-
-    @field_validator("path")
-    @classmethod
-    def _home(cls, value: str) -> str:
-        return _expand_home(value)
-
-    @field_validator("sample", mode="before")
-    @classmethod
-    def _empty_sample(cls, value: Any) -> Any:
-        """``sample:`` with nothing under it (YAML null) means what leaving it out means: all rows."""
-        return {} if value is None else value
-
-
-class TrainSpec(_Strict):
-    epochs: PositiveFloat | None = None
-    max_steps: PositiveInt | None = None
-    batch_size: PositiveInt = 16
-    eval_batch_size: PositiveInt | None = None  # twice batch_size when omitted
-    max_length: PositiveInt = 128
-    eval_every: PositiveInt = 50
-    early_stopping_patience: NonNegativeInt | None = 3  # evaluations without improvement; null: off
-    metric: str | None = None  # the task's default when omitted (accuracy; loss for causal-lm)
-    warmup_ratio: float = Field(0.06, ge=0, lt=1)
-    weight_decay: NonNegativeFloat = 0.01
-    # A checkpoint (weights, optimizer state) at the first evaluation this many minutes of training
-    # after the last one: what a killed run loses at most. 0: at every evaluation. Not part of what
-    # a run trains, so not of its key.
-    checkpoint_minutes: NonNegativeFloat = 10.0
-    # Keep each block's input only and recompute its activations in the backward pass: less memory
-    # (``tunelab estimate`` says how much) for about a third more compute.
-    gradient_checkpointing: bool = False
-    # Shard the weights, gradients and optimizer state of the methods that train the whole model
-    # (full, llrd) over a run's GPUs (FSDP2, ``--gpus-per-run`` 2 or more): for models whose full
-    # fine-tuning does not fit on one. Adapter methods, whose trained part is small, keep DDP.
-    fsdp: bool = False
-
-    def total_steps(self, examples: int, batch_size: int | None = None) -> int:
-        """The optimizer steps training takes on ``examples``: ``max_steps``, or the epochs over
-        batches of ``batch_size`` (this spec's unless given; the global batch, however many
-        processes share it)."""
-        batches = math.ceil(examples / (batch_size or self.batch_size))
-        return self.max_steps or math.ceil((self.epochs or 1.0) * batches)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _one_budget(cls, values: Any) -> Any:
-        if not isinstance(values, dict):
-            return values
-        if values.get("epochs") is not None and values.get("max_steps") is not None:
-            raise ValueError("give either epochs or max_steps, not both")
-        if values.get("epochs") is None and values.get("max_steps") is None:
-            return {**values, "epochs": 1.0}
-        return values
-
-
-# The training settings a method may have of its own (and a sweep may tune). The rest of ``train``
-# (max_length, evaluation cadence, metric, early stopping) is the protocol every method shares.
-TUNABLE_TRAIN = ("batch_size", "epochs", "max_steps", "warmup_ratio", "weight_decay")
-
-
-def merge_train(base: TrainSpec, overrides: dict[str, Any]) -> TrainSpec:
-    """``base`` with some values replaced; a budget (epochs or max_steps) replaces the other one."""
-    values = base.model_dump()
-    for budget, other in (("epochs", "max_steps"), ("max_steps", "epochs")):
-        if budget in overrides:
-            values[other] = None
-    return TrainSpec(**{**values, **overrides})
-
-
-class MethodSpec(_Strict):
-    """One method of the experiment: its name, its validated options, and the training settings
-    it has of its own (``TUNABLE_TRAIN``, e.g. from a sweep)."""
-
-    name: str
-    options: SerializeAsAny[MethodOptions]
-    train: dict[str, Any] = {}
-    lr_fixed: bool = False  # the experiment wrote ``lr``: compare uses it as given, without tuning
-    lr_grid: list[float] | None = None  # the method's own learning-rate candidates, instead of tune.factors
-
-    @model_validator(mode="before")
-    @classmethod
-    def _typed_options(cls, values: Any) -> Any:
-        """Options arrive as a mapping (a file, the store): they become the method's own model."""
-        return typed_options(values, "name")
-
-    @model_serializer(mode="wrap")
-    def _compact(self, handler: Any) -> Any:
-        """No ``train`` key when empty, so experiments without one hash as they always did."""
-        data = handler(self)
-        for key, default in (("train", {}), ("lr_fixed", False), ("lr_grid", None)):
-            if data.get(key) == default:
-                data.pop(key, None)
-        return data
-
-
-class PrunerSpec(_Strict):
-    """What stops hopeless trials early, judged on the validation metric at each evaluation."""
-
-    name: Literal["median", "hyperband", "none"] = "median"
-    startup_trials: NonNegativeInt = 3  # median: trials that must complete before any is pruned
-    warmup_steps: NonNegativeInt = 0  # median: no pruning before this training step
-    reduction_factor: int = Field(3, ge=2)  # hyperband: 1/η of the trials go on at each rung
-
-
-def hide_password(url: str) -> str:
-    """``postgresql://user:***@host/db``: a database URL as it may be written or shown. The password
-    reaches the processes that connect through the environment only (``tunelab.run.trial``)."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}"))
-
-
-class SweepSpec(_Strict):
-    """``tunelab sweep``: an Optuna study per method, then the best of each compared on every seed."""
-
-    trials: PositiveInt = 20  # per method
-    pruner: PrunerSpec = PrunerSpec()
-    storage: str | None = None  # an Optuna storage URL; sqlite:///<workdir>/optuna.db when omitted
-    seed: int = 0  # the sampler's; trials train on the experiment's first seed
-    space: dict[str, dict[str, Any]] = {}  # {method or "train": {option: dimension}}, see methods/space.py
-
-    @field_validator("pruner", mode="before")
-    @classmethod
-    def _pruner(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
-
-    @field_serializer("storage")
-    def _no_password(self, storage: str | None) -> str | None:
-        """Whatever writes a spec (the store, tuned.yaml, the report) writes the URL without its password."""
-        return hide_password(storage) if storage else storage
-
-
-class TuneSpec(_Strict):
-    """How ``compare`` chooses each method's learning rate (``tunelab.experiment.learning_rate``): every candidate
-    (the method's default rate × each factor) trains on the first seed up to ``fraction`` of the
-    budget and is ranked on validation; the best continues from there to the full budget."""
-
-    factors: list[float] = [1.0, 3.0, 10.0]
-    fraction: float = Field(0.2, gt=0, le=1)
-
-    @field_validator("factors")
-    @classmethod
-    def _factors(cls, value: list[float]) -> list[float]:
-        return check_grid(value, "multiples of the default learning rate, e.g. [0.3, 1, 3, 10]")
-
-
-def check_grid(value: list[float], example: str) -> list[float]:
-    """A learning-rate grid: at least one value, each positive, none twice."""
-    if not value:
-        raise ValueError(f"the grid is empty: give {example}")
-    bad = [v for v in value if not v > 0]
-    if bad:
-        raise ValueError(f"{bad[0]} is not positive: give {example}")
-    if len(set(value)) != len(value):
-        raise ValueError(f"values repeat in {value}")
-    return sorted(value)
-
-
-class GenerateSpec(_Strict):
-    """Greedy generation on the test split after training (causal-lm)."""
-
-    max_new_tokens: PositiveInt = 48
-    metrics: list[Literal["exact_match", "rouge_l", "accuracy"]] = ["exact_match", "rouge_l", "accuracy"]
-    batch_size: PositiveInt = 16
-    limit: PositiveInt | None = None  # generate for the first N test examples only; all when omitted
-
-
-class EvalSpec(_Strict):
-    """What the causal-LM task measures beyond the loss: ``null`` turns a part off."""
-
-    generate: GenerateSpec | None = GenerateSpec()
-    # General text whose loss before vs after tuning measures forgetting: builtin:general-text or a file.
-    forgetting: str | None = "builtin:general-text"
-
-    @field_validator("forgetting")
-    @classmethod
-    def _home(cls, value: str | None) -> str | None:
-        return _expand_home(value) if value else value
-
-
-class ExperimentSpec(_Strict):
+class ExperimentSpec(Strict):
     model: str = "builtin:minilm"
     task: str = "classification"
     data: DataSpec
@@ -363,7 +140,7 @@ class ExperimentSpec(_Strict):
     @field_validator("model", "workdir")
     @classmethod
     def _home(cls, value: str) -> str:
-        return _expand_home(value)
+        return expand_home(value)
 
     @field_validator("methods", mode="before")
     @classmethod
@@ -413,12 +190,6 @@ def _check_data_for(task: str, data: DataSpec) -> None:
     elif data.format is not None or data.packing:
         key = "format" if data.format is not None else "packing"
         raise TunelabError(f"data.{key} applies to task causal-lm, not {task}", f"remove data.{key}")
-
-
-def _expand_home(path: str) -> str:
-    """``~/x`` is the home folder's x, as in a shell: YAML and ``--workdir=~/x`` are not expanded
-    by one, and a literal ``~`` folder in the current directory is never what was meant."""
-    return os.path.expanduser(path) if path.startswith("~") else path
 
 
 def _check_seed(index: int, seed: Any) -> None:

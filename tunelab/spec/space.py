@@ -12,7 +12,8 @@ from tunelab.errors import TunelabError, did_you_mean
 from tunelab.spec import dimensions as search
 from tunelab.spec.messages import first_error
 from tunelab.spec.plugins import METHODS
-from tunelab.spec.schema import TUNABLE_TRAIN, ExperimentSpec, MethodSpec, TrainSpec, merge_train
+from tunelab.spec.schema import ExperimentSpec
+from tunelab.spec.sections import TUNABLE_TRAIN, MethodSpec, TrainSpec, merge_train
 
 Space = dict[str, search.Dimension]
 

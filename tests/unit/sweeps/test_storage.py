@@ -8,7 +8,7 @@ import os
 from tunelab.run.trial import STORAGE_ENV, display_url, password_in_environment, storage_url
 from tunelab.spec import build_spec
 from tunelab.spec.run import RunSpec, TrialRef
-from tunelab.spec.schema import PrunerSpec, hide_password
+from tunelab.spec.sections import PrunerSpec, hide_password
 
 URL = "postgresql+psycopg2://tunelab:s3cr%40t@db.example:5432/studies"
 
