@@ -133,6 +133,12 @@ class Store:
                                "upgrade tunelab, or use another work directory")
         return int(row[0])
 
+    @property
+    def workdir(self) -> Path:
+        """The work directory the store is in: where its runs' folders are now (``runs/<key>``),
+        whatever work directory their stored specs were planned in."""
+        return self.path.parent
+
     def close(self) -> None:
         self.db.close()
 

@@ -11,6 +11,7 @@ import json
 import math
 import statistics
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tunelab.report import bootstrap
@@ -61,6 +62,7 @@ class MethodRow:
     lr: LrChoice | None = None  # how its learning rate was chosen
     paired: Interval | None = None  # test metric minus the best row's, paired bootstrap over test examples
     best: bool = False  # the row with the best test metric, which the others are compared with
+    unpaired: bool = False  # finished, but a run of it has no predictions.jsonl: left out of the Δ column
     # per seed: (step, training seconds, validation metric) at each evaluation
     curves: list[list[tuple[int, float, float]]] = field(default_factory=list)
 
@@ -106,7 +108,7 @@ def from_store(store: Store, experiment_id: int) -> Summary:
         row.sweep = searches.get(row.method)
         row.lr = next((c for c in info.lr if set(c.keys) & set(row.keys)), None)
         _budget_curves(row, store, metric, task.greater_is_better(metric))
-    _paired(rows, [r for r in runs if r.status is RunStatus.DONE], task)
+    _paired(rows, [r for r in runs if r.status is RunStatus.DONE], task, store.workdir)
     title = f"{spec['model']} on {spec['data']['path']}"  # the stored spec is the validated one: data is a mapping
     if info.sweep:
         title += f", tuned ({info.sweep.trials_per_method} trials per method)"
@@ -197,16 +199,22 @@ def _trials(store: Store, searches: list[MethodSearch], metric: str) -> dict[str
     return out
 
 
-def _paired(rows: list[MethodRow], done: list[StoredRun], task: plugins.TaskPlugin) -> None:
+def _paired(rows: list[MethodRow], done: list[StoredRun], task: plugins.TaskPlugin, workdir: Path) -> None:
     """Each row's test metric minus the best row's, with a paired bootstrap 95 % interval over the
-    test examples (each row's examples averaged over its seeds); rows without predictions get none."""
+    test examples (each row's examples averaged over its seeds). A finished row without predictions
+    is marked ``unpaired``; when one of them may have scored better than the best of the others, no
+    best is named at all, rather than a best that leaves a better row out."""
     metric, numerator, denominator = task.paired
-    examples = {row.label: _examples(row, done, numerator, denominator) for row in rows}
-    scored = [row for row in rows if examples[row.label] is not None]
+    examples = {row.label: _examples(row, done, numerator, denominator, workdir) for row in rows if row.done}
+    scored = [row for row in rows if examples.get(row.label) is not None]
+    for row in rows:
+        row.unpaired = bool(row.done) and examples.get(row.label) is None
     if len(scored) < 2:
         return
     sign = 1 if task.greater_is_better(metric) else -1
     best = max(scored, key=lambda row: sign * bootstrap.score(*examples[row.label]))  # type: ignore[misc]
+    if any(not _worse(row, best, f"test_{metric}", sign) for row in rows if row.unpaired):
+        return
     best.best = True
     for row in scored:
         num, den = examples[row.label]  # type: ignore[misc]
@@ -214,15 +222,23 @@ def _paired(rows: list[MethodRow], done: list[StoredRun], task: plugins.TaskPlug
         row.paired = bootstrap.paired_difference(num, best_num, den, best_den)
 
 
+def _worse(row: MethodRow, best: MethodRow, key: str, sign: int) -> bool:
+    """Whether ``row``'s stored test metric is known to be worse than ``best``'s."""
+    mine, theirs = row.values.get(key), best.values.get(key)
+    return mine is not None and theirs is not None and sign * mine.mean < sign * theirs.mean
+
+
 def _examples(row: MethodRow, done: list[StoredRun], numerator: str,
-              denominator: str | None) -> tuple[Any, Any] | None:
+              denominator: str | None, workdir: Path) -> tuple[Any, Any] | None:
     """Per test example, the numerator and denominator of the paired metric, averaged over the
-    row's seeds; None when a run has no predictions file (older runs, a moved work directory)."""
+    row's seeds; None when a run has no predictions file (older runs, a deleted run folder). The
+    file is read from ``workdir``, the store's own directory: the stored spec keeps the work
+    directory the run was planned in, which may have moved since."""
     import numpy as np
 
     per_seed = []
     for run in (r for r in done if r.key in row.keys):
-        path = run.spec.run_dir / PREDICTIONS_FILE
+        path = Path(workdir) / "runs" / run.key / PREDICTIONS_FILE
         if not path.is_file():
             return None
         records = [json.loads(line) for line in path.read_text().splitlines() if line]

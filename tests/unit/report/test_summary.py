@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tunelab import report
+from tunelab.report.text import md_escape
 from tunelab.results import Costs, ExperimentInfo, MethodSearch, RunResult, RunStatus, SweepSummary
 from tunelab.spec.run import RunSpec
 from tunelab.store import Store
@@ -259,3 +260,62 @@ def test_a_newline_in_an_option_value_keeps_the_row_on_one_line(tmp_path):
     lines = report.markdown(summary).splitlines()
     assert len([line for line in lines if line.startswith("|")]) == 2 + len(summary.rows)
     assert all(line.startswith("|") for line in lines[2:2 + 2 + len(summary.rows)])
+
+
+# --- the paired comparison: predictions, and rows that have none ------------------------------
+
+
+def predictions(workdir: Path, run: RunSpec, correct: int, examples: int = 20) -> None:
+    """``runs/<key>/predictions.jsonl`` under ``workdir``: ``correct`` of ``examples`` right."""
+    folder = workdir / "runs" / run.key
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "predictions.jsonl").write_text("".join(
+        json.dumps({"index": i, "correct": int(i < correct)}) + "\n" for i in range(examples)))
+
+
+def compared_rows(workdir: Path, scores: dict[str, float], with_predictions: set[str],
+                  planned_in: Path | None = None) -> report.Summary:
+    """One seed per method at these test accuracies (in %), predictions for ``with_predictions``;
+    the runs planned in ``planned_in`` (a work directory since moved) when given."""
+    runs = {method: run_spec(planned_in or workdir, method, 0) for method in scores}
+    results = [(run, done(run, scores[method] / 100 + 0.05, 10.0)) for method, run in runs.items()]
+    for method in with_predictions:
+        predictions(workdir, runs[method], round(scores[method] / 5))
+    store, experiment_id = experiment(workdir, results)
+    try:
+        return report.from_store(store, experiment_id)
+    finally:
+        store.close()
+
+
+def test_predictions_are_read_from_the_work_directory_the_store_is_in(tmp_path):
+    """The stored specs name the work directory the runs were planned in; moved since, the
+    predictions are in the store's own directory."""
+    summary = compared_rows(tmp_path / "now", {"head": 70.0, "full": 60.0}, {"head", "full"},
+                            planned_in=tmp_path / "before")
+    head, full = summary.rows
+    assert head.best and not full.best
+    assert full.paired is not None and full.paired.difference == pytest.approx(-0.10)
+    assert report.indistinguishable(summary.rows).startswith("Best on test: head.")
+
+
+def test_no_best_is_named_when_a_row_without_predictions_scored_higher(tmp_path):
+    summary = compared_rows(tmp_path, {"lora": 90.0, "head": 70.0, "full": 60.0}, {"head", "full"})
+    assert not any(row.best for row in summary.rows)
+    assert all(row.paired is None for row in summary.rows)
+    verdict = report.indistinguishable(summary.rows)
+    assert verdict is not None and "Best on test" not in verdict
+    assert "lora" in verdict and "predictions.jsonl" in verdict
+    header, body = report.table(summary.rows)
+    assert not any(title.startswith("Δ") for title in header)
+    assert md_escape(verdict) in report.markdown(summary)
+
+
+def test_rows_without_predictions_are_named_beside_the_best(tmp_path):
+    summary = compared_rows(tmp_path, {"lora": 50.0, "head": 70.0, "full": 60.0}, {"head", "full"})
+    lora, head, full = summary.rows
+    assert head.best and full.paired is not None and lora.paired is None
+    verdict = report.indistinguishable(summary.rows)
+    assert verdict is not None and verdict.startswith("Best on test: head.")
+    assert "Left out of the Δ column" in verdict and "lora" in verdict and "predictions.jsonl" in verdict
+
