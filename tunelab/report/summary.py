@@ -19,7 +19,7 @@ from tunelab.report.bootstrap import Interval
 from tunelab.report.format import setting
 from tunelab.results import PREDICTIONS_FILE, ExperimentInfo, LrChoice, MethodSearch, RunStatus
 from tunelab.spec import plugins
-from tunelab.store import Store, StoredRun
+from tunelab.store import Store, StoredRun, UnreadableRun
 
 # (key in the run's costs or metrics, column title, format)
 COST_COLUMNS = [
@@ -89,6 +89,12 @@ class Summary:
     rows: list[MethodRow]
     trials: dict[str, list[TrialPoint]] = field(default_factory=dict)  # after a sweep: per method
     environment: dict[str, Any] = field(default_factory=dict)  # versions and device, as the first run saw them
+    notes: list[str] = field(default_factory=list)  # the report's own: rows of the store it could not read
+
+    @property
+    def all_notes(self) -> list[str]:
+        """What every rendering lists under the table: the experiment's notes, then the report's."""
+        return [*self.info.notes, *self.notes]
 
     @property
     def task(self) -> str:
@@ -96,8 +102,11 @@ class Summary:
 
 
 def from_store(store: Store, experiment_id: int) -> Summary:
+    """The experiment's summary. Runs this version cannot read are left out, each named in a note;
+    the store's other runs are read only for a sweep's trials."""
     experiment = store.experiment(experiment_id)
-    runs = store.runs(experiment_id)
+    stored = store.read_runs(experiment_id)
+    runs = stored.readable
     rows = summarize(runs)
     info = experiment.info
     searches = {search.method: search for search in info.sweep.methods} if info.sweep else {}
@@ -112,8 +121,17 @@ def from_store(store: Store, experiment_id: int) -> Summary:
     title = f"{spec['model']} on {spec['data']['path']}"  # the stored spec is the validated one: data is a mapping
     if info.sweep:
         title += f", tuned ({info.sweep.trials_per_method} trials per method)"
-    return Summary(title=title, spec=spec, info=info, rows=rows, environment=_environment(runs),
-                   trials=_trials(store, list(searches.values()), metric))
+    trials, unread_trials = _trials(store, list(searches.values()), metric)
+    return Summary(title=title, spec=spec, info=info, rows=rows, environment=_environment(runs), trials=trials,
+                   notes=[unreadable_note(run, "the table") for run in stored.unreadable]
+                   + [unreadable_note(run, "the sweep's charts (if it is a trial)") for run in unread_trials
+                      if run not in stored.unreadable])
+
+
+def unreadable_note(run: UnreadableRun, where: str) -> str:
+    """The note for a run row this version cannot read."""
+    return (f"run {run.key} ({run.method}, seed {run.seed}) is left out of {where}: this tunelab cannot read it "
+            f"({run.reason}); a newer tunelab may have written it")
 
 
 def _environment(runs: list[StoredRun]) -> dict[str, Any]:
@@ -180,11 +198,16 @@ def _budget_curves(row: MethodRow, store: Store, metric: str, maximise: bool) ->
         row.values["seconds_to_95"] = _stat(reached)
 
 
-def _trials(store: Store, searches: list[MethodSearch], metric: str) -> dict[str, list[TrialPoint]]:
-    """Each searched method's trials, from their runs in the store (every trial is one)."""
+def _trials(store: Store, searches: list[MethodSearch],
+            metric: str) -> tuple[dict[str, list[TrialPoint]], list[UnreadableRun]]:
+    """Each searched method's trials, from their runs in the store (every trial is one), and the
+    rows that could not be read; nothing is read when there was no sweep."""
+    if not searches:
+        return {}, []
     studies = {search.study: search.method for search in searches}
     out: dict[str, list[TrialPoint]] = {}
-    for run in store.runs():
+    stored = store.read_runs()
+    for run in stored.readable:
         trial = run.spec.trial
         if trial is None or trial.study not in studies:
             continue
@@ -196,7 +219,7 @@ def _trials(store: Store, searches: list[MethodSearch], metric: str) -> dict[str
         out.setdefault(studies[trial.study], []).append(TrialPoint(
             number=trial.number, status=str(run.status), lr=float(options["lr"]), objective=objective,
             option=option, value=options.get(option) if option else None))
-    return out
+    return out, stored.unreadable
 
 
 def _paired(rows: list[MethodRow], done: list[StoredRun], task: plugins.TaskPlugin, workdir: Path) -> None:

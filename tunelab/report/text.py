@@ -99,7 +99,8 @@ def indistinguishable(rows: list[MethodRow]) -> str | None:
     if worse:
         text += f" Different from it (marked *): {', '.join(worse)}."
     if left_out:
-        text += f" Left out of the Δ column, lower on test but without predictions.jsonl ({_WHERE}): {', '.join(left_out)}."
+        text += (f" Left out of the Δ column, lower on test but without predictions.jsonl ({_WHERE}): "
+                 f"{', '.join(left_out)}.")
     return text
 
 
@@ -155,7 +156,7 @@ def sections(summary: Summary) -> list[tuple[str, list[str]]]:
          [f"{r.label}: {tuned_settings(r.sweep)} (best validation {setting(r.sweep.best_validation)}, "
           f"trial {r.sweep.best_trial})" for r in rows if r.sweep]),
         ("Runs that did not finish:", [f"{r.label} {f}" for r in rows for f in r.failed]),
-        ("Notes:", list(summary.info.notes)),
+        ("Notes:", summary.all_notes),
     ]
     return [(heading, items) for heading, items in lists if items]
 

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import newer_run_spec
 
 from tunelab import report
 from tunelab.report.text import md_escape
@@ -319,3 +320,35 @@ def test_rows_without_predictions_are_named_beside_the_best(tmp_path):
     assert verdict is not None and verdict.startswith("Best on test: head.")
     assert "Left out of the Δ column" in verdict and "lora" in verdict and "predictions.jsonl" in verdict
 
+
+
+# --- rows this version cannot read ------------------------------------------------------------
+
+
+def test_an_unreadable_run_is_left_out_of_the_table_with_a_note(tmp_path):
+    head, lora = run_spec(tmp_path, "head", 0), run_spec(tmp_path, "lora", 0)
+    store, experiment_id = experiment(tmp_path, [(head, done(head, 0.7, 1.0)), (lora, done(lora, 0.8, 1.0))])
+    newer_run_spec(tmp_path, lora.key, quantum_mode=True)
+    try:
+        summary = report.from_store(store, experiment_id)
+    finally:
+        store.close()
+    assert [row.method for row in summary.rows] == ["head"]
+    (note,) = summary.notes
+    assert lora.key in note and "quantum_mode" in note and "left out" in note
+    assert f"- {md_escape(note)}" in report.markdown(summary).splitlines()
+    assert note in report.as_json(summary)["notes"]
+
+
+def test_runs_of_other_experiments_are_not_read_without_a_sweep(tmp_path):
+    """Trial rows are read for a sweep's charts only: a row of another experiment that this version
+    cannot read does not stop the report."""
+    head, elsewhere = run_spec(tmp_path, "head", 0), run_spec(tmp_path, "lora", 0)
+    store, experiment_id = experiment(tmp_path, [(head, done(head, 0.7, 1.0))])
+    store.add_experiment("{}", "another experiment", [elsewhere])
+    newer_run_spec(tmp_path, elsewhere.key, quantum_mode=True)
+    try:
+        summary = report.from_store(store, experiment_id)
+    finally:
+        store.close()
+    assert [row.method for row in summary.rows] == ["head"] and summary.notes == []
