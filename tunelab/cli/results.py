@@ -54,9 +54,9 @@ def report(
     print_verdict(summary.rows)
     print_notes(summary.all_notes)
     if html is not None:
-        from tunelab.report.html import write
+        from tunelab.report.files import write_page
 
-        console.print(Text(str(write(summary, html)), style="dim"))
+        console.print(Text(str(write_page(summary, html)), style="dim"))
 
 
 

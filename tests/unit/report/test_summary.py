@@ -12,6 +12,7 @@ import pytest
 from helpers import newer_run_spec
 
 from tunelab import report
+from tunelab.errors import TunelabError
 from tunelab.report.text import md_escape
 from tunelab.results import Costs, ExperimentInfo, MethodSearch, RunResult, RunStatus, SweepSummary
 from tunelab.spec.run import RunSpec
@@ -352,3 +353,36 @@ def test_runs_of_other_experiments_are_not_read_without_a_sweep(tmp_path):
     finally:
         store.close()
     assert [row.method for row in summary.rows] == ["head"] and summary.notes == []
+
+
+# --- writing the files ------------------------------------------------------------------------
+
+
+def test_report_files_are_replaced_whole(compared, tmp_path):
+    """Each file is written aside and renamed over the last one: a reader of the previous report
+    (another compare's, a browser's) keeps reading it whole, never a mix of two."""
+    store, experiment_id = compared
+    out = tmp_path / "out"
+    out.mkdir()
+    before = report.from_store(store, experiment_id)
+    paths = report.write(before, out)
+    old = {path: path.read_text() for path in paths}
+    readers = {path: path.open() for path in paths}
+    try:
+        store.annotate(experiment_id, ExperimentInfo(notes=["a second report"]))
+        report.write(report.from_store(store, experiment_id), out)
+        assert {path: reader.read() for path, reader in readers.items()} == old
+    finally:
+        for reader in readers.values():
+            reader.close()
+    assert all("a second report" in path.read_text() for path in paths)
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths)  # no temporary file left
+
+
+def test_a_report_file_that_cannot_be_written_is_one_line_and_leaves_nothing_behind(compared, tmp_path):
+    store, experiment_id = compared
+    (tmp_path / "comparison.json").mkdir()  # in the way: it cannot be replaced by a file
+    with pytest.raises(TunelabError, match="cannot write .*comparison.json") as raised:
+        report.write(report.from_store(store, experiment_id), tmp_path)
+    assert len(str(raised.value).splitlines()) == 1
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
