@@ -336,3 +336,25 @@ def test_a_damaged_store_gets_one_line(tmp_path, command):
     damage_table(tmp_path, "runs")
     out = tunelab(command, "--workdir", str(tmp_path))
     _assert_one_line(out, f"the store {tmp_path / 'tunelab.db'} is damaged: database disk image is malformed")
+
+
+# --- tunelab predict on a bad or moved artifact (tests/unit/test_artifact.py has every case) ----
+
+
+def _meta_only_artifact(folder: Path, meta: str) -> Path:
+    """An artifact folder of a ``head`` run, its tensors never read: each case is refused first."""
+    folder.mkdir()
+    (folder / "tunelab.json").write_text(meta)
+    (folder / "trained.safetensors").write_bytes(b"")
+    return folder
+
+
+@pytest.mark.parametrize(("meta", "expected"), [
+    ('{"task": "classification", "method": "he', "tunelab.json cannot be read: Invalid JSON"),
+    (json.dumps({"method": "head", "base_model": "/models/gone", "labels": ["neg", "pos"], "run_key": "k"}),
+     "base model /models/gone of"),
+], ids=["truncated tunelab.json", "base model gone"])
+def test_predict_on_a_bad_artifact_gets_one_line(tmp_path, meta, expected):
+    artifact = _meta_only_artifact(tmp_path / "artifact", meta)
+    out = tunelab("predict", str(artifact), "a gorgeous movie")
+    _assert_one_line(out, expected)
