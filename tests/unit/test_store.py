@@ -338,6 +338,18 @@ def test_a_failure_inside_a_record_leaves_the_run_as_it_was(store, tmp_path, mon
     assert store.series(run.key) == []
 
 
+def test_a_full_disk_is_one_line_that_says_so(store, tmp_path, monkeypatch):
+    run = run_spec(tmp_path)
+    store.add_experiment("{}", "h", [run])
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "db", _Wrapped(store.db, executemany=full))
+    with pytest.raises(TunelabError, match=r"cannot write the store .*: database or disk is full \(free space"):
+        store.record(RunResult(key=run.key, status=RunStatus.DONE, series=[(2, "eval_accuracy", 0.9)]))
+
+
 class _Wrapped:
     """A connection whose one method is replaced: the rest is the real one."""
 
