@@ -72,6 +72,41 @@ def stored_runs(workdir: Path) -> dict[str, Any]:
         store.close()
 
 
+def newer_run_spec(workdir: Path, key: str, **fields: object) -> None:
+    """Give a stored run's spec fields this version does not know, as a newer tunelab would write
+    them (the one write tests make by hand: no API of this version writes what it cannot read)."""
+    import json
+    import sqlite3
+
+    from tunelab.store import FILE_NAME
+
+    db = sqlite3.connect(Path(workdir) / FILE_NAME)
+    try:
+        spec = json.loads(db.execute("SELECT spec FROM runs WHERE key = ?", (key,)).fetchone()[0])
+        db.execute("UPDATE runs SET spec = ? WHERE key = ?", (json.dumps({**spec, **fields}), key))
+        db.commit()
+    finally:
+        db.close()
+
+
+def damage_table(workdir: Path, table: str) -> None:
+    """Overwrite the first page of a table of a closed store (a bad disk, a copy cut short): the
+    store still opens, and reading that table fails."""
+    import sqlite3
+
+    from tunelab.store import FILE_NAME
+
+    db = sqlite3.connect(Path(workdir) / FILE_NAME)
+    try:
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+    finally:
+        db.close()
+    with open(Path(workdir) / FILE_NAME, "r+b") as file:
+        file.seek((root - 1) * page_size)
+        file.write(b"\xff" * page_size)
+
+
 ALPACA = DATA / "alpaca" / "alpaca.json"
 TINY_CAUSAL_SAMPLE = {"train": 16, "validation": 8, "test": 8}
 TINY_CAUSAL_TRAIN = {"max_steps": 2, "batch_size": 4, "eval_every": 2, "max_length": 96}

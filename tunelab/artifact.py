@@ -16,13 +16,14 @@ Nothing in it grants trust: whether remote code may run is for the person loadin
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tunelab.errors import TunelabError
 
@@ -43,7 +44,10 @@ class ArtifactMeta(BaseModel):
 
     task: str = "classification"
     method: str
-    base_model: str  # a folder or hub id: where an adapter's base weights come from
+    # where an adapter's base weights come from: builtin:<name> for a built-in model (found again in
+    # whichever environment loads it), else a folder or a hub id
+    base_model: str
+    base_fingerprint: str | None = None  # the base model's, as trained on (None: an artifact from before)
     labels: list[str] = []
     pairs: bool = False  # classification: each input is a pair of texts, tokenised together
     run_key: str
@@ -104,11 +108,24 @@ def publish(run_dir: Path, current: Path | None) -> None:
 
 
 def read_meta(artifact: Path) -> ArtifactMeta:
+    """The artifact's ``tunelab.json``, or one line saying why it cannot be read."""
     path = Path(artifact) / META_FILE
     if not path.is_file():
         raise TunelabError(f"{artifact} is not a tunelab artifact (no {META_FILE})",
                            "give a runs/<key>/artifact folder")
-    return ArtifactMeta.model_validate_json(path.read_text())
+    try:
+        return ArtifactMeta.model_validate_json(path.read_bytes())
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise TunelabError(f"{path} cannot be read: {where + ': ' if where else ''}{first['msg']}",
+                           "copy the artifact again from its run folder (runs/<key>/artifact)") from None
+
+
+def needs_base(artifact: Path) -> bool:
+    """Whether the artifact loads on top of its base model (an adapter, or the tensors that trained)
+    rather than holding the whole model."""
+    return (Path(artifact) / ADAPTER_CONFIG).is_file() or (Path(artifact) / TRAINED_FILE).is_file()
 
 
 def _restore_modules_to_save(model: Any, folder: Path) -> None:
@@ -132,21 +149,52 @@ def _partly_trained(model: Any) -> bool:
     return not all(param.requires_grad for param in model.parameters())
 
 
-def load(artifact: Path, meta: ArtifactMeta, load_model: Callable[[str], Any]) -> Any:
-    """The artifact's model: ``load_model(path)`` reads a model folder (the base model's, or the
-    artifact's own when it holds the whole model), the adapter or the trained tensors on top."""
-    artifact = Path(artifact)
+def load(artifact: Path, meta: ArtifactMeta, load_model: Callable[[str], Any], base: str | None = None) -> Any:
+    """The artifact's model: ``load_model(path)`` reads a model folder (the base model's, ``base``
+    as the caller resolved ``meta.base_model``, or the artifact's own when it holds the whole model),
+    the adapter or the trained tensors on top. Tensors that do not fit (a head for another number of
+    labels) are one line."""
+    artifact, base = Path(artifact), base or meta.base_model
+    try:
+        return _load(artifact, meta, load_model, base)
+    except RuntimeError as err:
+        detail = _mismatch(err)
+        if detail is None:
+            raise
+        what = f"base model {meta.base_model}" if needs_base(artifact) else "the model it holds"
+        labels = f" with the {len(meta.labels)} labels of its {META_FILE}" if meta.labels else ""
+        raise TunelabError(f"{artifact} does not fit {what}{labels}: {detail}",
+                           f"load it onto the base model it was trained from, with the labels it was trained on "
+                           f"({META_FILE}'s base_model and labels)") from None
+
+
+def _load(artifact: Path, meta: ArtifactMeta, load_model: Callable[[str], Any], base: str) -> Any:
     if (artifact / ADAPTER_CONFIG).is_file():
         from peft import PeftModel
 
-        return PeftModel.from_pretrained(load_model(meta.base_model), str(artifact))
+        return PeftModel.from_pretrained(load_model(base), str(artifact))
     if not (artifact / TRAINED_FILE).is_file():
         return load_model(str(artifact))
     from safetensors.torch import load_file
 
-    model = load_model(meta.base_model)
+    model = load_model(base)
     unknown = model.load_state_dict(load_file(str(artifact / TRAINED_FILE)), strict=False).unexpected_keys
     if unknown:
         raise TunelabError(f"{artifact} holds tensors that base model {meta.base_model} lacks ({unknown[0]}...)",
                            "load it onto the base model it was trained from (tunelab.json's base_model)")
     return model
+
+
+_SIZE_MISMATCH = re.compile(r"size mismatch for (\S+): copying a param with shape torch\.Size\(\[([^\]]*)\]\) "
+                            r"from checkpoint, the shape in current model is torch\.Size\(\[([^\]]*)\]\)")
+
+
+def _mismatch(err: RuntimeError) -> str | None:
+    """What did not fit, from torch's or transformers' size-mismatch error; None for another error."""
+    found = _SIZE_MISMATCH.search(str(err))
+    if found:
+        name, saved, built = found.groups()
+        return f"{name} is [{saved}] in the artifact, [{built}] in the model"
+    if "ignore_mismatched_sizes" in str(err):
+        return "its weights are shaped for another model (a head for another number of labels?)"
+    return None

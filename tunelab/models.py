@@ -132,9 +132,7 @@ def dequantised(gguf: Path, ref: str) -> Path:
     quantised: the Trainer refuses to train it and ``save_pretrained`` fails. Rebuilt from its
     config without the quantisation config and given the dequantised weights strictly, it is an
     ordinary model. The folder is written aside and renamed into place, so it is whole or absent."""
-    stat = gguf.stat()
-    digest = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
-    target = model_cache() / f"{gguf.stem}-{digest}"
+    target = dequantised_folder(gguf)
     if (target / "config.json").is_file():
         return target
     if util.find_spec("gguf") is None:
@@ -164,6 +162,28 @@ def dequantised(gguf: Path, ref: str) -> Path:
     except OSError:  # another process made it first
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def dequantised_folder(gguf: Path) -> Path:
+    """Where ``dequantised`` puts (or has put) a GGUF file's plain model, in tunelab's model cache."""
+    stat = gguf.stat()
+    digest = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
+    return model_cache() / f"{gguf.stem}-{digest}"
+
+
+def builtin_name(path: str) -> str | None:
+    """``builtin:<name>`` when ``path`` is where a built-in model is read from (its folder in the
+    installed package, or its GGUF file's dequantised folder), else None. An artifact names its base
+    model so: the path is this environment's, the name resolves in any that has the package."""
+    for name, (package, inside, _) in BUILTIN_MODELS.items():
+        found = util.find_spec(package)
+        if found is None or not found.origin:
+            continue
+        source = Path(found.origin).parent / inside
+        where = dequantised_folder(source) if source.name.endswith(GGUF) and source.is_file() else source
+        if os.path.realpath(where) == os.path.realpath(path):
+            return f"builtin:{name}"
+    return None
 
 
 def model_cache() -> Path:

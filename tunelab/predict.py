@@ -10,7 +10,7 @@ from typing import Any
 from tunelab import artifact as artifacts
 from tunelab.data import second_texts
 from tunelab.errors import TunelabError
-from tunelab.models import load_for_causal_lm, load_for_classification
+from tunelab.models import load_for_causal_lm, load_for_classification, resolve_model
 from tunelab.tasks.causal_lm.generation import generate
 from tunelab.tasks.causal_lm.instructions import prompt_ids
 
@@ -31,8 +31,9 @@ class Classifier:
 
         artifact = Path(artifact)
         meta = artifacts.read_meta(artifact)
+        base = base_model(artifact, meta, trust_remote_code, allow_pickle)
         model = artifacts.load(artifact, meta, lambda path: load_for_classification(
-            path, meta.labels, trust_remote_code, allow_pickle and path == meta.base_model))
+            path, meta.labels, trust_remote_code, allow_pickle and path == base), base)
         tokenizer = AutoTokenizer.from_pretrained(str(artifact))
         return cls(model=model.eval(), tokenizer=tokenizer, labels=meta.labels, max_length=meta.max_length,
                    pairs=meta.pairs)
@@ -75,9 +76,10 @@ class Generator:
 
         artifact = Path(artifact)
         meta = artifacts.read_meta(artifact)
+        base = base_model(artifact, meta, trust_remote_code, allow_pickle)
         # Pickled weights may load from the base model only: the artifact's own are safetensors, as written.
         model = artifacts.load(artifact, meta, lambda path: load_for_causal_lm(
-            path, trust_remote_code, allow_pickle and path == meta.base_model))
+            path, trust_remote_code, allow_pickle and path == base), base)
         tokenizer = AutoTokenizer.from_pretrained(str(artifact))  # saved with the pad token training used
         return cls(model=model.eval(), tokenizer=tokenizer, max_length=meta.max_length)
 
@@ -86,6 +88,28 @@ class Generator:
         prompts = [prompt_ids(self.tokenizer, [{"role": "user", "content": text}])
                    for text in instructions]
         return generate(self.model, self.tokenizer, prompts, max_new_tokens, batch_size).texts
+
+
+
+def base_model(artifact: Path, meta: artifacts.ArtifactMeta, trust_remote_code: bool = False,
+               allow_pickle: bool = False) -> str | None:
+    """Where the artifact's base model is read from here (None when the artifact holds the whole
+    model): a ``builtin:`` name resolved in this environment, a folder or a hub id. A base model
+    that is gone, or is not the one the artifact was trained on (its fingerprint differs), is
+    refused in one line rather than loaded with tensors that were not trained on it."""
+    if not artifacts.needs_base(artifact):
+        return None
+    try:
+        ref = resolve_model(meta.base_model, None, trust_remote_code, allow_pickle)
+    except TunelabError as err:
+        raise TunelabError(f"base model {meta.base_model} of {artifact} cannot be loaded: {err.message}",
+                           "put it back, or set base_model in tunelab.json to where it is now (a folder, a hub "
+                           "id or builtin:<name>)") from None
+    if meta.base_fingerprint is not None and ref.fingerprint != meta.base_fingerprint:
+        raise TunelabError(f"base model {meta.base_model} is not the model {artifact} was trained on (fingerprint "
+                           f"{ref.fingerprint}, trained on {meta.base_fingerprint})",
+                           "load it onto the base model it was trained from, as it was then")
+    return ref.path
 
 
 

@@ -8,15 +8,19 @@ terminal) see a consistent state while runs go on.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from tunelab.errors import TunelabError
+from pydantic import ValidationError
+
+from tunelab.errors import TunelabError, first_line
 from tunelab.results import Costs, ExperimentInfo, RunResult, RunStatus
 from tunelab.spec.run import RunSpec
 
@@ -63,10 +67,59 @@ class StoredRun:
 
 
 @dataclass(frozen=True)
+class UnreadableRun:
+    """A run row this version cannot read (a newer tunelab wrote fields or a status it does not
+    know): named, so that a report can say what it left out."""
+
+    key: str
+    method: str
+    seed: int
+    reason: str  # one line
+
+
+@dataclass(frozen=True)
+class RunRows:
+    """Runs as read from the store: those this version reads, and those it cannot."""
+
+    readable: list[StoredRun]
+    unreadable: list[UnreadableRun]
+
+
+@dataclass(frozen=True)
 class StoredExperiment:
     id: int
     spec: dict[str, Any]  # the ExperimentSpec as it was written (JSON)
     info: ExperimentInfo
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _guarded(method: Callable[Concatenate[Store, P], R]) -> Callable[Concatenate[Store, P], R]:
+    """A store method whose SQLite or file-system failure (a damaged page, a full disk, a lock held
+    too long) reaches the user as one line, not a traceback."""
+
+    @functools.wraps(method)
+    def guarded(self: Store, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.DatabaseError, OSError) as err:
+            raise unusable(self.path, err) from None
+
+    return guarded
+
+
+def unusable(path: Path, err: BaseException) -> TunelabError:
+    """The one line for a store that SQLite or the disk cannot read or write."""
+    text = first_line(err) or type(err).__name__
+    if "full" in text or "No space" in text:
+        return TunelabError(f"cannot write the store {path}: {text}", "free space on its disk, then run again")
+    if "locked" in text:
+        return TunelabError(f"the store {path} is locked: {text}", "wait for the other tunelab using it to finish")
+    return TunelabError(f"the store {path} is damaged: {text}",
+                        "restore it from a backup or recover it (sqlite3 tunelab.db .recover), "
+                        "or use another work directory")
 
 
 class Store:
@@ -80,7 +133,11 @@ class Store:
         if not readonly and not self.path.exists():  # results and specs: the owner's to read (SQLite keeps the mode)
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         target = f"{self.path.resolve().as_uri()}?mode=ro" if readonly else str(self.path)
-        self.db = sqlite3.connect(target, timeout=30, isolation_level=None, uri=readonly)  # explicit transactions
+        try:
+            self.db = sqlite3.connect(target, timeout=30, isolation_level=None, uri=readonly)  # explicit transactions
+        except sqlite3.DatabaseError as err:
+            raise TunelabError(f"cannot open the store {self.path}: {first_line(err)}",
+                               "check that the work directory exists and can be written") from None
         self.db.row_factory = sqlite3.Row
         try:
             if readonly:
@@ -136,9 +193,16 @@ class Store:
                                "upgrade tunelab, or use another work directory")
         return int(row[0])
 
+    @property
+    def workdir(self) -> Path:
+        """The work directory the store is in: where its runs' folders are now (``runs/<key>``),
+        whatever work directory their stored specs were planned in."""
+        return self.path.parent
+
     def close(self) -> None:
         self.db.close()
 
+    @_guarded
     def add_experiment(self, spec_json: str, spec_hash: str, runs: list[RunSpec], exact: bool = False) -> int:
         """The experiment (found again by its hash) and its runs, in plan order; runs already in the
         store keep their status. ``exact``: these are all its runs (a comparison whose tuning chose
@@ -161,6 +225,7 @@ class Store:
                                 (experiment_id, run.key, position))
         return experiment_id
 
+    @_guarded
     def append_run(self, experiment_id: int, run: RunSpec) -> None:
         """Add a run at the end of an experiment (a sweep's next trial); nothing if it is there."""
         with self._transaction():
@@ -178,14 +243,17 @@ class Store:
             (run.key, run.method, run.seed, run.to_json(), RunStatus.PENDING.value, now),
         )
 
+    @_guarded
     def annotate(self, experiment_id: int, info: ExperimentInfo) -> None:
         with self._transaction():
             self.db.execute("UPDATE experiments SET info = ? WHERE id = ?", (info.model_dump_json(), experiment_id))
 
+    @_guarded
     def status(self, key: str) -> RunStatus | None:
         row = self.db.execute("SELECT status FROM runs WHERE key = ?", (key,)).fetchone()
         return RunStatus(row[0]) if row else None
 
+    @_guarded
     def record(self, result: RunResult) -> None:
         """A run's outcome, its metric series and artifact, in one transaction."""
         with self._transaction():
@@ -199,30 +267,59 @@ class Store:
             self.db.executemany("INSERT INTO series VALUES (?, ?, ?, ?)",
                                 [(result.key, step, name, value) for step, name, value in result.series])
 
+    @_guarded
     def latest_experiment(self) -> int | None:
         row = self.db.execute("SELECT id FROM experiments ORDER BY updated DESC, id DESC LIMIT 1").fetchone()
         return int(row[0]) if row else None
 
+    @_guarded
     def experiment(self, experiment_id: int) -> StoredExperiment:
+        """An experiment, or one line saying why it cannot be read."""
         row = self.db.execute("SELECT * FROM experiments WHERE id = ?", (experiment_id,)).fetchone()
+        if row is None:
+            raise TunelabError(f"{self.path} holds no experiment {experiment_id}", "run tunelab compare first")
         stored = row["info"] if "info" in row.keys() else None  # a schema-1 store read without upgrading
-        info = ExperimentInfo.model_validate_json(stored) if stored else ExperimentInfo()
-        return StoredExperiment(id=row["id"], spec=json.loads(row["spec"]), info=info)
+        try:
+            info = ExperimentInfo.model_validate_json(stored) if stored else ExperimentInfo()
+            return StoredExperiment(id=row["id"], spec=json.loads(row["spec"]), info=info)
+        except ValueError as err:
+            raise TunelabError(f"experiment {experiment_id} in {self.path} cannot be read: {_why(err)}",
+                               "upgrade tunelab if a newer one wrote it, or use another work directory") from None
 
     def runs(self, experiment_id: int | None = None) -> list[StoredRun]:
-        """Every run, oldest update first; or an experiment's runs, in plan order."""
+        """Every run, oldest update first; or an experiment's runs, in plan order. Rows this version
+        cannot read are left out: ``read_runs`` names them."""
+        return self.read_runs(experiment_id).readable
+
+    @_guarded
+    def read_runs(self, experiment_id: int | None = None) -> RunRows:
+        """As ``runs``, with the rows this version cannot read named beside them."""
         if experiment_id is None:
             rows = self.db.execute("SELECT * FROM runs ORDER BY updated").fetchall()
         else:
             rows = self.db.execute(
                 "SELECT runs.* FROM runs JOIN experiment_runs ON runs.key = experiment_runs.run_key "
                 "WHERE experiment_id = ? ORDER BY position", (experiment_id,)).fetchall()
-        return [_stored_run(row) for row in rows]
+        readable, unreadable = [], []
+        for row in rows:
+            try:
+                readable.append(_stored_run(row))
+            except ValueError as err:  # a pydantic ValidationError, an unknown status, broken JSON
+                unreadable.append(UnreadableRun(key=row["key"], method=row["method"], seed=row["seed"],
+                                                reason=_why(err)))
+        return RunRows(readable, unreadable)
 
+    @_guarded
     def run(self, key: str) -> StoredRun | None:
+        """A run, None when the store has none of that key, or one line saying why it cannot be read."""
         row = self.db.execute("SELECT * FROM runs WHERE key = ?", (key,)).fetchone()
-        return _stored_run(row) if row else None
+        try:
+            return _stored_run(row) if row else None
+        except ValueError as err:
+            raise TunelabError(f"run {key} in {self.path} cannot be read: {_why(err)}",
+                               "upgrade tunelab if a newer one wrote it, or use another work directory") from None
 
+    @_guarded
     def series(self, key: str) -> list[tuple[int, str, float]]:
         rows = self.db.execute("SELECT step, name, value FROM series WHERE run_key = ? ORDER BY rowid", (key,))
         return [(int(step), str(name), float(value)) for step, name, value in rows]
@@ -256,3 +353,12 @@ def _stored_run(row: sqlite3.Row) -> StoredRun:
                      status=RunStatus(row["status"]), metrics=decoded("metrics"),
                      costs=Costs.model_validate(decoded("costs")), artifact=row["artifact"], error=row["error"],
                      environment=decoded("environment"))
+
+
+def _why(err: ValueError) -> str:
+    """A row's problem in one line: pydantic's first error with where it is, else the first line."""
+    if isinstance(err, ValidationError) and err.errors():
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return f"{where}: {first['msg']}" if where else str(first["msg"])
+    return first_line(err) or type(err).__name__

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import DATA, tiny_bert, tiny_gpt2_without_pad, tiny_spec
+from helpers import DATA, damage_table, newer_run_spec, tiny_bert, tiny_gpt2_without_pad, tiny_spec, tunelab
 
 STORE_FILES = ("tunelab.db", "tunelab.db-wal", "tunelab.db-shm", "tunelab.db-journal")
 
@@ -291,3 +291,70 @@ def test_workdir_the_user_cannot_write(tmp_path):
         assert _store_bytes(workdir) == before
     finally:
         shutil.rmtree(base)
+
+
+# --- a store that cannot be read whole: tunelab runs and report ------------------------------
+
+
+def _recorded_store(workdir: Path) -> list[str]:
+    """A store holding one experiment of two finished runs, recorded through its API (no training):
+    their keys."""
+    from tunelab.results import RunResult, RunStatus
+    from tunelab.spec.run import RunSpec
+    from tunelab.store import Store
+
+    runs = [RunSpec(task="classification", model_path="m", model_type="bert", model_fingerprint="f", data_path="d",
+                    data_fingerprint="g", labels=["neg", "pos"], method=method, options={}, train={}, seed=0,
+                    workdir=str(workdir)) for method in ("head", "lora")]
+    store = Store(workdir)
+    try:
+        store.add_experiment(json.dumps({"model": "builtin:minilm", "data": {"path": "data/sst2"}}), "h", runs)
+        for run in runs:
+            store.record(RunResult(key=run.key, status=RunStatus.DONE,
+                                   metrics={"validation_accuracy": 0.8, "test_accuracy": 0.75}))
+    finally:
+        store.close()
+    return [run.key for run in runs]
+
+
+def test_runs_and_report_name_a_row_this_version_cannot_read(tmp_path):
+    head, lora = _recorded_store(tmp_path)
+    newer_run_spec(tmp_path, lora, quantum_mode=True)  # as a newer tunelab would write it
+    listed = tunelab("runs", "--workdir", str(tmp_path))
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [line for line in listed.stdout.splitlines() if lora in line]
+    assert "unreadable" in row and "quantum_mode" in row
+    assert head in listed.stdout
+    reported = tunelab("report", "--workdir", str(tmp_path))
+    assert reported.returncode == 0, reported.stderr
+    assert f"run {lora} (lora, seed 0) is left out of the table" in reported.stdout
+
+
+@pytest.mark.parametrize("command", ["runs", "report"])
+def test_a_damaged_store_gets_one_line(tmp_path, command):
+    _recorded_store(tmp_path)
+    damage_table(tmp_path, "runs")
+    out = tunelab(command, "--workdir", str(tmp_path))
+    _assert_one_line(out, f"the store {tmp_path / 'tunelab.db'} is damaged: database disk image is malformed")
+
+
+# --- tunelab predict on a bad or moved artifact (tests/unit/test_artifact.py has every case) ----
+
+
+def _meta_only_artifact(folder: Path, meta: str) -> Path:
+    """An artifact folder of a ``head`` run, its tensors never read: each case is refused first."""
+    folder.mkdir()
+    (folder / "tunelab.json").write_text(meta)
+    (folder / "trained.safetensors").write_bytes(b"")
+    return folder
+
+
+@pytest.mark.parametrize(("meta", "expected"), [
+    ('{"task": "classification", "method": "he', "tunelab.json cannot be read: Invalid JSON"),
+    (json.dumps({"method": "head", "base_model": "/models/gone", "labels": ["neg", "pos"], "run_key": "k"}),
+     "base model /models/gone of"),
+], ids=["truncated tunelab.json", "base model gone"])
+def test_predict_on_a_bad_artifact_gets_one_line(tmp_path, meta, expected):
+    artifact = _meta_only_artifact(tmp_path / "artifact", meta)
+    out = tunelab("predict", str(artifact), "a gorgeous movie")
+    _assert_one_line(out, expected)

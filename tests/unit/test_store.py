@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, damage_table, newer_run_spec
 
 from tunelab.errors import TunelabError
 from tunelab.results import Costs, ExperimentInfo, MethodSearch, RunResult, RunStatus, SweepSummary
@@ -329,13 +329,25 @@ def test_a_failure_inside_a_record_leaves_the_run_as_it_was(store, tmp_path, mon
         raise sqlite3.OperationalError("disk I/O error (as if killed mid-write)")
 
     monkeypatch.setattr(store, "db", _Wrapped(store.db, executemany=dies))
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(TunelabError, match="disk I/O error"):  # one line for the user, not sqlite3's traceback
         store.record(RunResult(key=run.key, status=RunStatus.DONE, metrics={"validation_accuracy": 0.9},
                                series=[(2, "eval_accuracy", 0.9)]))
     monkeypatch.setattr(store, "db", store.db._db)
     stored = store.run(run.key)
     assert stored is not None and stored.status is RunStatus.PENDING and stored.metrics == {}
     assert store.series(run.key) == []
+
+
+def test_a_full_disk_is_one_line_that_says_so(store, tmp_path, monkeypatch):
+    run = run_spec(tmp_path)
+    store.add_experiment("{}", "h", [run])
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "db", _Wrapped(store.db, executemany=full))
+    with pytest.raises(TunelabError, match=r"cannot write the store .*: database or disk is full \(free space"):
+        store.record(RunResult(key=run.key, status=RunStatus.DONE, series=[(2, "eval_accuracy", 0.9)]))
 
 
 class _Wrapped:
@@ -378,3 +390,48 @@ def test_a_new_work_directory_is_its_owners_alone(tmp_path):
     assert writable_workdir(str(tmp_path / "new" / "work")).stat().st_mode & 0o777 == 0o700
     (tmp_path / "mine").mkdir(mode=0o755)
     assert writable_workdir(str(tmp_path / "mine")).stat().st_mode & 0o777 == 0o755  # one the user made stays
+
+
+# --- rows this version cannot read, and a store that cannot be read at all ---------------------
+
+
+def test_an_unreadable_run_is_named_and_the_others_read(store, tmp_path):
+    good, newer = run_spec(tmp_path, "lora"), run_spec(tmp_path, "head")
+    experiment_id = store.add_experiment("{}", "h", [good, newer])
+    newer_run_spec(tmp_path, newer.key, quantum_mode=True)
+
+    rows = store.read_runs(experiment_id)
+    assert [run.key for run in rows.readable] == [good.key]
+    (unreadable,) = rows.unreadable
+    assert (unreadable.key, unreadable.method, unreadable.seed) == (newer.key, "head", 0)
+    assert "quantum_mode" in unreadable.reason
+    assert [run.key for run in store.runs()] == [good.key]
+    with pytest.raises(TunelabError, match=f"run {newer.key} .*quantum_mode"):
+        store.run(newer.key)
+
+
+def test_an_unreadable_experiment_is_refused_in_one_line(store, tmp_path):
+    experiment_id = store.add_experiment("{}", "h", [])
+    db = sqlite3.connect(tmp_path / FILE_NAME)
+    db.execute("UPDATE experiments SET info = '{\"notes\": [' WHERE id = ?", (experiment_id,))
+    db.commit()
+    db.close()
+    with pytest.raises(TunelabError, match=f"experiment {experiment_id} in .* cannot be read"):
+        store.experiment(experiment_id)
+
+
+def test_a_damaged_page_is_refused_in_one_line(tmp_path):
+    """A page of the runs table overwritten (a bad disk, a copy cut short): the store still opens,
+    and reading the runs says, in one line, that the store is damaged."""
+    store = Store(tmp_path)
+    store.add_experiment("{}", "h", [run_spec(tmp_path, seed=seed) for seed in range(50)])
+    store.close()
+    damage_table(tmp_path, "runs")
+
+    readonly = Store(tmp_path, readonly=True)
+    try:
+        with pytest.raises(TunelabError, match="is damaged") as raised:
+            readonly.runs()
+        assert len(str(raised.value).splitlines()) == 1
+    finally:
+        readonly.close()

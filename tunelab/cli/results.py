@@ -17,16 +17,21 @@ from tunelab.spec.schema import DEFAULT_WORKDIR
 
 @app.command()
 def runs(workdir: str = typer.Option(DEFAULT_WORKDIR, help="The experiment's work directory.")) -> None:
-    """What the store holds: every run with its status and headline numbers."""
+    """What the store holds: every run with its status and headline numbers (a row this version
+    cannot read shows as unreadable, with why)."""
     store = open_store(workdir)
+    stored = store.read_runs()
     table = Table("run", "status", "val", "test", "train s", "error", box=None)
-    for run in store.runs():
+    for run in stored.readable:
         seconds = run.costs.train_seconds
         task = tasks.get(run.spec.task)
         metric = run.spec.metric
         table.add_row(run.key, str(run.status), f"{metric} {task.score(run.metrics, 'validation_' + metric)}",
                       f"{metric} {task.score(run.metrics, 'test_' + metric)}",
                       "–" if seconds is None else f"{seconds:.0f}", Text(run.error or ""))
+    for unreadable in stored.unreadable:
+        table.add_row(unreadable.key, "unreadable", "–", "–", "–",
+                      Text(f"{unreadable.reason} (a newer tunelab may have written it)"))
     console.print(table)
 
 
@@ -47,11 +52,11 @@ def report(
     summary = reporting.from_store(store, experiment_id)
     console.print(rich_table(summary.rows, summary.title, summary.task))
     print_verdict(summary.rows)
-    print_notes(summary.info.notes)
+    print_notes(summary.all_notes)
     if html is not None:
-        from tunelab.report.html import write
+        from tunelab.report.files import write_page
 
-        console.print(Text(str(write(summary, html)), style="dim"))
+        console.print(Text(str(write_page(summary, html)), style="dim"))
 
 
 

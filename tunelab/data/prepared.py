@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from tunelab.data.sources import Source, content_hash
 from tunelab.data.splits import SPLITS
+from tunelab.errors import TunelabError
 from tunelab.models import ModelRef
 from tunelab.spec import DataSpec
 
@@ -105,16 +106,26 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
         sizes={name: len(split) for name, split in splits.data.items() if name in SPLITS},
         fingerprint=fingerprint, notes=splits.notes, text_columns=list(splits.text_columns),
     )
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    splits.data.save_to_disk(str(tmp))
-    (tmp / "tunelab_data.json").write_text(json.dumps(asdict(prepared), indent=2))
-    try:
-        os.replace(tmp, target)  # a half-written cache is never mistaken for a finished one
-    except OSError:  # another process prepared the same data first: theirs is as good as ours
-        if not meta.is_file():
-            raise
-        shutil.rmtree(tmp)
+    _save(splits.data, prepared, target)
     return prepared
+
+
+def _save(data: DatasetDict, prepared: PreparedData, target: Path) -> None:
+    """The cache at ``target``, saved aside and renamed into place: a half-written cache is never
+    mistaken for a finished one, and one that cannot be written (a full disk) leaves nothing behind."""
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    try:
+        data.save_to_disk(str(tmp))
+        (tmp / "tunelab_data.json").write_text(json.dumps(asdict(prepared), indent=2))
+        os.replace(tmp, target)
+    except BaseException as err:  # a full disk, or Ctrl-C: no half-written folder stays
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not isinstance(err, OSError):
+            raise
+        if (target / "tunelab_data.json").is_file():  # another process prepared it first: as good as ours
+            return
+        raise TunelabError(f"cannot save the prepared data in {target.parent}: {err.strerror or err}",
+                           "free space on its disk, or use another --workdir") from None
 
 
 def prepared_at(path: str | Path) -> PreparedData:

@@ -92,6 +92,7 @@ def estimate(model: str, task: str = "classification", methods: list[str] | None
     model in ``workdir``'s store). Every method of the task when ``methods`` is None, those that
     cannot train the model marked ``refused``; a method named in ``methods`` that cannot is an error."""
     setup = setup or Setup()
+    tasks.get(task)  # an unknown task is an error, not a table of no methods
     if setup.device not in ("cpu", "cuda"):
         raise TunelabError(f"device {setup.device!r} is not one tunelab estimates for", "use cpu or cuda")
     if setup.dtype is not None and setup.dtype not in DTYPES:

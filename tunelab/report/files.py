@@ -1,12 +1,17 @@
-"""The comparison's files in the work directory: Markdown, JSON and the HTML page."""
+"""The comparison's files in the work directory: Markdown, JSON and the HTML page, each written
+whole (aside, then renamed over the last one), so that two compares on one work directory, or a
+reader of the last report, never see a mix of two reports."""
 
 from __future__ import annotations
 
 import json
+import os
+import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from tunelab.errors import TunelabError
 from tunelab.report import html
 from tunelab.report.summary import Summary
 from tunelab.report.text import markdown
@@ -16,7 +21,7 @@ def as_json(summary: Summary) -> dict[str, Any]:
     spec, info = summary.spec, summary.info
     return {"title": summary.title, "model": spec.get("model"), "task": summary.task,
             "data": spec["data"]["path"], "labels": info.labels,
-            "sizes": info.sizes, "seeds": spec.get("seeds"), "notes": info.notes,
+            "sizes": info.sizes, "seeds": spec.get("seeds"), "notes": summary.all_notes,
             "sweep": info.sweep.model_dump() if info.sweep else None,
             "methods": [{**asdict(row), "sweep": row.sweep.model_dump() if row.sweep else None,
                          "lr": row.lr.model_dump(mode="json") if row.lr else None}
@@ -27,6 +32,28 @@ def as_json(summary: Summary) -> dict[str, Any]:
 def write(summary: Summary, workdir: Path) -> tuple[Path, Path, Path]:
     """``comparison.md``, ``comparison.json`` and ``comparison.html`` in the work directory."""
     md, js = Path(workdir) / "comparison.md", Path(workdir) / "comparison.json"
-    md.write_text(markdown(summary))
-    js.write_text(json.dumps(as_json(summary), indent=2))
-    return md, js, html.write(summary, Path(workdir) / html.HTML_FILE)
+    write_whole(md, markdown(summary))
+    write_whole(js, json.dumps(as_json(summary), indent=2))
+    return md, js, write_page(summary, Path(workdir) / html.HTML_FILE)
+
+
+def write_page(summary: Summary, path: Path) -> Path:
+    """The HTML page at ``path``, rendered whole before anything is written."""
+    if path.is_dir():
+        raise TunelabError(f"{path} is a directory", "give a file name, such as report.html")
+    return write_whole(path, html.render(summary))
+
+
+def write_whole(path: Path, text: str) -> Path:
+    """``text`` at ``path``, written to a file beside it and renamed over it: a reader sees the old
+    file or the new one, never half of one; a failure (a full disk) leaves the old one and no
+    temporary file, and reaches the user as one line."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise TunelabError(f"cannot write {path}: {err.strerror or err}",
+                           "free space on its disk, or choose a path that can be written") from None
+    return path

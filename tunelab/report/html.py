@@ -8,13 +8,11 @@ their own (``charts._text``).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
 from markupsafe import Markup
 
-from tunelab.errors import TunelabError
 from tunelab.report import charts, text
 from tunelab.report.summary import Summary
 
@@ -78,18 +76,6 @@ def render(summary: Summary) -> str:
         spec=yaml.safe_dump(summary.spec, sort_keys=False, allow_unicode=True),
         plotly_js=Markup(get_plotlyjs()),
     )
-
-
-def write(summary: Summary, path: Path) -> Path:
-    """The page at ``path``, rendered whole before anything is written."""
-    if path.is_dir():
-        raise TunelabError(f"{path} is a directory", "give a file name, such as report.html")
-    page = render(summary)
-    try:
-        path.write_text(page, encoding="utf-8")
-    except OSError as err:
-        raise TunelabError(f"cannot write {path}: {err.strerror}", "choose a writable path") from None
-    return path
 
 
 def _charts(summary: Summary) -> list[str]:

@@ -11,6 +11,7 @@ import json
 import math
 import statistics
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tunelab.report import bootstrap
@@ -18,7 +19,7 @@ from tunelab.report.bootstrap import Interval
 from tunelab.report.format import setting
 from tunelab.results import PREDICTIONS_FILE, ExperimentInfo, LrChoice, MethodSearch, RunStatus
 from tunelab.spec import plugins
-from tunelab.store import Store, StoredRun
+from tunelab.store import Store, StoredRun, UnreadableRun
 
 # (key in the run's costs or metrics, column title, format)
 COST_COLUMNS = [
@@ -61,6 +62,7 @@ class MethodRow:
     lr: LrChoice | None = None  # how its learning rate was chosen
     paired: Interval | None = None  # test metric minus the best row's, paired bootstrap over test examples
     best: bool = False  # the row with the best test metric, which the others are compared with
+    unpaired: bool = False  # finished, but a run of it has no predictions.jsonl: left out of the Δ column
     # per seed: (step, training seconds, validation metric) at each evaluation
     curves: list[list[tuple[int, float, float]]] = field(default_factory=list)
 
@@ -87,6 +89,12 @@ class Summary:
     rows: list[MethodRow]
     trials: dict[str, list[TrialPoint]] = field(default_factory=dict)  # after a sweep: per method
     environment: dict[str, Any] = field(default_factory=dict)  # versions and device, as the first run saw them
+    notes: list[str] = field(default_factory=list)  # the report's own: rows of the store it could not read
+
+    @property
+    def all_notes(self) -> list[str]:
+        """What every rendering lists under the table: the experiment's notes, then the report's."""
+        return [*self.info.notes, *self.notes]
 
     @property
     def task(self) -> str:
@@ -94,8 +102,11 @@ class Summary:
 
 
 def from_store(store: Store, experiment_id: int) -> Summary:
+    """The experiment's summary. Runs this version cannot read are left out, each named in a note;
+    the store's other runs are read only for a sweep's trials."""
     experiment = store.experiment(experiment_id)
-    runs = store.runs(experiment_id)
+    stored = store.read_runs(experiment_id)
+    runs = stored.readable
     rows = summarize(runs)
     info = experiment.info
     searches = {search.method: search for search in info.sweep.methods} if info.sweep else {}
@@ -106,12 +117,21 @@ def from_store(store: Store, experiment_id: int) -> Summary:
         row.sweep = searches.get(row.method)
         row.lr = next((c for c in info.lr if set(c.keys) & set(row.keys)), None)
         _budget_curves(row, store, metric, task.greater_is_better(metric))
-    _paired(rows, [r for r in runs if r.status is RunStatus.DONE], task)
+    _paired(rows, [r for r in runs if r.status is RunStatus.DONE], task, store.workdir)
     title = f"{spec['model']} on {spec['data']['path']}"  # the stored spec is the validated one: data is a mapping
     if info.sweep:
         title += f", tuned ({info.sweep.trials_per_method} trials per method)"
-    return Summary(title=title, spec=spec, info=info, rows=rows, environment=_environment(runs),
-                   trials=_trials(store, list(searches.values()), metric))
+    trials, unread_trials = _trials(store, list(searches.values()), metric)
+    return Summary(title=title, spec=spec, info=info, rows=rows, environment=_environment(runs), trials=trials,
+                   notes=[unreadable_note(run, "the table") for run in stored.unreadable]
+                   + [unreadable_note(run, "the sweep's charts (if it is a trial)") for run in unread_trials
+                      if run not in stored.unreadable])
+
+
+def unreadable_note(run: UnreadableRun, where: str) -> str:
+    """The note for a run row this version cannot read."""
+    return (f"run {run.key} ({run.method}, seed {run.seed}) is left out of {where}: this tunelab cannot read it "
+            f"({run.reason}); a newer tunelab may have written it")
 
 
 def _environment(runs: list[StoredRun]) -> dict[str, Any]:
@@ -178,11 +198,16 @@ def _budget_curves(row: MethodRow, store: Store, metric: str, maximise: bool) ->
         row.values["seconds_to_95"] = _stat(reached)
 
 
-def _trials(store: Store, searches: list[MethodSearch], metric: str) -> dict[str, list[TrialPoint]]:
-    """Each searched method's trials, from their runs in the store (every trial is one)."""
+def _trials(store: Store, searches: list[MethodSearch],
+            metric: str) -> tuple[dict[str, list[TrialPoint]], list[UnreadableRun]]:
+    """Each searched method's trials, from their runs in the store (every trial is one), and the
+    rows that could not be read; nothing is read when there was no sweep."""
+    if not searches:
+        return {}, []
     studies = {search.study: search.method for search in searches}
     out: dict[str, list[TrialPoint]] = {}
-    for run in store.runs():
+    stored = store.read_runs()
+    for run in stored.readable:
         trial = run.spec.trial
         if trial is None or trial.study not in studies:
             continue
@@ -194,19 +219,25 @@ def _trials(store: Store, searches: list[MethodSearch], metric: str) -> dict[str
         out.setdefault(studies[trial.study], []).append(TrialPoint(
             number=trial.number, status=str(run.status), lr=float(options["lr"]), objective=objective,
             option=option, value=options.get(option) if option else None))
-    return out
+    return out, stored.unreadable
 
 
-def _paired(rows: list[MethodRow], done: list[StoredRun], task: plugins.TaskPlugin) -> None:
+def _paired(rows: list[MethodRow], done: list[StoredRun], task: plugins.TaskPlugin, workdir: Path) -> None:
     """Each row's test metric minus the best row's, with a paired bootstrap 95 % interval over the
-    test examples (each row's examples averaged over its seeds); rows without predictions get none."""
+    test examples (each row's examples averaged over its seeds). A finished row without predictions
+    is marked ``unpaired``; when one of them may have scored better than the best of the others, no
+    best is named at all, rather than a best that leaves a better row out."""
     metric, numerator, denominator = task.paired
-    examples = {row.label: _examples(row, done, numerator, denominator) for row in rows}
-    scored = [row for row in rows if examples[row.label] is not None]
+    examples = {row.label: _examples(row, done, numerator, denominator, workdir) for row in rows if row.done}
+    scored = [row for row in rows if examples.get(row.label) is not None]
+    for row in rows:
+        row.unpaired = bool(row.done) and examples.get(row.label) is None
     if len(scored) < 2:
         return
     sign = 1 if task.greater_is_better(metric) else -1
     best = max(scored, key=lambda row: sign * bootstrap.score(*examples[row.label]))  # type: ignore[misc]
+    if any(not _worse(row, best, f"test_{metric}", sign) for row in rows if row.unpaired):
+        return
     best.best = True
     for row in scored:
         num, den = examples[row.label]  # type: ignore[misc]
@@ -214,15 +245,23 @@ def _paired(rows: list[MethodRow], done: list[StoredRun], task: plugins.TaskPlug
         row.paired = bootstrap.paired_difference(num, best_num, den, best_den)
 
 
+def _worse(row: MethodRow, best: MethodRow, key: str, sign: int) -> bool:
+    """Whether ``row``'s stored test metric is known to be worse than ``best``'s."""
+    mine, theirs = row.values.get(key), best.values.get(key)
+    return mine is not None and theirs is not None and sign * mine.mean < sign * theirs.mean
+
+
 def _examples(row: MethodRow, done: list[StoredRun], numerator: str,
-              denominator: str | None) -> tuple[Any, Any] | None:
+              denominator: str | None, workdir: Path) -> tuple[Any, Any] | None:
     """Per test example, the numerator and denominator of the paired metric, averaged over the
-    row's seeds; None when a run has no predictions file (older runs, a moved work directory)."""
+    row's seeds; None when a run has no predictions file (older runs, a deleted run folder). The
+    file is read from ``workdir``, the store's own directory: the stored spec keeps the work
+    directory the run was planned in, which may have moved since."""
     import numpy as np
 
     per_seed = []
     for run in (r for r in done if r.key in row.keys):
-        path = run.spec.run_dir / PREDICTIONS_FILE
+        path = Path(workdir) / "runs" / run.key / PREDICTIONS_FILE
         if not path.is_file():
             return None
         records = [json.loads(line) for line in path.read_text().splitlines() if line]

@@ -82,10 +82,15 @@ def difference_cell(row: MethodRow, fmt: str) -> str:
 
 
 def indistinguishable(rows: list[MethodRow]) -> str | None:
-    """In plain words, which rows the test set cannot tell from the best."""
+    """In plain words, which rows the test set cannot tell from the best, and which finished rows
+    the comparison leaves out for want of their predictions."""
     best = next((row for row in rows if row.best), None)
+    left_out = [row.label for row in rows if row.unpaired]
     if best is None:
-        return None
+        if not left_out or sum(1 for row in rows if row.done) < 2:
+            return None
+        return (f"No best on test is named: the Δ column needs each finished row's predictions.jsonl ({_WHERE}), "
+                f"missing for {', '.join(left_out)}, which may have scored better than the rows that have them.")
     ties = [row.label for row in rows if row.paired is not None and not row.best and not row.paired.excludes_zero]
     worse = [row.label for row in rows if row.paired is not None and row.paired.excludes_zero]
     text = f"Best on test: {best.label}."
@@ -93,7 +98,14 @@ def indistinguishable(rows: list[MethodRow]) -> str | None:
         text += f" Indistinguishable from it on this test set (their 95 % interval includes 0): {', '.join(ties)}."
     if worse:
         text += f" Different from it (marked *): {', '.join(worse)}."
+    if left_out:
+        text += (f" Left out of the Δ column, lower on test but without predictions.jsonl ({_WHERE}): "
+                 f"{', '.join(left_out)}.")
     return text
+
+
+# Where a row's predictions are, and why a finished row may have none.
+_WHERE = "runs/<key> in the work directory: deleted, or trained before predictions were kept"
 
 
 
@@ -144,7 +156,7 @@ def sections(summary: Summary) -> list[tuple[str, list[str]]]:
          [f"{r.label}: {tuned_settings(r.sweep)} (best validation {setting(r.sweep.best_validation)}, "
           f"trial {r.sweep.best_trial})" for r in rows if r.sweep]),
         ("Runs that did not finish:", [f"{r.label} {f}" for r in rows for f in r.failed]),
-        ("Notes:", list(summary.info.notes)),
+        ("Notes:", summary.all_notes),
     ]
     return [(heading, items) for heading, items in lists if items]
 

@@ -88,7 +88,9 @@ class LocalExecutor:
             env[SPEC_ENV] = str(spec_path)
             env["PYTHONSAFEPATH"] = "1"  # torchrun starts the ranks without -P: the run directory stays off sys.path
         started = time.perf_counter()
-        with open(log_path, "w") as log:
+        with open(log_path, "a") as log:  # a retry keeps the failed attempt's traceback above its own
+            log.write(attempt_line(run))
+            log.flush()
             worker = subprocess.Popen(
                 worker_command(self.processes), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                 text=True, cwd=run.run_dir, env=env,
@@ -109,6 +111,11 @@ class LocalExecutor:
             result = RunResult(key=run.key, status=RunStatus.FAILED,
                                error=f"worker process {cause} before reporting (log: {log_path})")
         return _with_fixed_cost(result, time.perf_counter() - started)
+
+
+def attempt_line(run: RunSpec) -> str:
+    """The line ``run.log`` gets before each attempt's output, so that attempts stay apart."""
+    return f"==== tunelab: run {run.key}, a new attempt began {time.strftime('%Y-%m-%d %H:%M:%S')} ====\n"
 
 
 def _with_fixed_cost(result: RunResult, process_seconds: float) -> RunResult:

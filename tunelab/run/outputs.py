@@ -11,6 +11,7 @@ from typing import Any
 
 from tunelab import artifact as artifacts
 from tunelab.data import prepared_at
+from tunelab.models import builtin_name
 from tunelab.results import PREDICTIONS_FILE
 from tunelab.spec.run import RunSpec
 
@@ -43,8 +44,12 @@ def series(log_history: list[dict[str, Any]], elapsed_at: dict[int, float]) -> l
 def save_artifact(model: Any, tokenizer: Any, run: RunSpec, target: Path | None = None,
                   state_dict: dict[str, Any] | None = None) -> Path:
     """The run's artifact (see ``tunelab.artifact``): what prediction needs to repeat the run; a new
-    version in the run directory unless ``target`` says where."""
-    meta = artifacts.ArtifactMeta(task=run.task, method=run.method, base_model=run.model_path, labels=run.labels,
+    version in the run directory unless ``target`` says where. A built-in base model is named
+    ``builtin:<name>``, so that the artifact loads on another machine, and its fingerprint kept, so
+    that loading onto another model is refused."""
+    meta = artifacts.ArtifactMeta(task=run.task, method=run.method,
+                                  base_model=builtin_name(run.model_path) or run.model_path,
+                                  base_fingerprint=run.model_fingerprint, labels=run.labels,
                                   pairs=prepared_at(run.data_path).pairs, run_key=run.key,
                                   options=run.options.model_dump(), max_length=run.train.max_length)
     return artifacts.save(model, tokenizer, meta, target or artifacts.new_version(run.run_dir), state_dict)

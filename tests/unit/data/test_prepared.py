@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from helpers import DATA
@@ -168,3 +169,19 @@ def test_evaluation_splits_are_sorted_by_length(minilm, tmp_path):
     data = load_from_disk(prepared.path)
     for split in ("validation", "test"):
         assert data[split]["length"] == sorted(data[split]["length"])
+
+
+def test_a_full_disk_leaves_no_half_written_cache_and_says_so(minilm, tmp_path, monkeypatch):
+    """The disk fills up while the prepared data is saved: one line, and neither the cache nor its
+    temporary folder is left behind (the next try prepares it again)."""
+    from datasets import DatasetDict
+
+    def fills_up(self, path, *args, **kwargs):
+        (Path(path) / "train").mkdir(parents=True)
+        (Path(path) / "train" / "data-00000-of-00001.arrow").write_bytes(b"\0" * 1024)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(DatasetDict, "save_to_disk", fills_up)
+    with pytest.raises(TunelabError, match="cannot save the prepared data .*No space left on device"):
+        _load(DATA / "sst2", minilm, tmp_path, sample={"train": 16, "validation": 8, "test": 8})
+    assert list((tmp_path / "work" / "cache" / "data").iterdir()) == []

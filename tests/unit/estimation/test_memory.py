@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 from helpers import ROOT, trained, tunelab
 
+from tunelab.errors import TunelabError
 from tunelab.estimation.memory import Setup, estimate
 from tunelab.run import session as runner
 
@@ -119,6 +120,11 @@ def test_every_method_of_the_task_is_listed_and_those_that_cannot_train_it_say_w
     assert rows["lora"].trainable_params == 460_800 and rows["lora"].refused is None
 
 
+def test_an_unknown_task_is_refused_not_estimated_as_an_empty_table():
+    with pytest.raises(TunelabError, match="unknown task 'clasification' .*did you mean 'classification'"):
+        estimate("builtin:minilm", task="clasification")
+
+
 @pytest.mark.parametrize(("args", "expected"), [
     (["--methods", "head", "--task", "causal-lm", "--model", "builtin:smollm2"],
      "method 'head' does not apply to task causal-lm"),
@@ -129,6 +135,7 @@ def test_every_method_of_the_task_is_listed_and_those_that_cannot_train_it_say_w
      "--calibrate times real steps and needs model"),
     (["--device-memory", "24 gigs"], "cannot read --device-memory '24 gigs' as a size"),
     (["--dtype", "fp8"], "dtype 'fp8' is not one tunelab estimates for"),
+    (["--task", "foo"], "unknown task 'foo' (known tasks: causal-lm, classification)"),
 ])
 def test_bad_input_gets_one_line_and_exit_2(args, expected):
     out = tunelab("estimate", *args)

@@ -9,8 +9,11 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import newer_run_spec
 
 from tunelab import report
+from tunelab.errors import TunelabError
+from tunelab.report.text import md_escape
 from tunelab.results import Costs, ExperimentInfo, MethodSearch, RunResult, RunStatus, SweepSummary
 from tunelab.spec.run import RunSpec
 from tunelab.store import Store
@@ -259,3 +262,127 @@ def test_a_newline_in_an_option_value_keeps_the_row_on_one_line(tmp_path):
     lines = report.markdown(summary).splitlines()
     assert len([line for line in lines if line.startswith("|")]) == 2 + len(summary.rows)
     assert all(line.startswith("|") for line in lines[2:2 + 2 + len(summary.rows)])
+
+
+# --- the paired comparison: predictions, and rows that have none ------------------------------
+
+
+def predictions(workdir: Path, run: RunSpec, correct: int, examples: int = 20) -> None:
+    """``runs/<key>/predictions.jsonl`` under ``workdir``: ``correct`` of ``examples`` right."""
+    folder = workdir / "runs" / run.key
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "predictions.jsonl").write_text("".join(
+        json.dumps({"index": i, "correct": int(i < correct)}) + "\n" for i in range(examples)))
+
+
+def compared_rows(workdir: Path, scores: dict[str, float], with_predictions: set[str],
+                  planned_in: Path | None = None) -> report.Summary:
+    """One seed per method at these test accuracies (in %), predictions for ``with_predictions``;
+    the runs planned in ``planned_in`` (a work directory since moved) when given."""
+    runs = {method: run_spec(planned_in or workdir, method, 0) for method in scores}
+    results = [(run, done(run, scores[method] / 100 + 0.05, 10.0)) for method, run in runs.items()]
+    for method in with_predictions:
+        predictions(workdir, runs[method], round(scores[method] / 5))
+    store, experiment_id = experiment(workdir, results)
+    try:
+        return report.from_store(store, experiment_id)
+    finally:
+        store.close()
+
+
+def test_predictions_are_read_from_the_work_directory_the_store_is_in(tmp_path):
+    """The stored specs name the work directory the runs were planned in; moved since, the
+    predictions are in the store's own directory."""
+    summary = compared_rows(tmp_path / "now", {"head": 70.0, "full": 60.0}, {"head", "full"},
+                            planned_in=tmp_path / "before")
+    head, full = summary.rows
+    assert head.best and not full.best
+    assert full.paired is not None and full.paired.difference == pytest.approx(-0.10)
+    assert report.indistinguishable(summary.rows).startswith("Best on test: head.")
+
+
+def test_no_best_is_named_when_a_row_without_predictions_scored_higher(tmp_path):
+    summary = compared_rows(tmp_path, {"lora": 90.0, "head": 70.0, "full": 60.0}, {"head", "full"})
+    assert not any(row.best for row in summary.rows)
+    assert all(row.paired is None for row in summary.rows)
+    verdict = report.indistinguishable(summary.rows)
+    assert verdict is not None and "Best on test" not in verdict
+    assert "lora" in verdict and "predictions.jsonl" in verdict
+    header, body = report.table(summary.rows)
+    assert not any(title.startswith("Δ") for title in header)
+    assert md_escape(verdict) in report.markdown(summary)
+
+
+def test_rows_without_predictions_are_named_beside_the_best(tmp_path):
+    summary = compared_rows(tmp_path, {"lora": 50.0, "head": 70.0, "full": 60.0}, {"head", "full"})
+    lora, head, full = summary.rows
+    assert head.best and full.paired is not None and lora.paired is None
+    verdict = report.indistinguishable(summary.rows)
+    assert verdict is not None and verdict.startswith("Best on test: head.")
+    assert "Left out of the Δ column" in verdict and "lora" in verdict and "predictions.jsonl" in verdict
+
+
+
+# --- rows this version cannot read ------------------------------------------------------------
+
+
+def test_an_unreadable_run_is_left_out_of_the_table_with_a_note(tmp_path):
+    head, lora = run_spec(tmp_path, "head", 0), run_spec(tmp_path, "lora", 0)
+    store, experiment_id = experiment(tmp_path, [(head, done(head, 0.7, 1.0)), (lora, done(lora, 0.8, 1.0))])
+    newer_run_spec(tmp_path, lora.key, quantum_mode=True)
+    try:
+        summary = report.from_store(store, experiment_id)
+    finally:
+        store.close()
+    assert [row.method for row in summary.rows] == ["head"]
+    (note,) = summary.notes
+    assert lora.key in note and "quantum_mode" in note and "left out" in note
+    assert f"- {md_escape(note)}" in report.markdown(summary).splitlines()
+    assert note in report.as_json(summary)["notes"]
+
+
+def test_runs_of_other_experiments_are_not_read_without_a_sweep(tmp_path):
+    """Trial rows are read for a sweep's charts only: a row of another experiment that this version
+    cannot read does not stop the report."""
+    head, elsewhere = run_spec(tmp_path, "head", 0), run_spec(tmp_path, "lora", 0)
+    store, experiment_id = experiment(tmp_path, [(head, done(head, 0.7, 1.0))])
+    store.add_experiment("{}", "another experiment", [elsewhere])
+    newer_run_spec(tmp_path, elsewhere.key, quantum_mode=True)
+    try:
+        summary = report.from_store(store, experiment_id)
+    finally:
+        store.close()
+    assert [row.method for row in summary.rows] == ["head"] and summary.notes == []
+
+
+# --- writing the files ------------------------------------------------------------------------
+
+
+def test_report_files_are_replaced_whole(compared, tmp_path):
+    """Each file is written aside and renamed over the last one: a reader of the previous report
+    (another compare's, a browser's) keeps reading it whole, never a mix of two."""
+    store, experiment_id = compared
+    out = tmp_path / "out"
+    out.mkdir()
+    before = report.from_store(store, experiment_id)
+    paths = report.write(before, out)
+    old = {path: path.read_text() for path in paths}
+    readers = {path: path.open() for path in paths}
+    try:
+        store.annotate(experiment_id, ExperimentInfo(notes=["a second report"]))
+        report.write(report.from_store(store, experiment_id), out)
+        assert {path: reader.read() for path, reader in readers.items()} == old
+    finally:
+        for reader in readers.values():
+            reader.close()
+    assert all("a second report" in path.read_text() for path in paths)
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in paths)  # no temporary file left
+
+
+def test_a_report_file_that_cannot_be_written_is_one_line_and_leaves_nothing_behind(compared, tmp_path):
+    store, experiment_id = compared
+    (tmp_path / "comparison.json").mkdir()  # in the way: it cannot be replaced by a file
+    with pytest.raises(TunelabError, match="cannot write .*comparison.json") as raised:
+        report.write(report.from_store(store, experiment_id), tmp_path)
+    assert len(str(raised.value).splitlines()) == 1
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]

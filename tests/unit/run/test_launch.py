@@ -37,3 +37,24 @@ def test_the_local_executor_trains_here_one_run_at_a_time():
     executor = LocalExecutor(gpus_per_run=2)
     assert (executor.parallel, executor.processes, executor.local) == (1, 2, True)
     assert LocalExecutor(gpus_per_run=0).processes == 1
+
+
+def test_a_retry_keeps_the_previous_attempts_log(tmp_path, monkeypatch):
+    """run.log grows by one attempt at a time, each after a line saying it began: the traceback of
+    the attempt that failed is still there after the retry."""
+    from tunelab.results import RunStatus
+    from tunelab.run import launch
+    from tunelab.spec.run import RunSpec
+
+    run = RunSpec(task="classification", model_path="m", model_type="bert", model_fingerprint="f", data_path="d",
+                  data_fingerprint="g", labels=["neg", "pos"], method="head", options={}, train={}, seed=0,
+                  workdir=str(tmp_path))
+    failures = iter(["Traceback: the first failure\n", "Traceback: the second failure\n"])
+    monkeypatch.setattr(launch, "worker_command", lambda processes=1: [
+        sys.executable, "-c", f"import sys; sys.stderr.write({next(failures)!r}); sys.exit(3)"])
+    for _ in range(2):
+        assert LocalExecutor().run_one(run, lambda *event: None).status is RunStatus.FAILED
+    log = (run.run_dir / "run.log").read_text()
+    began = [i for i, line in enumerate(log.splitlines()) if line.startswith(f"==== tunelab: run {run.key}")]
+    first, second = (log.splitlines().index(f"Traceback: the {n} failure") for n in ("first", "second"))
+    assert len(began) == 2 and began[0] < first < began[1] < second
