@@ -51,7 +51,8 @@ def labelled_splits(raw: DatasetDict, spec: DataSpec,
     from datasets import ClassLabel, DatasetDict
 
     check_not_empty(raw, name)
-    text_columns, label_column = _columns(spec, raw["train"] if "train" in raw else next(iter(raw.values())), name)
+    first = raw["train"] if "train" in raw else next(iter(raw.values()))
+    text_columns, label_column = _text_and_label_columns(spec, first, name)
     notes = [f"each example is a pair of texts: {' and '.join(text_columns)} (data.text_column alone: one text)"
              ] if len(text_columns) == 2 else []
     kept: dict[str, tuple[Dataset, list[str]]] = {}
@@ -94,7 +95,7 @@ def labelled_splits(raw: DatasetDict, spec: DataSpec,
 
 
 
-def _columns(spec: DataSpec, rows: Dataset, name: str) -> tuple[tuple[str, ...], str]:
+def _text_and_label_columns(spec: DataSpec, rows: Dataset, name: str) -> tuple[tuple[str, ...], str]:
     """The text column(s) and the label column, named or inferred, never the same one: a model that
     reads its label learns nothing and scores 100 %. The label is inferred first, from names only,
     so that the text inference cannot pick it. Two texts when data.text_pair_column names the second,

@@ -112,7 +112,7 @@ def estimate(model: str, task: str = "classification", methods: list[str] | None
     rows = []
     for name in methods or able:
         try:
-            rows.append(_one(name, context, setup))
+            rows.append(_estimate_one(name, context, setup))
         except TunelabError as err:
             if methods:
                 raise
@@ -131,7 +131,7 @@ class _Context:
     trust_remote_code: bool
 
 
-def _one(name: str, context: _Context, setup: Setup) -> Estimate:
+def _estimate_one(name: str, context: _Context, setup: Setup) -> Estimate:
     method = registry.get(name)
     instance = method(method.Options())
     quantised = "quantization_config" in instance.load_settings()
@@ -141,7 +141,7 @@ def _one(name: str, context: _Context, setup: Setup) -> Estimate:
     trainable, total = count_parameters(built)
     shape = Shape(context.config, context.task, setup, setup.max_length + _virtual_tokens(built),
                   backward_blocks(built))
-    return Estimate(name, trainable, total, _artifact_bytes(built, method), _memory(built, shape, quantised),
+    return Estimate(name, trainable, total, _artifact_bytes(built, method), _peak_memory(built, shape, quantised),
                     flops=step_flops(built, shape))
 
 
@@ -156,7 +156,7 @@ def _speed(context: _Context, setup: Setup, calibrate: bool, workdir: str | None
 
     def flops(method: str, its: Setup) -> float | None:
         try:
-            return _one(method, context, its).flops
+            return _estimate_one(method, context, its).flops
         except TunelabError:
             return None
 
@@ -178,7 +178,7 @@ def backward_blocks(model: Any) -> int:
     return num_layers - max(lowest, 1) + 1 if lowest <= num_layers else 0
 
 
-def _memory(model: Any, shape: Shape, quantised: bool) -> Memory:
+def _peak_memory(model: Any, shape: Shape, quantised: bool) -> Memory:
     """Each tensor in its own dtype: the base model's as stored (with QLoRA, the frozen linear
     weights in NF4 and the rest upcast to fp32, as ``prepare_model_for_kbit_training`` leaves
     them), a peft adapter's fp32 (peft upcasts them); gradients and AdamW's moments in their

@@ -68,11 +68,11 @@ def recommend(spec: ExperimentSpec, memory: int, seconds: float | None, device: 
                                "has no CUDA GPU", "run recommend on the GPU machine, or drop --time-budget")
     options = _fit(spec, memory, device, examples)
     if not any(o.fits for o in options):
-        smallest = min((o for o in options if o.estimate and o.estimate.memory), key=_memory, default=None)
+        smallest = min((o for o in options if o.estimate and o.estimate.memory), key=_peak_bytes, default=None)
         if smallest is None:
             raise TunelabError(f"no method of task {spec.task} can train model {spec.model}", "tunelab methods")
         raise TunelabError(f"nothing fits in {_gb(memory)}: the smallest option, {smallest.method} at batch "
-                           f"{_setting(smallest.setup)}, needs {_gb(_memory(smallest))}",
+                           f"{_setting(smallest.setup)}, needs {_gb(_peak_bytes(smallest))}",
                            "give more memory, a shorter train.max_length, or a smaller model")
     if seconds is not None:
         options = [_in_time(o, seconds) for o in options]
@@ -109,7 +109,7 @@ def _fit(spec: ExperimentSpec, memory: int, device: str, examples: int) -> list[
         if not pending:
             break
     return [o if o.fits or o.estimate is None else
-            replace(o, why=f"needs {_gb(_memory(o))} even at batch {_setting(o.setup)}, more than {_gb(memory)}")
+            replace(o, why=f"needs {_gb(_peak_bytes(o))} even at batch {_setting(o.setup)}, more than {_gb(memory)}")
             for o in found.values()]
 
 
@@ -185,7 +185,7 @@ def _halvings(batch: int) -> list[int]:
     return out
 
 
-def _memory(option: Option) -> int:
+def _peak_bytes(option: Option) -> int:
     return option.estimate.memory.total if option.estimate and option.estimate.memory else 0
 
 

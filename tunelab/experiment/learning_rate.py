@@ -79,7 +79,7 @@ def choose(spec: ExperimentSpec, runs: list[RunSpec], store: Store, executor: Ex
     for choice in tuned:
         _decide(choice, candidates[choice.index], store, spec.maximise, _margin(spec, validation_size))
         start = choice.index * per_method
-        final[start:start + per_method] = [_at(run, choice.lr) for run in groups[choice.index]]
+        final[start:start + per_method] = [_at_rate(run, choice.lr) for run in groups[choice.index]]
         choice.keys = [r.key for r in final[start:start + per_method]]
     return final, choices
 
@@ -92,10 +92,10 @@ def _stopped_elsewhere(stored: StoredRun | None, run: RunSpec) -> bool:
 def _candidates(method: MethodSpec, tune: TuneSpec, first: RunSpec) -> list[RunSpec]:
     """The first seed's run at each learning rate of the grid, to stop at the rung."""
     grid = method.lr_grid or sorted({float(f"{first.options.lr * f:.3g}") for f in tune.factors})
-    return [_at(first, lr).model_copy(update={"rung": tune.fraction}) for lr in grid]
+    return [_at_rate(first, lr).model_copy(update={"rung": tune.fraction}) for lr in grid]
 
 
-def _at(run: RunSpec, lr: float) -> RunSpec:
+def _at_rate(run: RunSpec, lr: float) -> RunSpec:
     return run.model_copy(update={"options": run.options.model_copy(update={"lr": lr})})
 
 

@@ -112,14 +112,14 @@ def _train_locked(runs: list[RunSpec], held: dict[str, RunLock], store: Store, e
     by_key = {run.key: run for run in todo}
     for result in executor.execute(todo, listener.event):
         store.record(result)
-        _tidy(by_key[result.key], result)
+        _after_record(by_key[result.key], result)
         held.pop(result.key).release()
         listener.finished(by_key[result.key], result)
         outcomes.append(Outcome(by_key[result.key], result, trained=True))
     return outcomes
 
 
-def _tidy(run: RunSpec, result: RunResult) -> None:
+def _after_record(run: RunSpec, result: RunResult) -> None:
     """Once the store has the result: the artifact link and old versions, and the checkpoints of a
     run that will not resume (finished, pruned, or diverged: its last checkpoint may already hold
     the non-finite weights, and resuming from it would diverge again)."""

@@ -17,8 +17,8 @@ from transformers.trainer_callback import ExportableState
 from tunelab.run.distributed import from_rank_zero
 from tunelab.run.events import Evaluation, Progress, Report
 from tunelab.run.process import is_rank_zero
+from tunelab.run.pruning import load_trial
 from tunelab.run.trainer import WARMUP_STEPS, MethodTrainer, synchronize
-from tunelab.run.trial import load_trial
 from tunelab.spec.run import TrialRef
 
 PROGRESS_SECONDS = 1.0  # between two progress events

@@ -19,7 +19,7 @@ from typing import Any
 from tunelab.errors import TunelabError
 from tunelab.results import RunResult, RunStatus
 from tunelab.run.launch import LocalExecutor, OnEvent, processes_per_run
-from tunelab.run.trial import STORAGE_ENV
+from tunelab.run.pruning import STORAGE_ENV
 from tunelab.spec.run import RunSpec
 
 

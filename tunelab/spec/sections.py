@@ -183,7 +183,7 @@ class PrunerSpec(Strict):
 
 def hide_password(url: str) -> str:
     """``postgresql://user:***@host/db``: a database URL as it may be written or shown. The password
-    reaches the processes that connect through the environment only (``tunelab.run.trial``)."""
+    reaches the processes that connect through the environment only (``tunelab.run.pruning``)."""
     parts = urlsplit(url)
     if not parts.password:
         return url

@@ -15,7 +15,7 @@ also a run in the store, which stays the single source of the reports.
 **How pruning crosses the process boundary.** The parent asks the study for a trial, samples its
 settings, and runs it as a ``RunSpec`` through the executor, a process per run, like any run. The
 RunSpec carries the trial's identity (storage URL, study name, trial id, pruner settings; kept out
-of the run key, like paths), so the runner in the worker rebuilds the trial (``tunelab.run.trial``),
+of the run key, like paths), so the runner in the worker rebuilds the trial (``tunelab.run.pruning``),
 reports the validation metric at each evaluation and stops training when the pruner says so; the
 run then ends as ``pruned``. The parent tells the study the outcome: the validation metric,
 pruned, or failed (a crash, NaN, out of memory: recorded, and the sweep goes on).
@@ -42,7 +42,7 @@ from tunelab.errors import TunelabError
 from tunelab.experiment import prepare
 from tunelab.experiment.checks import check_executor
 from tunelab.run.launch import Executor, LocalExecutor
-from tunelab.run.trial import display_url, open_storage, password_in_environment
+from tunelab.run.pruning import display_url, open_storage, password_in_environment
 from tunelab.spec import ExperimentSpec, SweepSpec
 from tunelab.store import Store
 from tunelab.sweeps.final import TUNED_FILE, SweepResult, compare_best

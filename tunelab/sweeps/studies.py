@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from tunelab.errors import TunelabError
 from tunelab.results import MethodSearch
-from tunelab.run.trial import display_url, make_pruner
+from tunelab.run.pruning import display_url, make_pruner
 from tunelab.spec import ExperimentSpec, MethodSpec, SweepSpec, sweep_space
 from tunelab.spec.dimensions import Dimension, Fixed
 from tunelab.spec.run import RunSpec

@@ -16,7 +16,7 @@ from tunelab.experiment.schedule import train_runs
 from tunelab.methods import MethodOptions
 from tunelab.results import RunResult, RunStatus
 from tunelab.run.launch import Executor
-from tunelab.run.trial import display_url
+from tunelab.run.pruning import display_url
 from tunelab.spec import ExperimentSpec, SweepSpec, TrainSpec, merge_train
 from tunelab.spec.run import TrialRef
 from tunelab.store import Store

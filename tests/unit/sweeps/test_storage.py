@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from tunelab.run.trial import STORAGE_ENV, display_url, password_in_environment, storage_url
+from tunelab.run.pruning import STORAGE_ENV, display_url, password_in_environment, storage_url
 from tunelab.spec import build_spec
 from tunelab.spec.run import RunSpec, TrialRef
 from tunelab.spec.sections import PrunerSpec, hide_password
