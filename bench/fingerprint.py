@@ -83,7 +83,7 @@ def _machine() -> str:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"{platform.node()}: {cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, {platform.system()} "
-            f"{platform.release()}; load average {load} when it started (other work shares the cores)")
+            f"{platform.release()}; load average {load} when it started")
 
 
 def _commit() -> str:
