@@ -61,7 +61,7 @@ class PreparedData:
     path: str  # a DatasetDict saved with save_to_disk: input_ids, attention_mask, labels, length
     labels: list[str]
     sizes: dict[str, int]
-    fingerprint: str  # of the raw data and how it was read: recorded with every run
+    fingerprint: str  # everything that named it (``data_fingerprint``): recorded with every run
     notes: list[str] = field(default_factory=list)
     text_columns: list[str] = field(default_factory=list)  # classification: the text, and a pair's second
 
@@ -76,13 +76,10 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
     """The ``task``'s tokenised splits, from the cache when this data was prepared the same way
     before. ``general_text`` is the causal-LM task's forgetting set (``eval.forgetting``)."""
     source = Source.of(spec)
-    options = spec.model_dump(exclude={"path"})
-    fingerprint = content_hash(source.fingerprint(), json.dumps(options, sort_keys=True))
+    fingerprint = data_fingerprint(source, spec, model, max_length, task.cache_parts(general_text))
     # Absolute: runs read the cache from other directories, processes and machines (Ray workers).
     workdir = workdir.resolve()
-    parts = task.cache_parts(general_text)
-    key = content_hash(fingerprint, model.fingerprint, str(max_length), READER_VERSION, *parts)[:16]
-    target = workdir / "cache" / "data" / key
+    target = workdir / "cache" / "data" / fingerprint[:16]
     meta = target / "tunelab_data.json"
     if meta.is_file():
         return _read_meta(meta)
@@ -115,6 +112,16 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
             raise
         shutil.rmtree(tmp)
     return prepared
+
+
+def data_fingerprint(source: Source, spec: DataSpec, model: ModelRef, max_length: int, parts: list[str]) -> str:
+    """One digest of everything that names the prepared data: the rows' content, how they are read
+    (the data settings, READER_VERSION), the model and max_length they are tokenised for, and the
+    task's own parts (the causal-LM task's forgetting text, by its content). The cache's folder is
+    named by its start and every run trained on the data records it whole (``RunSpec.data_fingerprint``),
+    so whatever prepares the data again also names new runs."""
+    options = json.dumps(spec.model_dump(exclude={"path"}), sort_keys=True)
+    return content_hash(source.fingerprint(), options, READER_VERSION, model.fingerprint, str(max_length), *parts)
 
 
 def prepared_at(path: str | Path) -> PreparedData:
