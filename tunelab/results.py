@@ -134,6 +134,24 @@ class LrChoice(BaseModel):
         return sum(c.seconds or 0.0 for c in self.candidates if c.lr != self.lr)
 
 
+class TokenLengths(BaseModel):
+    """How long a split's examples are in tokens before ``max_length`` cuts them, and how many it
+    cuts (``tunelab.data.tokenise.token_lengths``). Percentiles are nearest-rank: ``p95`` is the
+    shortest max_length that would keep 95 % of the examples whole."""
+
+    model_config = ConfigDict(extra="ignore")  # a store written by a newer tunelab may know more
+
+    examples: int
+    max_length: int
+    cut: int  # longer than max_length: their ends cut off (causal-lm: or dropped, the prompt alone filling it)
+    share_cut: float
+    median: int
+    p90: int
+    p95: int
+    p99: int
+    longest: int
+
+
 class ExperimentInfo(BaseModel):
     """What the store keeps about an experiment beside its runs, so that a report read back from
     the store says everything the command that ran it said."""
@@ -143,3 +161,4 @@ class ExperimentInfo(BaseModel):
     sizes: dict[str, int] = {}  # examples per split
     sweep: SweepSummary | None = None
     lr: list[LrChoice] = []  # how each method's learning rate was chosen (compare)
+    lengths: dict[str, TokenLengths] = {}  # per split: tokens per example, and how many max_length cut

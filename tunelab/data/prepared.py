@@ -10,11 +10,13 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tunelab.data.sources import Source, content_hash
 from tunelab.data.splits import SPLITS
+from tunelab.data.tokenise import length_notes
 from tunelab.models import ModelRef
+from tunelab.results import TokenLengths
 from tunelab.spec import DataSpec
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ class Splits:
     labels: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     text_columns: tuple[str, ...] = ()  # classification: the text column, or a pair's two
+    lengths: dict[str, TokenLengths] = field(default_factory=dict)  # per split, before max_length cut them
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class PreparedData:
     fingerprint: str  # everything that named it (``data_fingerprint``): recorded with every run
     notes: list[str] = field(default_factory=list)
     text_columns: list[str] = field(default_factory=list)  # classification: the text, and a pair's second
+    lengths: dict[str, TokenLengths] = field(default_factory=dict)  # per split: tokens, and how many max_length cut
 
     @property
     def pairs(self) -> bool:
@@ -100,11 +104,12 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
     prepared = PreparedData(
         path=str(target), labels=splits.labels,
         sizes={name: len(split) for name, split in splits.data.items() if name in SPLITS},
-        fingerprint=fingerprint, notes=splits.notes, text_columns=list(splits.text_columns),
+        fingerprint=fingerprint, notes=splits.notes + length_notes(splits.lengths, model.max_positions),
+        text_columns=list(splits.text_columns), lengths=splits.lengths,
     )
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     splits.data.save_to_disk(str(tmp))
-    (tmp / "tunelab_data.json").write_text(json.dumps(asdict(prepared), indent=2))
+    (tmp / "tunelab_data.json").write_text(json.dumps(_described(prepared), indent=2))
     try:
         os.replace(tmp, target)  # a half-written cache is never mistaken for a finished one
     except OSError:  # another process prepared the same data first: theirs is as good as ours
@@ -135,7 +140,14 @@ def _read_meta(meta: Path) -> PreparedData:
     to the directory it was prepared from, or the work directory may have moved since."""
     values = json.loads(meta.read_text())
     values["path"] = str(meta.parent.resolve())
+    values["lengths"] = {split: TokenLengths.model_validate(found)
+                         for split, found in values.get("lengths", {}).items()}
     return PreparedData(**{f.name: values[f.name] for f in fields(PreparedData) if f.name in values})
+
+
+def _described(prepared: PreparedData) -> dict[str, Any]:
+    """The description written beside the data, as JSON (``tunelab_data.json``)."""
+    return {**asdict(prepared), "lengths": {split: found.model_dump() for split, found in prepared.lengths.items()}}
 
 
 

@@ -259,3 +259,16 @@ def test_a_newline_in_an_option_value_keeps_the_row_on_one_line(tmp_path):
     lines = report.markdown(summary).splitlines()
     assert len([line for line in lines if line.startswith("|")]) == 2 + len(summary.rows)
     assert all(line.startswith("|") for line in lines[2:2 + 2 + len(summary.rows)])
+
+
+def test_comparison_json_says_per_split_how_many_examples_max_length_cut(compared, tmp_path):
+    from tunelab.results import TokenLengths
+
+    store, experiment_id = compared
+    train = TokenLengths(examples=40, max_length=32, cut=10, share_cut=0.25, median=22, p90=38, p95=40, p99=42,
+                         longest=42)
+    store.annotate(experiment_id, ExperimentInfo(lengths={"train": train}))
+    out = tmp_path / "out"
+    out.mkdir()
+    _, js, _ = report.write(report.from_store(store, experiment_id), out)
+    assert json.loads(js.read_text())["lengths"] == {"train": train.model_dump()}
