@@ -141,15 +141,15 @@ class TokenLengths(BaseModel):
 
     model_config = ConfigDict(extra="ignore")  # a store written by a newer tunelab may know more
 
-    examples: int
-    max_length: int
+    examples: int  # in the split, before any was dropped
+    max_length: int  # train.max_length, which the examples were cut to
     cut: int  # longer than max_length: their ends cut off (causal-lm: or dropped, the prompt alone filling it)
-    share_cut: float
-    median: int
-    p90: int
-    p95: int
-    p99: int
-    longest: int
+    share_cut: float  # cut / examples
+    median: int  # tokens per example, before the cut
+    p90: int  # the 90th percentile of tokens per example
+    p95: int  # the 95th: the shortest max_length that keeps 95 % of the examples whole
+    p99: int  # the 99th
+    longest: int  # the longest example's tokens
 
 
 class ExperimentInfo(BaseModel):
