@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tunelab.artifact import FRESH_ATTRIBUTE
+from tunelab.digests import cache_folder, file_digests
 from tunelab.errors import TunelabError, first_line
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ PADDING_OFFSET_POSITIONS = ("roberta", "roberta-prelayernorm", "xlm-roberta", "x
 class ModelRef:
     path: str  # what from_pretrained gets: a folder or a hub id
     model_type: str
-    fingerprint: str  # changes when the weights may have changed
+    fingerprint: str  # the model's content (``fingerprint``): enters every run key and the data cache's
     name: str = ""  # as the user wrote it, for messages
     max_positions: int | None = None  # the longest input it can embed; None when it has no such limit (rotary)
     decoder: bool = False  # generates left to right: what causal-LM tuning and prefix tuning need
@@ -93,7 +94,7 @@ def resolve_model(ref: str, task: TaskChecks | None = None, trust_remote_code: b
     if task is not None:
         task.check_tokenizer(ref, _load_tokenizer(ref, path, trust_remote_code))
     positions = task.positions(config) if task is not None else position_limit(config)
-    return ModelRef(path=path, model_type=config.model_type, fingerprint=_fingerprint(path, config), name=ref,
+    return ModelRef(path=path, model_type=config.model_type, fingerprint=fingerprint(path, config), name=ref,
                     max_positions=positions, decoder=is_decoder(config))
 
 
@@ -188,10 +189,9 @@ def builtin_name(path: str) -> str | None:
 
 def model_cache() -> Path:
     """Where dequantised models go: $TUNELAB_MODEL_CACHE, else ~/.cache/tunelab/models."""
-    base = os.environ.get("TUNELAB_MODEL_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tunelab", "models")
-    Path(base).mkdir(parents=True, exist_ok=True)
-    return Path(base)
+    base = cache_folder()
+    base.mkdir(parents=True, exist_ok=True)
+    return base
 
 
 def is_decoder(config: Any) -> bool:
@@ -287,15 +287,53 @@ def load_config(path: str, trust_remote_code: bool = False) -> PretrainedConfig:
         ) from None
 
 
-def _fingerprint(path: str, config: Any) -> str:
-    digest = hashlib.sha256(config.to_json_string(use_diff=False).encode())
+def fingerprint(path: str, config: Any) -> str:
+    """What a run's model is, for its key and the data cache's: the config as this transformers
+    reads it and, for a folder, the content of every file ``from_pretrained`` reads (config,
+    tokenizer, chat template, weights: ``content_files``), cached by ``tunelab.digests``; for a hub
+    id, the id and the commit it resolves to (``hub_revision``). Where the folder is is left out
+    (the config records it as ``_name_or_path``): a copy elsewhere is the same model."""
+    values = json.loads(config.to_json_string(use_diff=False))
+    values.pop("_name_or_path", None)
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode())
     if os.path.isdir(path):
-        for weights in sorted(Path(path).glob("*.safetensors")) + sorted(Path(path).glob("*.bin")):
-            stat = weights.stat()
-            digest.update(f"{weights.name}:{stat.st_size}:{int(stat.st_mtime)}".encode())
+        files = content_files(Path(path))
+        for file, sha in zip(files, file_digests(files), strict=True):
+            digest.update(f"\0{file.name}:{sha}".encode())
     else:
-        digest.update(path.encode())
+        digest.update(f"\0{path}@{hub_revision(path) or 'unresolved'}".encode())
     return digest.hexdigest()[:16]
+
+
+# What from_pretrained reads of a folder beside the weights: config and generation config, tokenizer
+# files (tokenizer.json, vocab.txt, merges.txt, a SentencePiece .model, tiktoken files), the chat
+# template, a model's own code. Model cards, other frameworks' weights and subfolders are not read.
+MODEL_FILES = ("*.json", "*.jinja", "*.txt", "*.model", "*.tiktoken", "*.py")
+
+
+def content_files(folder: Path) -> list[Path]:
+    """The files of a model folder that make the model, by name: those of MODEL_FILES, and the
+    weights it loads (its safetensors; its pickles only where it has no safetensors, as
+    ``from_pretrained`` then reads them)."""
+    weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    found = {file for pattern in MODEL_FILES for file in folder.glob(pattern)} | set(weights)
+    return sorted((file for file in found if file.is_file()), key=lambda file: file.name)
+
+
+def hub_revision(ref: str) -> str | None:
+    """The commit a hub id resolves to. Online, the hub says (its main branch's commit); offline
+    (HF_HUB_OFFLINE, or the hub unreachable), it is the commit of the snapshot in the local cache
+    that ``from_pretrained`` then reads (the one refs/main names); None when neither is to be had,
+    and the fingerprint rests on the id and its config alone."""
+    from huggingface_hub import HfApi, constants, try_to_load_from_cache
+
+    if not constants.HF_HUB_OFFLINE:
+        try:
+            return HfApi().model_info(ref, timeout=10).sha or None
+        except Exception:  # the hub client raises many types; all mean "not known online"
+            pass
+    cached = try_to_load_from_cache(ref, "config.json")
+    return Path(cached).parent.name if isinstance(cached, str) else None
 
 
 def stored_dtype(config: Any) -> Any:

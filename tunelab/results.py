@@ -134,6 +134,24 @@ class LrChoice(BaseModel):
         return sum(c.seconds or 0.0 for c in self.candidates if c.lr != self.lr)
 
 
+class TokenLengths(BaseModel):
+    """How long a split's examples are in tokens before ``max_length`` cuts them, and how many it
+    cuts (``tunelab.data.tokenise.token_lengths``). Percentiles are nearest-rank: ``p95`` is the
+    shortest max_length that would keep 95 % of the examples whole."""
+
+    model_config = ConfigDict(extra="ignore")  # a store written by a newer tunelab may know more
+
+    examples: int  # in the split, before any was dropped
+    max_length: int  # train.max_length, which the examples were cut to
+    cut: int  # longer than max_length: their ends cut off (causal-lm: or dropped, the prompt alone filling it)
+    share_cut: float  # cut / examples
+    median: int  # tokens per example, before the cut
+    p90: int  # the 90th percentile of tokens per example
+    p95: int  # the 95th: the shortest max_length that keeps 95 % of the examples whole
+    p99: int  # the 99th
+    longest: int  # the longest example's tokens
+
+
 class ExperimentInfo(BaseModel):
     """What the store keeps about an experiment beside its runs, so that a report read back from
     the store says everything the command that ran it said."""
@@ -143,3 +161,4 @@ class ExperimentInfo(BaseModel):
     sizes: dict[str, int] = {}  # examples per split
     sweep: SweepSummary | None = None
     lr: list[LrChoice] = []  # how each method's learning rate was chosen (compare)
+    lengths: dict[str, TokenLengths] = {}  # per split: tokens per example, and how many max_length cut

@@ -602,6 +602,10 @@ def experiment_info(_: str) -> str:
     return table(["key", "type", "default", "what it is"], model_rows(find_class("ExperimentInfo")))
 
 
+def token_lengths(_: str) -> str:
+    return table(["key", "type", "default", "what it is"], model_rows(find_class("TokenLengths")))
+
+
 def lr_choice(_: str) -> str:
     return table(["key", "type", "default", "what it is"], model_rows(find_class("LrChoice")))
 
@@ -668,6 +672,7 @@ GENERATORS: dict[str, Callable[[str], str]] = {
     "artifact-meta": artifact_meta,
     "experiment-info": experiment_info,
     "lr-choice": lr_choice,
+    "token-lengths": token_lengths,
     "candidate": candidate,
     "comparison-row": comparison_row,
     "run-spec": run_spec,

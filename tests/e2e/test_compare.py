@@ -47,6 +47,15 @@ def test_the_table_reports_costs_and_metrics(experiment):
     assert "prompt-tuning" in first.stdout and "test acc" in first.stdout
 
 
+def test_comparison_json_says_how_long_each_splits_examples_are(experiment):
+    workdir, _, _ = experiment
+    summary = json.loads((workdir / "comparison.json").read_text())
+    assert set(summary["lengths"]) == {"train", "validation", "test"}
+    for split, found in summary["lengths"].items():
+        assert found["examples"] == summary["sizes"][split] and found["max_length"] == 64
+        assert 0 < found["median"] <= found["p95"] <= found["longest"]
+
+
 def test_tensorboard_has_the_validation_metric(experiment):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

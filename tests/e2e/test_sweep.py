@@ -182,6 +182,7 @@ def test_a_sweep_records_complete_pruned_and_failed_trials_and_only_the_comparis
     assert len(final) == 1 and "test_accuracy" in final[0].metrics
     summary = json.loads((workdir / "comparison.json").read_text())
     assert summary["methods"][0]["sweep"]["trials"] == 2 and "lr" in summary["methods"][0]["sweep"]["params"]
+    assert set(summary["lengths"]) == {"train", "validation", "test"}  # kept when the search is recorded
     markdown = (workdir / "comparison.md").read_text()
     assert "Tuned hyperparameters" in markdown and "prompt-tuning: no trial completed" in markdown
     report = tunelab("report", "--workdir", str(workdir))  # the store alone gives back the sweep's table

@@ -24,8 +24,12 @@ def open_store(workdir: str) -> Store:
 
 
 def print_notes(notes: list[str]) -> None:
+    """Each note; those that begin "warning: " (``tunelab.data.length_notes``: max_length cuts many
+    examples) marked as warnings."""
     for note in notes:
-        console.print(Text.assemble(("note:", "yellow"), " ", note))
+        warning = note.startswith("warning: ")
+        console.print(Text.assemble(("warning:", "bold red") if warning else ("note:", "yellow"), " ",
+                                    note.removeprefix("warning: ")))
 
 
 

@@ -10,12 +10,14 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tunelab.data.sources import Source, content_hash
 from tunelab.data.splits import SPLITS
+from tunelab.data.tokenise import length_notes
 from tunelab.errors import TunelabError
 from tunelab.models import ModelRef
+from tunelab.results import TokenLengths
 from tunelab.spec import DataSpec
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ class Splits:
     labels: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     text_columns: tuple[str, ...] = ()  # classification: the text column, or a pair's two
+    lengths: dict[str, TokenLengths] = field(default_factory=dict)  # per split, before max_length cut them
 
 
 @dataclass(frozen=True)
@@ -62,9 +65,10 @@ class PreparedData:
     path: str  # a DatasetDict saved with save_to_disk: input_ids, attention_mask, labels, length
     labels: list[str]
     sizes: dict[str, int]
-    fingerprint: str  # of the raw data and how it was read: recorded with every run
+    fingerprint: str  # everything that named it (``data_fingerprint``): recorded with every run
     notes: list[str] = field(default_factory=list)
     text_columns: list[str] = field(default_factory=list)  # classification: the text, and a pair's second
+    lengths: dict[str, TokenLengths] = field(default_factory=dict)  # per split: tokens, and how many max_length cut
 
     @property
     def pairs(self) -> bool:
@@ -77,13 +81,10 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
     """The ``task``'s tokenised splits, from the cache when this data was prepared the same way
     before. ``general_text`` is the causal-LM task's forgetting set (``eval.forgetting``)."""
     source = Source.of(spec)
-    options = spec.model_dump(exclude={"path"})
-    fingerprint = content_hash(source.fingerprint(), json.dumps(options, sort_keys=True))
+    fingerprint = data_fingerprint(source, spec, model, max_length, task.cache_parts(general_text))
     # Absolute: runs read the cache from other directories, processes and machines (Ray workers).
     workdir = workdir.resolve()
-    parts = task.cache_parts(general_text)
-    key = content_hash(fingerprint, model.fingerprint, str(max_length), READER_VERSION, *parts)[:16]
-    target = workdir / "cache" / "data" / key
+    target = workdir / "cache" / "data" / fingerprint[:16]
     meta = target / "tunelab_data.json"
     if meta.is_file():
         return _read_meta(meta)
@@ -94,7 +95,7 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
     datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # its errors reach the user as TunelabError
     raw, unused = source.load(workdir / "cache" / "datasets")
     request = Request(spec=spec, model=model, max_length=max_length, name=source.name,
-                            trust_remote_code=trust_remote_code, general_text=general_text)
+                      trust_remote_code=trust_remote_code, general_text=general_text)
     splits = task.prepare(raw, request)
     if unused:
         splits.notes.insert(0, f"{source.name}: not used: {', '.join(unused)} (no train, validation or test split "
@@ -104,7 +105,8 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
     prepared = PreparedData(
         path=str(target), labels=splits.labels,
         sizes={name: len(split) for name, split in splits.data.items() if name in SPLITS},
-        fingerprint=fingerprint, notes=splits.notes, text_columns=list(splits.text_columns),
+        fingerprint=fingerprint, notes=splits.notes + length_notes(splits.lengths, model.max_positions),
+        text_columns=list(splits.text_columns), lengths=splits.lengths,
     )
     _save(splits.data, prepared, target)
     return prepared
@@ -116,7 +118,7 @@ def _save(data: DatasetDict, prepared: PreparedData, target: Path) -> None:
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     try:
         data.save_to_disk(str(tmp))
-        (tmp / "tunelab_data.json").write_text(json.dumps(asdict(prepared), indent=2))
+        (tmp / "tunelab_data.json").write_text(json.dumps(_described(prepared), indent=2))
         os.replace(tmp, target)
     except BaseException as err:  # a full disk, or Ctrl-C: no half-written folder stays
         shutil.rmtree(tmp, ignore_errors=True)
@@ -126,6 +128,16 @@ def _save(data: DatasetDict, prepared: PreparedData, target: Path) -> None:
             return
         raise TunelabError(f"cannot save the prepared data in {target.parent}: {err.strerror or err}",
                            "free space on its disk, or use another --workdir") from None
+
+
+def data_fingerprint(source: Source, spec: DataSpec, model: ModelRef, max_length: int, parts: list[str]) -> str:
+    """One digest of everything that names the prepared data: the rows' content, how they are read
+    (the data settings, READER_VERSION), the model and max_length they are tokenised for, and the
+    task's own parts (the causal-LM task's forgetting text, by its content). The cache's folder is
+    named by its start and every run trained on the data records it whole (``RunSpec.data_fingerprint``),
+    so whatever prepares the data again also names new runs."""
+    options = json.dumps(spec.model_dump(exclude={"path"}), sort_keys=True)
+    return content_hash(source.fingerprint(), options, READER_VERSION, model.fingerprint, str(max_length), *parts)
 
 
 def prepared_at(path: str | Path) -> PreparedData:
@@ -139,7 +151,14 @@ def _read_meta(meta: Path) -> PreparedData:
     to the directory it was prepared from, or the work directory may have moved since."""
     values = json.loads(meta.read_text())
     values["path"] = str(meta.parent.resolve())
+    values["lengths"] = {split: TokenLengths.model_validate(found)
+                         for split, found in values.get("lengths", {}).items()}
     return PreparedData(**{f.name: values[f.name] for f in fields(PreparedData) if f.name in values})
+
+
+def _described(prepared: PreparedData) -> dict[str, Any]:
+    """The description written beside the data, as JSON (``tunelab_data.json``)."""
+    return {**asdict(prepared), "lengths": {split: found.model_dump() for split, found in prepared.lengths.items()}}
 
 
 

@@ -4,12 +4,14 @@ and which of their splits are train, validation and test."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from importlib import util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tunelab.digests import file_digests
 from tunelab.errors import TunelabError, root_cause_line
 from tunelab.spec import DataSpec
 from tunelab.spec.encoding import find_non_utf8
@@ -87,17 +89,18 @@ class Source:
         return cls(name=path, kind="hub", config=spec.config, splits=named)
 
     def fingerprint(self) -> str:
+        """The rows' content: each file's bytes by split, a built-in set's file and what is made of it
+        (``tunelab.digests``, cached by what the file system says of each file); a hub data set by
+        its id alone (its configuration is among the data settings; its revision is not resolved)."""
         if self.kind == "files":
-            digest = hashlib.sha256()
-            for split, files in sorted(self.files.items()):
-                for file in files:
-                    digest.update(split.encode())
-                    with open(file, "rb") as f:
-                        for block in iter(lambda: f.read(1 << 20), b""):
-                            digest.update(block)
-            return digest.hexdigest()
+            files = [(split, Path(file)) for split, names in sorted(self.files.items()) for file in names]
+            digests = file_digests([file for _, file in files])
+            return content_hash(*(f"{split}:{digest}" for (split, _), digest in zip(files, digests, strict=True)))
         if self.kind == "builtin":
-            return content_hash(self.name, str(_builtin_file(self.name).stat().st_size))
+            name = self.name.removeprefix("builtin:")
+            instruction = SENTIMENT_INSTRUCTION if name == "sentiment-instructions" else ""
+            made = json.dumps([*BUILTIN_DATA[name][2:], instruction])  # the rows kept, the labels' names
+            return content_hash(self.name, *file_digests([_builtin_file(self.name)]), made)
         return content_hash("hub", self.name)
 
     def load(self, cache_dir: Path) -> tuple[DatasetDict, tuple[str, ...]]:

@@ -21,7 +21,8 @@ def as_json(summary: Summary) -> dict[str, Any]:
     spec, info = summary.spec, summary.info
     return {"title": summary.title, "model": spec.get("model"), "task": summary.task,
             "data": spec["data"]["path"], "labels": info.labels,
-            "sizes": info.sizes, "seeds": spec.get("seeds"), "notes": summary.all_notes,
+            "sizes": info.sizes, "lengths": {split: found.model_dump() for split, found in info.lengths.items()},
+            "seeds": spec.get("seeds"), "notes": summary.all_notes,
             "sweep": info.sweep.model_dump() if info.sweep else None,
             "methods": [{**asdict(row), "sweep": row.sweep.model_dump() if row.sweep else None,
                          "lr": row.lr.model_dump(mode="json") if row.lr else None}

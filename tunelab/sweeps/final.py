@@ -56,7 +56,7 @@ def _record_search(final: ExperimentSpec, comparison: Comparison, summary: Sweep
         info = store.experiment(comparison.experiment_id).info
         notes = list(dict.fromkeys(info.notes + notes))
         store.annotate(comparison.experiment_id, ExperimentInfo(notes=notes, labels=info.labels, sizes=info.sizes,
-                                                                sweep=summary))
+                                                                lengths=info.lengths, sweep=summary))
         rendered = report.from_store(store, comparison.experiment_id)
     finally:
         store.close()

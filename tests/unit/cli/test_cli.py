@@ -34,3 +34,12 @@ def test_bad_executor_flags_get_one_line_and_exit_2(tmp_path):
                                  capture_output=True, text=True, timeout=60)
             assert out.returncode == 2 and out.stderr.strip().splitlines() == [expected], out.stderr
             assert not (tmp_path / "tunelab.db").exists()
+
+
+def test_a_warning_note_is_shown_as_a_warning(capsys):
+    from tunelab.cli.render import print_notes
+
+    print_notes(["made a validation split", "warning: train: 10 of 40 examples (25 %) are longer than max_length 32"])
+    out = capsys.readouterr().out
+    assert "note: made a validation split" in out
+    assert "warning: train: 10 of 40 examples" in out and "note: warning" not in out

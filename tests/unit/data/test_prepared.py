@@ -185,3 +185,38 @@ def test_a_full_disk_leaves_no_half_written_cache_and_says_so(minilm, tmp_path, 
     with pytest.raises(TunelabError, match="cannot save the prepared data .*No space left on device"):
         _load(DATA / "sst2", minilm, tmp_path, sample={"train": 16, "validation": 8, "test": 8})
     assert list((tmp_path / "work" / "cache" / "data").iterdir()) == []
+
+
+# --- what names the prepared data, and so the runs trained on it ------------------------------------
+
+
+def test_the_reader_version_names_the_data_a_run_trained_on(minilm, tmp_path, monkeypatch):
+    """Data read by another reader is prepared again, and runs on it are other runs."""
+    import tunelab.data.prepared as prepared_module
+
+    sample = {"sample": {"train": 40, "validation": 20, "test": 20}}
+    before = _load(DATA / "sst2", minilm, tmp_path, **sample)
+    monkeypatch.setattr(prepared_module, "READER_VERSION", prepared_module.READER_VERSION + "-next")
+    after = _load(DATA / "sst2", minilm, tmp_path, **sample)
+    assert after.path != before.path
+    assert after.fingerprint != before.fingerprint
+
+
+def test_editing_the_forgetting_text_changes_the_run_keys(tiny_llama_model, tmp_path):
+    """The forgetting text's content names the prepared data, and so the runs: an edited file is
+    prepared again and its runs trained again, never filed under the old text's finished runs."""
+    from helpers import tiny_causal_spec
+
+    from tunelab.experiment import prepare
+    from tunelab.spec import build_spec
+
+    general = tmp_path / "general.txt"
+    general.write_text("A first paragraph of general text, long enough to be a passage of its own. " * 4)
+    spec = {**tiny_causal_spec(tmp_path / "work", ["lora"]), "model": str(tiny_llama_model),
+            "eval": {"generate": None, "forgetting": str(general)}}
+    _, before, runs = prepare(build_spec(spec))
+    general.write_text("Another paragraph of general text, as long, on quite another subject entirely. " * 4)
+    _, after, again = prepare(build_spec(spec))
+    assert after.path != before.path
+    assert after.fingerprint != before.fingerprint
+    assert {r.key for r in again}.isdisjoint(r.key for r in runs)

@@ -118,3 +118,22 @@ def test_a_configuration_is_chosen_and_its_splits_named_as_on_the_hub(tmp_path):
     assert rows["train"][0]["text"] == json.loads(lines[100])["text"]  # sst2's rows, not mrpc's
     rows, unused = load("mrpc", {"validation": "validation_matched"})
     assert {split: len(r) for split, r in rows.items()} == {"train": 30, "validation": 10, "test": 10} and not unused
+
+
+def test_built_in_data_is_fingerprinted_by_its_content(tmp_path, monkeypatch):
+    """Two versions of a built-in set's file with the same size are two data sets."""
+    import importlib
+
+    from tunelab.data import sources
+
+    package = tmp_path / "fake_reviews"
+    (package / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    monkeypatch.setitem(sources.BUILTIN_DATA, "fake", ("fake_reviews", "data/reviews.csv", "fake", ["neg", "pos"]))
+    csv = package / "data" / "reviews.csv"
+    csv.write_text("text,label,source\ngood film,1,fake\n")
+    before = sources.Source.of(DataSpec(path="builtin:fake")).fingerprint()
+    csv.write_text("text,label,source\npoor film,0,fake\n")  # the same size
+    assert sources.Source.of(DataSpec(path="builtin:fake")).fingerprint() != before

@@ -386,3 +386,16 @@ def test_a_report_file_that_cannot_be_written_is_one_line_and_leaves_nothing_beh
         report.write(report.from_store(store, experiment_id), tmp_path)
     assert len(str(raised.value).splitlines()) == 1
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+def test_comparison_json_says_per_split_how_many_examples_max_length_cut(compared, tmp_path):
+    from tunelab.results import TokenLengths
+
+    store, experiment_id = compared
+    train = TokenLengths(examples=40, max_length=32, cut=10, share_cut=0.25, median=22, p90=38, p95=40, p99=42,
+                         longest=42)
+    store.annotate(experiment_id, ExperimentInfo(lengths={"train": train}))
+    out = tmp_path / "out"
+    out.mkdir()
+    _, js, _ = report.write(report.from_store(store, experiment_id), out)
+    assert json.loads(js.read_text())["lengths"] == {"train": train.model_dump()}

@@ -189,12 +189,21 @@ def encode(tokenizer: PreTrainedTokenizerBase, prompt: list[Message], response: 
     the model must learn to stop. Without one, PLAIN_TEMPLATE is used and eos follows the response (a
     tokenizer without an eos token, such as BERT's, leaves the model nothing to learn stopping from).
     """
+    return _cut(*_whole(tokenizer, prompt, response), max_length)
+
+
+def _whole(tokenizer: PreTrainedTokenizerBase, prompt: list[Message], response: str) -> tuple[list[int], list[int]]:
+    """(prompt ids, response ids ending as the model must learn to stop), before max_length."""
     if getattr(tokenizer, "chat_template", None):
         prompt_ids, answer = _chat_ids(tokenizer, prompt, response)
     else:
         prompt_ids, answer = _plain_ids(tokenizer, prompt, response)
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in answer:
         answer.append(tokenizer.eos_token_id)
+    return prompt_ids, answer
+
+
+def _cut(prompt_ids: list[int], answer: list[int], max_length: int) -> dict[str, list[int]] | None:
     if len(prompt_ids) >= max_length:
         return None
     input_ids = (prompt_ids + answer)[:max_length]
@@ -280,9 +289,17 @@ def encode_text(tokenizer: PreTrainedTokenizerBase, text: str, max_length: int) 
     """input_ids, attention_mask, labels == input_ids: plain language modelling, every token is a label.
     The text ends with eos (when the tokenizer has one) so that a model learns where a document ends, and
     packed texts stay apart; a text longer than max_length loses its tail."""
+    return _cut_text(_whole_text(tokenizer, text), max_length)
+
+
+def _whole_text(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
     ids = _leading_special_ids(tokenizer) + _text_ids(tokenizer, text)
     if tokenizer.eos_token_id is not None:
         ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+def _cut_text(ids: list[int], max_length: int) -> dict[str, list[int]]:
     ids = ids[:max_length]
     # The first token is never predicted (nothing comes before it); -100 says so explicitly, so that a
     # prompt-tuned model, whose virtual tokens do come before it, is not scored on one token more.
@@ -295,32 +312,51 @@ def tokenise(rows: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,
     (tokens), and for instruction rows prompt_ids and reference (the response text), which generation
     metrics need. Rows whose prompt fills max_length on its own are dropped and counted in the note: there
     is nothing left to learn from them."""
+    encoded, note, _ = tokenise_with_lengths(rows, tokenizer, max_length, name)
+    return encoded, note
+
+
+def tokenise_with_lengths(rows: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,
+                          name: str) -> tuple[Dataset, str | None, list[int]]:
+    """``tokenise``, and every row's length in tokens before max_length (prompt, response and eos;
+    the dropped rows' too), in the rows' order: what says how much max_length cuts."""
     instruct = {"prompt", "response"} <= set(rows.column_names)
     if not instruct and "text" not in rows.column_names:
         raise TypeError(f"tokenise takes rows from conversations(), not columns {rows.column_names}")
     encoded = rows.map(_encoder(tokenizer, max_length, instruct), batched=True, remove_columns=rows.column_names,
-                       features=_features(instruct), desc=f"tokenising {name}")
-    dropped = len(rows) - len(encoded)
-    if not len(encoded):
+                       features=_features(instruct, measured=True), desc=f"tokenising {name}")
+    lengths = encoded[_UNTRUNCATED]
+    encoded = encoded.remove_columns(_UNTRUNCATED)
+    dropped = sum(n == 0 for n in encoded["length"])
+    if dropped == len(rows):
         raise TunelabError(f"{name}: the prompt alone fills max_length {max_length} in all {len(rows)} rows",
                            "raise train.max_length")
+    if dropped:  # kept to here as empty rows, so that their lengths were counted
+        encoded = encoded.filter(lambda ns: [n > 0 for n in ns], input_columns="length", batched=True)
     note = (f"{name}: {dropped} of {len(rows)} rows dropped: the prompt alone fills max_length {max_length}; "
             "raise train.max_length") if dropped else None
-    return encoded, note
+    return encoded, note, lengths
+
+
+_UNTRUNCATED = "untruncated_length"
 
 
 def _encoder(tokenizer: PreTrainedTokenizerBase, max_length: int,
              instruct: bool) -> Callable[[dict[str, list[Any]]], dict[str, list[Any]]]:
-    """A batched map function: batched, so that it may return fewer rows than it was given."""
+    """A batched map function, with each row's whole length. A row whose prompt fills max_length
+    becomes an empty example (length 0), which ``tokenise_with_lengths`` drops after counting it."""
     def text_batch(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        return _columns([encode_text(tokenizer, text, max_length) for text in batch["text"]], _TEXT_KEYS)
+        whole = [_whole_text(tokenizer, text) for text in batch["text"]]
+        out = _columns([_cut_text(ids, max_length) for ids in whole], _TEXT_KEYS)
+        out[_UNTRUNCATED] = [len(ids) for ids in whole]
+        return out
 
     def instruct_batch(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        pairs = [(encode(tokenizer, p, r, max_length), r)
-                 for p, r in zip(batch["prompt"], batch["response"], strict=True)]
-        kept = [(e, r) for e, r in pairs if e is not None]
-        out = _columns([e for e, _ in kept], (*_TEXT_KEYS, "prompt_ids"))
-        out["reference"] = [r for _, r in kept]
+        whole = [_whole(tokenizer, p, r) for p, r in zip(batch["prompt"], batch["response"], strict=True)]
+        empty: dict[str, list[int]] = {k: [] for k in (*_TEXT_KEYS, "prompt_ids")}
+        out = _columns([_cut(p, a, max_length) or empty for p, a in whole], (*_TEXT_KEYS, "prompt_ids"))
+        out["reference"] = [r if n else "" for r, n in zip(batch["response"], out["length"], strict=True)]
+        out[_UNTRUNCATED] = [len(p) + len(a) for p, a in whole]
         return out
 
     return instruct_batch if instruct else text_batch
@@ -332,7 +368,7 @@ def _columns(examples: list[dict[str, list[int]]], keys: tuple[str, ...]) -> dic
     return out
 
 
-def _features(instruct: bool, packed: bool = False) -> Features:
+def _features(instruct: bool, packed: bool = False, measured: bool = False) -> Features:
     """Stated rather than inferred: a batch whose rows were all dropped has no values to infer a type from."""
     from datasets import Features, Sequence, Value
 
@@ -341,6 +377,8 @@ def _features(instruct: bool, packed: bool = False) -> Features:
                             "length": Value("int32")}
     if instruct and not packed:
         spec.update(prompt_ids=ids, reference=Value("string"))
+    if measured:
+        spec[_UNTRUNCATED] = Value("int32")
     return Features(spec)
 
 

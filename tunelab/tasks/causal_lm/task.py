@@ -9,15 +9,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tunelab.data import Request, Splits, check_not_empty, sorted_for_evaluation, split_and_sample
+from tunelab.data import Request, Splits, check_not_empty, sorted_for_evaluation, split_and_sample, token_lengths
 from tunelab.errors import TunelabError
 from tunelab.models import is_decoder, load_for_causal_lm, stored_dtype
+from tunelab.results import TokenLengths
 from tunelab.tasks import register
 from tunelab.tasks.base import Measured, Scored, Task
 from tunelab.tasks.causal_lm import instructions
 from tunelab.tasks.causal_lm.general_text import fingerprint, passages
 from tunelab.tasks.causal_lm.generation import example_losses, generate, mean_loss
-from tunelab.tasks.causal_lm.instructions import encode_text
 from tunelab.tasks.causal_lm.metrics import generation_metrics
 
 if TYPE_CHECKING:
@@ -93,10 +93,12 @@ class CausalLM(Task):
             notes += [note] if note else []
         data, split_notes = split_and_sample(DatasetDict(shaped), spec, name)
         tokenizer = self.load_tokenizer(request.model.path, request.trust_remote_code)
-        out = {}
+        out, lengths = {}, {}
         for split, rows in data.items():
-            out[split], note = instructions.tokenise(rows, tokenizer, request.max_length, f"{name} ({split})")
+            out[split], note, whole = instructions.tokenise_with_lengths(rows, tokenizer, request.max_length,
+                                                                         f"{name} ({split})")
             notes += [note] if note else []
+            lengths[split] = token_lengths(whole, request.max_length)
         if spec.packing:
             before = len(out["train"])
             out["train"] = instructions.pack(out["train"], request.max_length)
@@ -104,8 +106,8 @@ class CausalLM(Task):
                          f"{request.max_length} tokens")
         data = sorted_for_evaluation(DatasetDict(out))
         if request.general_text:
-            data[GENERAL] = _general_split(request.general_text, tokenizer, request.max_length)
-        return Splits(data=data, notes=notes + split_notes)
+            data[GENERAL], lengths[GENERAL] = _general_split(request.general_text, tokenizer, request.max_length)
+        return Splits(data=data, notes=notes + split_notes, lengths=lengths)
 
     def load_model(self, run: RunSpec, **settings: Any) -> Any:
         return load_for_causal_lm(run.model_path, run.trust_remote_code, run.allow_pickle, **settings)
@@ -174,8 +176,10 @@ class CausalLM(Task):
         return loss
 
 
-def _general_split(source: str, tokenizer: Any, max_length: int) -> Any:
+def _general_split(source: str, tokenizer: Any, max_length: int) -> tuple[Any, TokenLengths]:
+    """The forgetting text's passages as examples (every token a label), and their lengths."""
     from datasets import Dataset
 
-    rows: list[dict[str, Any]] = [encode_text(tokenizer, text, max_length) for text in passages(source)]
-    return Dataset.from_list([{**row, "length": len(row["input_ids"])} for row in rows])
+    rows = Dataset.from_dict({"text": passages(source)})
+    encoded, _, whole = instructions.tokenise_with_lengths(rows, tokenizer, max_length, GENERAL)
+    return encoded, token_lengths(whole, max_length)

@@ -76,8 +76,9 @@ class Classification(Task):
 
     def prepare(self, raw: DatasetDict, request: Request) -> Splits:
         splits, text_columns, labels, notes = labelled_splits(raw, request.spec, request.name)
-        data = tokenise(splits, request.model.path, text_columns, request.max_length, request.trust_remote_code)
-        return Splits(data=data, labels=labels, notes=notes, text_columns=text_columns)
+        data, lengths = tokenise(splits, request.model.path, text_columns, request.max_length,
+                                 request.trust_remote_code)
+        return Splits(data=data, labels=labels, notes=notes, text_columns=text_columns, lengths=lengths)
 
     def load_model(self, run: RunSpec, **settings: Any) -> Any:
         return load_for_classification(run.model_path, run.labels, run.trust_remote_code, run.allow_pickle,

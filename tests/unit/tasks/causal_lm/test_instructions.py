@@ -278,3 +278,19 @@ def test_a_template_whose_history_differs_from_its_generation_prompt(smol, pairs
     example = encode(smol, prompt, response, 512)
     assert smol.decode(example["prompt_ids"]).endswith("<|im_start|>assistant\n<think>\n")
     assert smol.decode(_response_labels(example)) == response + "<|im_end|>"
+
+
+def test_tokenise_with_lengths_measures_every_row_before_max_length(smol, alpaca):
+    """The lengths are those of whole examples (prompt, response and eos), the dropped rows' included;
+    the examples are those ``tokenise`` makes."""
+    from tunelab.tasks.causal_lm.instructions import tokenise_with_lengths
+
+    shaped, _ = conversations(alpaca, "alpaca", "train")
+    whole = [len(encode(smol, p, r, 10_000)["input_ids"]) for p, r in zip(shaped["prompt"], shaped["response"],
+                                                                           strict=True)]
+    max_length = sorted(whole)[10]
+    encoded, note, lengths = tokenise_with_lengths(shaped, smol, max_length, "train")
+    assert lengths == whole
+    again, again_note = tokenise(shaped, smol, max_length, "train")
+    assert encoded["input_ids"] == again["input_ids"] and note == again_note
+    assert set(encoded.column_names) == {"input_ids", "attention_mask", "labels", "length", "prompt_ids", "reference"}
