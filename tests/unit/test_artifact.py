@@ -119,3 +119,14 @@ def test_the_built_in_decoder_is_named_by_its_dequantised_folder():
 
     assert builtin_name(model_folder("builtin:smollm2")) == "builtin:smollm2"
     assert builtin_name(str(Path(model_folder("builtin:minilm")).parent)) is None
+
+
+def test_an_unchanged_copy_of_the_base_model_elsewhere_is_the_same_model(tiny_runs, tmp_path):
+    """A model is named by its content, not where it sits: an artifact whose base model was copied
+    or moved (as to another machine) loads onto the copy."""
+    (run,) = tiny_runs(["head"])
+    artifact = _saved(run, tmp_path / "artifact")
+    moved = Path(shutil.copytree(run.model_path, tmp_path / "elsewhere" / "base"))
+    meta = json.loads((artifact / artifacts.META_FILE).read_text())
+    (artifact / artifacts.META_FILE).write_text(json.dumps({**meta, "base_model": str(moved)}))
+    assert len(Classifier.load(artifact).predict(["a gorgeous movie"])) == 1

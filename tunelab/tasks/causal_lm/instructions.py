@@ -306,17 +306,17 @@ def _cut_text(ids: list[int], max_length: int) -> dict[str, list[int]]:
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": [IGNORE, *ids[1:]]}
 
 
-def tokenise(rows: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,
+def encode_rows(rows: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,
              name: str) -> tuple[Dataset, str | None]:
     """A split from ``conversations`` as training examples: input_ids, attention_mask, labels and length
     (tokens), and for instruction rows prompt_ids and reference (the response text), which generation
     metrics need. Rows whose prompt fills max_length on its own are dropped and counted in the note: there
     is nothing left to learn from them."""
-    encoded, note, _ = tokenise_with_lengths(rows, tokenizer, max_length, name)
+    encoded, note, _ = encode_rows_with_lengths(rows, tokenizer, max_length, name)
     return encoded, note
 
 
-def tokenise_with_lengths(rows: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,
+def encode_rows_with_lengths(rows: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,
                           name: str) -> tuple[Dataset, str | None, list[int]]:
     """``tokenise``, and every row's length in tokens before max_length (prompt, response and eos;
     the dropped rows' too), in the rows' order: what says how much max_length cuts."""
@@ -344,17 +344,17 @@ _UNTRUNCATED = "untruncated_length"
 def _encoder(tokenizer: PreTrainedTokenizerBase, max_length: int,
              instruct: bool) -> Callable[[dict[str, list[Any]]], dict[str, list[Any]]]:
     """A batched map function, with each row's whole length. A row whose prompt fills max_length
-    becomes an empty example (length 0), which ``tokenise_with_lengths`` drops after counting it."""
+    becomes an empty example (length 0), which ``encode_rows_with_lengths`` drops after counting it."""
     def text_batch(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         whole = [_whole_text(tokenizer, text) for text in batch["text"]]
-        out = _columns([_cut_text(ids, max_length) for ids in whole], _TEXT_KEYS)
+        out = _as_columns([_cut_text(ids, max_length) for ids in whole], _TEXT_KEYS)
         out[_UNTRUNCATED] = [len(ids) for ids in whole]
         return out
 
     def instruct_batch(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         whole = [_whole(tokenizer, p, r) for p, r in zip(batch["prompt"], batch["response"], strict=True)]
         empty: dict[str, list[int]] = {k: [] for k in (*_TEXT_KEYS, "prompt_ids")}
-        out = _columns([_cut(p, a, max_length) or empty for p, a in whole], (*_TEXT_KEYS, "prompt_ids"))
+        out = _as_columns([_cut(p, a, max_length) or empty for p, a in whole], (*_TEXT_KEYS, "prompt_ids"))
         out["reference"] = [r if n else "" for r, n in zip(batch["response"], out["length"], strict=True)]
         out[_UNTRUNCATED] = [len(p) + len(a) for p, a in whole]
         return out
@@ -362,7 +362,7 @@ def _encoder(tokenizer: PreTrainedTokenizerBase, max_length: int,
     return instruct_batch if instruct else text_batch
 
 
-def _columns(examples: list[dict[str, list[int]]], keys: tuple[str, ...]) -> dict[str, list[Any]]:
+def _as_columns(examples: list[dict[str, list[int]]], keys: tuple[str, ...]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {k: [e[k] for e in examples] for k in keys}
     out["length"] = [len(e["input_ids"]) for e in examples]
     return out

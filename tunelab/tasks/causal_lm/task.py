@@ -95,7 +95,7 @@ class CausalLM(Task):
         tokenizer = self.load_tokenizer(request.model.path, request.trust_remote_code)
         out, lengths = {}, {}
         for split, rows in data.items():
-            out[split], note, whole = instructions.tokenise_with_lengths(rows, tokenizer, request.max_length,
+            out[split], note, whole = instructions.encode_rows_with_lengths(rows, tokenizer, request.max_length,
                                                                          f"{name} ({split})")
             notes += [note] if note else []
             lengths[split] = token_lengths(whole, request.max_length)
@@ -181,5 +181,5 @@ def _general_split(source: str, tokenizer: Any, max_length: int) -> tuple[Any, T
     from datasets import Dataset
 
     rows = Dataset.from_dict({"text": passages(source)})
-    encoded, _, whole = instructions.tokenise_with_lengths(rows, tokenizer, max_length, GENERAL)
+    encoded, _, whole = instructions.encode_rows_with_lengths(rows, tokenizer, max_length, GENERAL)
     return encoded, token_lengths(whole, max_length)

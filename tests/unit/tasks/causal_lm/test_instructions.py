@@ -14,10 +14,10 @@ from tunelab.tasks.causal_lm.instructions import (
     PLAIN_TEMPLATE,
     conversations,
     encode,
+    encode_rows,
     encode_text,
     infer_format,
     pack,
-    tokenise,
 )
 
 IGNORE = -100
@@ -232,7 +232,7 @@ def test_tokenise_drops_rows_whose_prompt_fills_max_length(smol, alpaca):
                                                                             strict=True)]
     max_length = sorted(lengths)[15]  # 5 prompts are this long or longer
     dropped = sum(n >= max_length for n in lengths)
-    encoded, note = tokenise(shaped, smol, max_length, "train")
+    encoded, note = encode_rows(shaped, smol, max_length, "train")
     assert note == (f"train: {dropped} of 20 rows dropped: the prompt alone fills max_length {max_length}; "
                     "raise train.max_length")
     assert len(encoded) == 20 - dropped and max(encoded["length"]) <= max_length
@@ -241,12 +241,12 @@ def test_tokenise_drops_rows_whose_prompt_fills_max_length(smol, alpaca):
     assert encoded["reference"] == kept
     assert all(len(e["input_ids"]) == e["length"] for e in encoded)
     with pytest.raises(TunelabError, match="the prompt alone fills max_length 8 in all 20 rows"):
-        tokenise(shaped, smol, 8, "train")
+        encode_rows(shaped, smol, 8, "train")
 
 
 def test_text_format_labels_every_predicted_token(tokenizer, alpaca):
     shaped, _ = conversations(alpaca.rename_column("output", "text"), "text", "train")
-    encoded, note = tokenise(shaped, tokenizer, 32, "train")
+    encoded, note = encode_rows(shaped, tokenizer, 32, "train")
     assert note is None and "prompt_ids" not in encoded.column_names
     # every token is a label but the first, which nothing precedes (explicitly -100: see encode_text)
     assert all(e["labels"] == [-100, *e["input_ids"][1:]] and 0 < e["length"] <= 32 for e in encoded)
@@ -258,7 +258,7 @@ def test_text_format_labels_every_predicted_token(tokenizer, alpaca):
 
 
 def test_pack_never_splits_an_example_and_keeps_the_masks(smol, alpaca):
-    encoded, _ = tokenise(conversations(alpaca, "alpaca", "train")[0], smol, 128, "train")
+    encoded, _ = encode_rows(conversations(alpaca, "alpaca", "train")[0], smol, 128, "train")
     packed = pack(encoded, 256)
     assert packed.column_names == ["input_ids", "attention_mask", "labels", "length"]
     assert len(packed) < len(encoded) and all(0 < n <= 256 for n in packed["length"])
@@ -283,14 +283,14 @@ def test_a_template_whose_history_differs_from_its_generation_prompt(smol, pairs
 def test_tokenise_with_lengths_measures_every_row_before_max_length(smol, alpaca):
     """The lengths are those of whole examples (prompt, response and eos), the dropped rows' included;
     the examples are those ``tokenise`` makes."""
-    from tunelab.tasks.causal_lm.instructions import tokenise_with_lengths
+    from tunelab.tasks.causal_lm.instructions import encode_rows_with_lengths
 
     shaped, _ = conversations(alpaca, "alpaca", "train")
     whole = [len(encode(smol, p, r, 10_000)["input_ids"]) for p, r in zip(shaped["prompt"], shaped["response"],
                                                                            strict=True)]
     max_length = sorted(whole)[10]
-    encoded, note, lengths = tokenise_with_lengths(shaped, smol, max_length, "train")
+    encoded, note, lengths = encode_rows_with_lengths(shaped, smol, max_length, "train")
     assert lengths == whole
-    again, again_note = tokenise(shaped, smol, max_length, "train")
+    again, again_note = encode_rows(shaped, smol, max_length, "train")
     assert encoded["input_ids"] == again["input_ids"] and note == again_note
     assert set(encoded.column_names) == {"input_ids", "attention_mask", "labels", "length", "prompt_ids", "reference"}
