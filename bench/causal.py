@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from provenance import stamped  # bench/provenance.py: the results file says how it was made
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TUNELAB_TEST_DATA", ROOT.parent / "shared" / "data"))
 ALPACA = DATA / "alpaca" / "alpaca_5000.json"
@@ -235,7 +237,7 @@ def main() -> None:
     report = "\n".join(lines)
     print(report)
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
-    (ROOT / "bench" / "results" / "causal.md").write_text(report + "\n")
+    (ROOT / "bench" / "results" / "causal.md").write_text(stamped(report))
 
 
 if __name__ == "__main__":

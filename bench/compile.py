@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from provenance import stamped  # bench/provenance.py: the results file says how it was made
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TUNELAB_TEST_DATA", ROOT.parent / "shared" / "data"))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -91,7 +93,7 @@ def main() -> None:
                      f"{eager['warmup_seconds']:.0f} | {compiled['warmup_seconds']:.0f} | {eager['shapes']} |")
         print(lines[-1], flush=True)
     results = ROOT / "bench" / "results" / f"compile-{args.device}.md"
-    results.write_text("\n".join(lines) + "\n")
+    results.write_text(stamped("\n".join(lines)))
     print("\n".join(lines))
 
 

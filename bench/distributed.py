@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from provenance import stamped  # bench/provenance.py: the results file says how it was made
+
 ROOT = Path(__file__).resolve().parents[1]
 ALPACA = ROOT.parent / "shared" / "data" / "alpaca" / "alpaca_5000.json"
 SST2 = ROOT.parent / "shared" / "data" / "sst2"
@@ -117,7 +119,7 @@ def main() -> None:
     report = "\n".join(lines) + "\n"
     print(report)
     suffix = "-causal" if args.task == "causal-lm" else ""
-    (ROOT / "bench" / "results" / f"distributed-{device}{suffix}.md").write_text(report)
+    (ROOT / "bench" / "results" / f"distributed-{device}{suffix}.md").write_text(stamped(report))
 
 
 if __name__ == "__main__":

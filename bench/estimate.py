@@ -24,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from provenance import stamped  # bench/provenance.py: the results file says how it was made
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -123,7 +125,7 @@ def main() -> None:
     print(report)
     suffix = ("-causal" if args.task == "causal-lm" else "") + ("-checkpointing" if args.gradient_checkpointing else "")
     out = ROOT / "bench" / "results" / f"estimate-{device}{suffix}.md"
-    out.write_text(report)
+    out.write_text(stamped(report))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from provenance import stamped  # bench/provenance.py: the results file says how it was made
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TUNELAB_TEST_DATA", ROOT.parent / "shared" / "data"))
@@ -118,7 +119,7 @@ def main() -> None:
     for name in args.data.split(","):  # the results so far are written after each data set
         results.append(one(name, args.trials, args.train, Path(args.workdir)))
         text = markdown(results)
-        (ROOT / "bench" / "results" / "fairness.md").write_text("# bench/fairness.py\n\n" + text)
+        (ROOT / "bench" / "results" / "fairness.md").write_text(stamped("# bench/fairness.py\n\n" + text))
         (Path(args.workdir) / "fairness.json").write_text(json.dumps(results, indent=2))
     print(text)
 

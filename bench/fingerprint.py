@@ -21,14 +21,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from provenance import commit, machine  # bench/provenance.py
 
 ROOT = Path(__file__).resolve().parents[1]
 GB = 1e9
@@ -77,22 +77,6 @@ def measure(ref: str) -> dict[str, float]:
             "cached": cached}
 
 
-def _machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{platform.node()}: {cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, {platform.system()} "
-            f"{platform.release()}; load average {load} when it started")
-
-
-def _commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
-    return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
-
-
 def _estimate(seconds_per_byte: float, size: float) -> str:
     return f"{seconds_per_byte * size:.1f} s"
 
@@ -101,7 +85,7 @@ def report(results: dict[str, list[dict[str, float]]], repeats: int, machine: st
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, ROOT), *sys.argv[1:]])
     lines = ["# Content fingerprints: what they cost", "",
-             f"Date: {when}. Commit: `{_commit()}`. Machine: {machine}. Command: `{command}`.", "",
+             f"Date: {when}. Commit: `{commit()}`. Machine: {machine}. Command: `{command}`.", "",
              f"Median of {repeats} repeats, each with a fresh digest cache. *cold*: the files dropped from the "
              "page cache, read from disk and hashed; *first*: an empty digest cache, the files in memory "
              "(hashing alone); *cached*: the digests found in the cache (a stat per file).", "",
@@ -133,7 +117,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "fingerprint.md"))
     args = parser.parse_args()
-    machine = _machine()
+    machine = machine()
     results = {ref: [measure(ref) for _ in range(args.repeats)] for ref in args.models.split(",")}
     lines = report(results, args.repeats, machine)
     Path(args.out).write_text("\n".join(lines) + "\n")

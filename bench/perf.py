@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from provenance import stamped  # bench/provenance.py: the results file says how it was made
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TUNELAB_TEST_DATA", ROOT.parent / "shared" / "data"))
 SLICE = Path(tempfile.gettempdir()) / "tunelab-bench-sst2"  # the same rows for both sides of A
@@ -372,7 +374,7 @@ def main() -> None:
                 section = part(args, Path(tmp))
                 print("\n".join(section), flush=True)  # each part as it ends: a cut-off run keeps what it measured
                 lines += section
-                results.write_text("\n".join(lines) + "\n")
+                results.write_text(stamped("\n".join(lines)))
 
 
 if __name__ == "__main__":
