@@ -117,9 +117,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "fingerprint.md"))
     args = parser.parse_args()
-    machine = machine()
+    where = machine()
     results = {ref: [measure(ref) for _ in range(args.repeats)] for ref in args.models.split(",")}
-    lines = report(results, args.repeats, machine)
+    lines = report(results, args.repeats, where)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
