@@ -213,6 +213,7 @@ def tiny_bert(folder: Path, tokenizer: bool = True, weights: str | None = "safet
     config = AutoConfig.from_pretrained(source)
     config.update({"hidden_size": 32, "num_hidden_layers": TINY_LAYERS, "num_attention_heads": 2,
                    "intermediate_size": 64})
+    torch.manual_seed(0)  # the same tiny model in every session: tests that train it are deterministic
     model = BertModel(config)
     model.save_pretrained(folder)
     if weights != "safetensors":
@@ -227,6 +228,7 @@ def tiny_bert(folder: Path, tokenizer: bool = True, weights: str | None = "safet
 def tiny_llama(folder: Path) -> Path:
     """SmolLM2's architecture (Llama, grouped-query attention, tied embeddings), tokenizer and chat
     template, with 3 blocks of hidden size 32 and fresh weights."""
+    import torch
     from transformers import AutoConfig, AutoTokenizer, GenerationConfig, LlamaForCausalLM
 
     from tunelab.models import model_folder
@@ -235,6 +237,7 @@ def tiny_llama(folder: Path) -> Path:
     config = AutoConfig.from_pretrained(source)
     config.update({"hidden_size": 32, "num_hidden_layers": TINY_LAYERS, "num_attention_heads": 2,
                    "num_key_value_heads": 1, "head_dim": 16, "intermediate_size": 64})
+    torch.manual_seed(0)  # the same tiny model in every session: tests that train it are deterministic
     LlamaForCausalLM(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(source).save_pretrained(folder)
     GenerationConfig.from_pretrained(source).save_pretrained(folder)
