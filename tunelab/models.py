@@ -288,20 +288,23 @@ def load_config(path: str, trust_remote_code: bool = False) -> PretrainedConfig:
 
 
 def fingerprint(path: str, config: Any) -> str:
-    """What a run's model is, for its key and the data cache's: the config as this transformers
-    reads it and, for a folder, the content of every file ``from_pretrained`` reads (config,
-    tokenizer, chat template, weights: ``content_files``), cached by ``tunelab.digests``; for a hub
-    id, the id and the commit it resolves to (``hub_revision``). Where the folder is is left out
-    (the config records it as ``_name_or_path``): a copy elsewhere is the same model."""
-    values = json.loads(config.to_json_string(use_diff=False))
-    values.pop("_name_or_path", None)
-    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode())
+    """What a run's model is, for its key and the data cache's. For a folder: the content of every
+    file ``from_pretrained`` reads (config, tokenizer, chat template, weights: ``content_files``),
+    cached by ``tunelab.digests``; where the folder is, and which transformers reads it, are left
+    out, so that a copy elsewhere, or the same folder after an upgrade, is the same model. For a hub
+    id: the config as it resolves (without the reading library's version), the id and the commit it
+    resolves to (``hub_revision``)."""
     if os.path.isdir(path):
+        digest = hashlib.sha256(b"files")
         files = content_files(Path(path))
         for file, sha in zip(files, file_digests(files), strict=True):
             digest.update(f"\0{file.name}:{sha}".encode())
-    else:
-        digest.update(f"\0{path}@{hub_revision(path) or 'unresolved'}".encode())
+        return digest.hexdigest()[:16]
+    values = json.loads(config.to_json_string(use_diff=False))
+    for unnamed in ("_name_or_path", "transformers_version"):
+        values.pop(unnamed, None)
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode())
+    digest.update(f"\0{path}@{hub_revision(path) or 'unresolved'}".encode())
     return digest.hexdigest()[:16]
 
 

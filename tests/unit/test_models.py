@@ -158,3 +158,13 @@ def test_offline_the_revision_is_the_cached_snapshots(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert hub_revision("someone/model") == commit
     assert hub_revision("someone/other") is None
+
+
+def test_a_folders_fingerprint_does_not_depend_on_the_transformers_that_reads_it(bert, monkeypatch):
+    """An artifact trained under one transformers is predicted with under another: its base model must
+    still be the same model (the parsed config carries the reading library's version and defaults)."""
+    import transformers.configuration_utils as configuration
+
+    before = _fingerprint(bert)
+    monkeypatch.setattr(configuration, "__version__", "99.0.0")
+    assert _fingerprint(bert) == before
