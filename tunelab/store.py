@@ -145,6 +145,9 @@ class Store:
             else:
                 self._create_or_migrate()  # before any other write: a file we refuse stays byte for byte as it was
                 self._use_wal()
+        except sqlite3.OperationalError as err:  # locked past the timeout, or a full disk: a store, unusable now
+            self.db.close()
+            raise unusable(self.path, err) from None
         except sqlite3.DatabaseError as err:
             self.db.close()
             raise TunelabError(f"{self.path} is not a tunelab store ({err})",
@@ -236,7 +239,12 @@ class Store:
 
     def _insert_run(self, run: RunSpec, now: float) -> None:
         """A new run; a run not finished takes the latest plan's spec (same key, so the same
-        training: what differs is where things are, or where a learning-rate candidate stops)."""
+        training: what differs is where things are, or where a learning-rate candidate stops). A
+        candidate stopped at its rung keeps that rung: it says where the row stopped, which the final
+        run planned at the same key (no rung) does not change until it has trained."""
+        found = self.db.execute("SELECT status, spec FROM runs WHERE key = ?", (run.key,)).fetchone()
+        if found is not None and found["status"] == RunStatus.STOPPED.value:
+            run = run.model_copy(update={"rung": json.loads(found["spec"]).get("rung")})
         self.db.execute(
             "INSERT INTO runs (key, method, seed, spec, status, updated) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(key) DO UPDATE SET spec = excluded.spec WHERE runs.status != 'done'",
@@ -251,7 +259,11 @@ class Store:
     @_guarded
     def status(self, key: str) -> RunStatus | None:
         row = self.db.execute("SELECT status FROM runs WHERE key = ?", (key,)).fetchone()
-        return RunStatus(row[0]) if row else None
+        try:
+            return RunStatus(row[0]) if row else None
+        except ValueError as err:
+            raise TunelabError(f"run {key} in {self.path} cannot be read: {_why(err)}",
+                               "upgrade tunelab if a newer one wrote it, or use another work directory") from None
 
     @_guarded
     def record(self, result: RunResult) -> None:
@@ -304,7 +316,7 @@ class Store:
         for row in rows:
             try:
                 readable.append(_stored_run(row))
-            except ValueError as err:  # a pydantic ValidationError, an unknown status, broken JSON
+            except (ValueError, TunelabError) as err:  # a ValidationError, an unknown status or method, bad JSON
                 unreadable.append(UnreadableRun(key=row["key"], method=row["method"], seed=row["seed"],
                                                 reason=_why(err)))
         return RunRows(readable, unreadable)
@@ -315,7 +327,7 @@ class Store:
         row = self.db.execute("SELECT * FROM runs WHERE key = ?", (key,)).fetchone()
         try:
             return _stored_run(row) if row else None
-        except ValueError as err:
+        except (ValueError, TunelabError) as err:
             raise TunelabError(f"run {key} in {self.path} cannot be read: {_why(err)}",
                                "upgrade tunelab if a newer one wrote it, or use another work directory") from None
 
@@ -355,7 +367,7 @@ def _stored_run(row: sqlite3.Row) -> StoredRun:
                      environment=decoded("environment"))
 
 
-def _why(err: ValueError) -> str:
+def _why(err: ValueError | TunelabError) -> str:
     """A row's problem in one line: pydantic's first error with where it is, else the first line."""
     if isinstance(err, ValidationError) and err.errors():
         first = err.errors()[0]

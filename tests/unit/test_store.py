@@ -435,3 +435,38 @@ def test_a_damaged_page_is_refused_in_one_line(tmp_path):
         assert len(str(raised.value).splitlines()) == 1
     finally:
         readonly.close()
+
+
+def test_a_run_of_a_method_this_version_does_not_know_is_named_not_fatal(store, tmp_path):
+    good, other = run_spec(tmp_path, "lora"), run_spec(tmp_path, "head")
+    experiment_id = store.add_experiment("{}", "h", [good, other])
+    newer_run_spec(tmp_path, other.key, method="lora-from-the-future")
+    rows = store.read_runs(experiment_id)
+    assert [run.key for run in rows.readable] == [good.key]
+    assert "lora-from-the-future" in rows.unreadable[0].reason
+    with pytest.raises(TunelabError, match=f"run {other.key} .* cannot be read"):
+        store.run(other.key)
+
+
+def test_a_status_this_version_does_not_know_is_one_line(store, tmp_path):
+    import sqlite3
+
+    run = run_spec(tmp_path, "lora")
+    store.add_experiment("{}", "h", [run])
+    db = sqlite3.connect(tmp_path / FILE_NAME)
+    db.execute("UPDATE runs SET status = 'cancelled' WHERE key = ?", (run.key,))
+    db.commit()
+    db.close()
+    with pytest.raises(TunelabError, match=f"run {run.key} in .* cannot be read: 'cancelled' is not a valid"):
+        store.status(run.key)
+
+
+def test_a_candidate_stopped_at_its_rung_keeps_it_when_the_final_run_is_planned(store, tmp_path):
+    """The winning candidate and the final run at its rate share a key: planning the final run must not
+    make the store forget where the candidate stopped (a process waiting for its lock would train it again)."""
+    candidate = run_spec(tmp_path, "lora").model_copy(update={"rung": 0.2})
+    store.add_experiment("{}", "tuning", [candidate])
+    store.record(RunResult(key=candidate.key, status=RunStatus.STOPPED))
+    store.add_experiment("{}", "final", [candidate.model_copy(update={"rung": None, "workdir": "elsewhere"})])
+    stored = store.run(candidate.key)
+    assert stored is not None and stored.spec.rung == 0.2 and stored.spec.workdir == "elsewhere"

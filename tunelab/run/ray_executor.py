@@ -12,6 +12,7 @@ driver writes the store.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -23,8 +24,14 @@ from tunelab.run.pruning import STORAGE_ENV
 from tunelab.spec.run import RunSpec
 
 
-def _run_in_worker_process(run_json: str, processes: int) -> str:
-    """On a node: the same worker process(es) as locally; the result travels back as JSON."""
+def _run_in_worker_process(run_json: str, processes: int, storage: str | None = None) -> str:
+    """On a node: the same worker process(es) as locally; the result travels back as JSON. A sweep's
+    storage URL comes as an argument and goes into this process's environment, which the worker
+    inherits: Ray logs a task's runtime environment on every node, so it cannot travel there."""
+    if storage:
+        os.environ[STORAGE_ENV] = storage
+    else:  # Ray reuses its worker processes: no URL from an earlier task stays
+        os.environ.pop(STORAGE_ENV, None)
     run = RunSpec.from_json(run_json)
     return LocalExecutor(gpus_per_run=processes).run_one(run, lambda run, event: None).model_dump_json()
 
@@ -42,11 +49,11 @@ class RayExecutor:
     def execute(self, runs: list[RunSpec], on_event: OnEvent) -> Iterator[RunResult]:
         """Submit every run at once; yield results in the order they finish."""
         ray = self._connect()
-        # a sweep's storage password reaches the nodes' workers as it reaches local ones: in the environment
-        secret = {STORAGE_ENV: os.environ[STORAGE_ENV]} if STORAGE_ENV in os.environ else {}
-        task = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=0,
-                          runtime_env={"env_vars": secret} if secret else None)(_run_in_worker_process)
-        pending = {task.remote(run.to_json(), self.processes): run for run in runs}  # progress events stay on the nodes
+        task = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=0)(
+            _run_in_worker_process)
+        storage = os.environ.get(STORAGE_ENV)  # a sweep's storage URL, for the nodes' workers' environment
+        pending = {task.remote(run.to_json(), self.processes, storage): run  # progress events stay on the nodes
+                   for run in runs}
         try:
             while pending:
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
@@ -62,7 +69,8 @@ class RayExecutor:
             # too (their worker processes die with the Ray workers), before the caller releases their locks.
             # Otherwise they train on, and a rerun would train the same folders at once.
             for ref in pending:
-                ray.cancel(ref, force=True)
+                with contextlib.suppress(Exception):  # a head already gone: the others are still asked
+                    ray.cancel(ref, force=True)
 
     def _connect(self) -> Any:
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -182,13 +182,21 @@ class PrunerSpec(Strict):
 
 
 def hide_password(url: str) -> str:
-    """``postgresql://user:***@host/db``: a database URL as it may be written or shown. The password
-    reaches the processes that connect through the environment only (``tunelab.run.pruning``)."""
+    """``postgresql://user:***@host/db``: a database URL as it may be written or shown, its password
+    hidden wherever the URL carries one (``user:password@``, or ``?password=`` as libpq takes it). The
+    password reaches the processes that connect through the environment only (``tunelab.run.pruning``)."""
     parts = urlsplit(url)
-    if not parts.password:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}"))
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    in_query = any(key.lower() == "password" for key, _ in query)
+    if not parts.password and not in_query:
+        return url  # as written (urlunsplit would also rewrite sqlite:/// as sqlite:/)
+    if parts.password:
+        user, _, host = parts.netloc.rpartition("@")
+        parts = parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}")
+    if in_query:
+        hidden = [(key, "***" if key.lower() == "password" else value) for key, value in query]
+        parts = parts._replace(query=urlencode(hidden, safe="*"))
+    return urlunsplit(parts)
 
 
 

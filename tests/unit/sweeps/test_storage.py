@@ -18,6 +18,8 @@ def test_a_password_is_hidden_and_the_rest_of_the_url_kept():
     assert hide_password("sqlite:///work/optuna.db") == "sqlite:///work/optuna.db"
     assert hide_password("postgresql://tunelab@db/studies") == "postgresql://tunelab@db/studies"
     assert display_url(URL) == hide_password(URL)
+    assert hide_password("postgresql://tunelab@db/studies?password=s3cret&sslmode=require") == (
+        "postgresql://tunelab@db/studies?password=***&sslmode=require")  # as libpq also takes it
 
 
 def test_the_spec_is_written_without_the_password_and_used_with_it():
