@@ -1,4 +1,4 @@
-"""The artifact format, shared by the runner (which writes it) and ``predict`` (which reads it).
+"""The artifact format, shared by the worker (``run.outputs``, which writes it) and ``predict`` (which reads it).
 
 An artifact folder (``<run>/artifact``, a link to the version the store records) holds what the
 method trained, the tokenizer, and ``tunelab.json``: the method, the base model, the labels and

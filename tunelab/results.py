@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-PREDICTIONS_FILE = "predictions.jsonl"  # per test example, in each run's directory (``runner.write_predictions``)
+PREDICTIONS_FILE = "predictions.jsonl"  # per test example, in each run's directory (``run.outputs.write_predictions``)
 
 
 class RunStatus(str, Enum):

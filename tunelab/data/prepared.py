@@ -159,14 +159,3 @@ def _read_meta(meta: Path) -> PreparedData:
 def _described(prepared: PreparedData) -> dict[str, Any]:
     """The description written beside the data, as JSON (``tunelab_data.json``)."""
     return {**asdict(prepared), "lengths": {split: found.model_dump() for split, found in prepared.lengths.items()}}
-
-
-
-
-
-# --- where the raw rows come from -------------------------------------------------------------
-
-
-# --- columns, labels, splits, samples ---------------------------------------------------------
-
-

@@ -53,7 +53,7 @@ class Speed:
 
 
 def step_flops(model: Any, shape: Shape) -> float:
-    """One optimizer step's FLOPs (``shape``: ``estimate.Shape``). Forward: 2 per weight of every
+    """One optimizer step's FLOPs (``shape``: ``estimation.setup.Shape``). Forward: 2 per weight of every
     linear layer per token it sees (the blocks' and a causal LM's output projection: every token; a
     classifier's head: one per example), plus attention's two products, 4·b·s²·h per block. The
     backward runs through ``shape.blocks`` blocks: their linear layers' forward again for the input

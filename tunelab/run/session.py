@@ -134,7 +134,7 @@ def train(run: RunSpec, report: Report = _ignore) -> RunResult:
     eval_seconds = time.perf_counter() - started
 
     # The checkpoints stay until the parent has recorded this result: a kill before that resumes
-    # from them instead of training again (``training.train_runs`` removes them).
+    # from them instead of training again (``experiment.schedule.train_runs`` removes them).
     kept = not run.trial and run.rung is None
     started = time.perf_counter()
     # Under FSDP the whole weights are gathered from every process's shard (each takes part), to rank 0.

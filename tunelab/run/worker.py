@@ -6,7 +6,7 @@ everything the libraries print is sent to stderr, which the executor keeps as th
 thread sends a heartbeat every few seconds, so that the parent can tell a slow run from a hung
 one, and ends the process if the parent is gone, so that no orphan keeps training.
 
-Under ``torchrun`` (one run on several GPUs, ``executor.worker_command``) every rank runs this
+Under ``torchrun`` (one run on several GPUs, ``run.launch.worker_command``) every rank runs this
 module and trains; only rank 0 speaks. Another rank that fails exits non-zero, and torchrun then
 stops them all: the run ends without a result, which the executor records as failed.
 """

@@ -53,7 +53,7 @@ class DataSpec(Strict):
     label_column: str | None = None
     sample: Sample = Sample()
     split_seed: int = 0  # for the splits tunelab makes and for sampling; not the training seed
-    # causal-lm: how rows read (inferred from the columns when omitted; see tunelab/instructions.py)
+    # causal-lm: how rows read (inferred from the columns when omitted; see tunelab/tasks/causal_lm/instructions.py)
     format: Literal["alpaca", "messages", "prompt-completion", "text"] | None = None
     packing: bool = False  # causal-lm: pack short training examples into max_length sequences
 
@@ -207,7 +207,7 @@ class SweepSpec(Strict):
     pruner: PrunerSpec = PrunerSpec()
     storage: str | None = None  # an Optuna storage URL; sqlite:///<workdir>/optuna.db when omitted
     seed: int = 0  # the sampler's; trials train on the experiment's first seed
-    space: dict[str, dict[str, Any]] = {}  # {method or "train": {option: dimension}}, see methods/space.py
+    space: dict[str, dict[str, Any]] = {}  # {method or "train": {option: dimension}}, see spec/dimensions.py
 
     @field_validator("pruner", mode="before")
     @classmethod

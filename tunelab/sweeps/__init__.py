@@ -14,11 +14,12 @@ also a run in the store, which stays the single source of the reports.
 
 **How pruning crosses the process boundary.** The parent asks the study for a trial, samples its
 settings, and runs it as a ``RunSpec`` through the executor, a process per run, like any run. The
-RunSpec carries the trial's identity (storage URL, study name, trial id, pruner settings; kept out
-of the run key, like paths), so the runner in the worker rebuilds the trial (``tunelab.run.pruning``),
-reports the validation metric at each evaluation and stops training when the pruner says so; the
-run then ends as ``pruned``. The parent tells the study the outcome: the validation metric,
-pruned, or failed (a crash, NaN, out of memory: recorded, and the sweep goes on).
+RunSpec carries the trial's identity (storage URL without its password, which the workers get from
+their environment; study name, trial id, pruner settings; kept out of the run key, like paths), so
+the worker rebuilds the trial (``tunelab.run.pruning``), reports the validation metric at each
+evaluation and stops training when the pruner says so; the run then ends as ``pruned``. The parent
+tells the study the outcome: the validation metric, pruned, or failed (a crash, NaN, out of memory:
+recorded, and the sweep goes on).
 
 **Resume.** A study's name is a hash of what defines it (model, data, method, options, training
 settings, trial seed, search space), so the same experiment finds the same study. ``resume``

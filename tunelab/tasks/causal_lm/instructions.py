@@ -318,11 +318,11 @@ def encode_rows(rows: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: i
 
 def encode_rows_with_lengths(rows: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int,
                           name: str) -> tuple[Dataset, str | None, list[int]]:
-    """``tokenise``, and every row's length in tokens before max_length (prompt, response and eos;
+    """``encode_rows``, and every row's length in tokens before max_length (prompt, response and eos;
     the dropped rows' too), in the rows' order: what says how much max_length cuts."""
     instruct = {"prompt", "response"} <= set(rows.column_names)
     if not instruct and "text" not in rows.column_names:
-        raise TypeError(f"tokenise takes rows from conversations(), not columns {rows.column_names}")
+        raise TypeError(f"encode_rows takes rows from conversations(), not columns {rows.column_names}")
     encoded = rows.map(_encoder(tokenizer, max_length, instruct), batched=True, remove_columns=rows.column_names,
                        features=_features(instruct, measured=True), desc=f"tokenising {name}")
     lengths = encoded[_UNTRUNCATED]
