@@ -242,3 +242,26 @@ def tiny_llama(folder: Path) -> Path:
     AutoTokenizer.from_pretrained(source).save_pretrained(folder)
     GenerationConfig.from_pretrained(source).save_pretrained(folder)
     return folder
+
+
+def headless_chromium(*arguments: str) -> Any:
+    """Debian's Chromium, headless, under Selenium, with its console log kept; skips the calling test
+    with its reason where chromium and chromium-driver are not installed. A generator, for a fixture."""
+    import shutil
+
+    import pytest
+
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and chromedriver):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them with apt-get)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", *arguments):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    yield driver
+    driver.quit()

@@ -4,11 +4,10 @@ without a console error, and where a user string full of markup stays text."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from helpers import tiny_spec, tunelab
+from helpers import headless_chromium, tiny_spec, tunelab
 
 from tunelab import report
 from tunelab.report import charts
@@ -16,7 +15,6 @@ from tunelab.report import html as report_html
 from tunelab.spec import build_spec
 from tunelab.store import Store
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 PAYLOAD = "<img src=x onerror=alert(1)>"
 MARKUP = "<b>lora</b> &amp; co"  # tags plotly would draw (bold) and an entity it would decode, unless escaped
 
@@ -51,19 +49,7 @@ def _summary(workdir: Path) -> report.Summary:
 
 @pytest.fixture(scope="module")
 def browser():
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them with apt-get)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
+    yield from headless_chromium()
 
 
 def _open(browser, page: Path) -> list[dict]:
