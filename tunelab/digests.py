@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from tunelab.errors import TunelabError
+
 CACHE_FILE = "digests.json"
 SETTLED_SECONDS = 2.0  # a file changed more recently than this is hashed, not cached
 BLOCK = 1 << 20  # read in 1 MiB blocks: a 15 GB shard never sits in memory
@@ -52,13 +54,17 @@ def file_digests(paths: Iterable[Path]) -> list[str]:
     started = time.time_ns()
     out, added = [], False
     for path in paths:
-        stat = os.stat(path)
-        key, identity = str(Path(path).resolve()), _identity(stat)
-        entry = cache.get(key)
-        if isinstance(entry, dict) and entry.get("stat") == identity and isinstance(entry.get("sha256"), str):
-            out.append(entry["sha256"])
-            continue
-        out.append(hash_file(Path(path)))
+        try:
+            stat = os.stat(path)
+            key, identity = str(Path(path).resolve()), _identity(stat)
+            entry = cache.get(key)
+            if isinstance(entry, dict) and entry.get("stat") == identity and isinstance(entry.get("sha256"), str):
+                out.append(entry["sha256"])
+                continue
+            out.append(hash_file(Path(path)))
+        except OSError as err:  # not ours to read, or gone meanwhile: what names a run cannot be known
+            raise TunelabError(f"cannot read {path}: {err.strerror or err}",
+                               "check that the file exists and is readable by this user") from None
         if stat.st_ctime_ns <= started - int(SETTLED_SECONDS * 1e9):
             cache[key], added = {"stat": identity, "sha256": out[-1]}, True
     if added:
