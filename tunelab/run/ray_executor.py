@@ -23,6 +23,8 @@ from tunelab.run.launch import LocalExecutor, OnEvent, processes_per_run
 from tunelab.run.pruning import STORAGE_ENV
 from tunelab.spec.run import RunSpec
 
+CANCEL_SECONDS = 30  # at most, for cancelled runs to end
+
 
 def _run_in_worker_process(run_json: str, processes: int, storage: str | None = None) -> str:
     """On a node: the same worker process(es) as locally; the result travels back as JSON. A sweep's
@@ -71,6 +73,8 @@ class RayExecutor:
             for ref in pending:
                 with contextlib.suppress(Exception):  # a head already gone: the others are still asked
                     ray.cancel(ref, force=True)
+            with contextlib.suppress(Exception):  # and they have stopped before the caller lets their locks go
+                ray.wait(list(pending), num_returns=len(pending), timeout=CANCEL_SECONDS)
 
     def _connect(self) -> Any:
         try:
