@@ -25,6 +25,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
+from tunelab.digests import file_digests
 from tunelab.errors import TunelabError
 
 BUILTIN = "builtin:general-text"
@@ -117,7 +118,7 @@ def fingerprint(source: str) -> str:
         stripped = ":OO" if sys.flags.optimize >= 2 else ""  # -OO strips pure-Python docstrings
         return f"{BUILTIN}:py{version}:{digest}{stripped}"
     path = _existing(Path(source))
-    return f"sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}"
+    return f"sha256:{file_digests([path])[0]}"  # read in blocks, cached like the model's files
 
 
 def _builtin_documents() -> Iterator[list[str]]:

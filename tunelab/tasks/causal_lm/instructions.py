@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from tunelab.data.tokenise import UNTRUNCATED
 from tunelab.errors import TunelabError
 
 if TYPE_CHECKING:
@@ -325,8 +326,8 @@ def encode_rows_with_lengths(rows: Dataset, tokenizer: PreTrainedTokenizerBase, 
         raise TypeError(f"encode_rows takes rows from conversations(), not columns {rows.column_names}")
     encoded = rows.map(_encoder(tokenizer, max_length, instruct), batched=True, remove_columns=rows.column_names,
                        features=_features(instruct, measured=True), desc=f"tokenising {name}")
-    lengths = encoded[_UNTRUNCATED]
-    encoded = encoded.remove_columns(_UNTRUNCATED)
+    lengths = encoded[UNTRUNCATED]
+    encoded = encoded.remove_columns(UNTRUNCATED)
     dropped = sum(n == 0 for n in encoded["length"])
     if dropped == len(rows):
         raise TunelabError(f"{name}: the prompt alone fills max_length {max_length} in all {len(rows)} rows",
@@ -338,7 +339,6 @@ def encode_rows_with_lengths(rows: Dataset, tokenizer: PreTrainedTokenizerBase, 
     return encoded, note, lengths
 
 
-_UNTRUNCATED = "untruncated_length"
 
 
 def _encoder(tokenizer: PreTrainedTokenizerBase, max_length: int,
@@ -348,7 +348,7 @@ def _encoder(tokenizer: PreTrainedTokenizerBase, max_length: int,
     def text_batch(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         whole = [_whole_text(tokenizer, text) for text in batch["text"]]
         out = _as_columns([_cut_text(ids, max_length) for ids in whole], _TEXT_KEYS)
-        out[_UNTRUNCATED] = [len(ids) for ids in whole]
+        out[UNTRUNCATED] = [len(ids) for ids in whole]
         return out
 
     def instruct_batch(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -356,7 +356,7 @@ def _encoder(tokenizer: PreTrainedTokenizerBase, max_length: int,
         empty: dict[str, list[int]] = {k: [] for k in (*_TEXT_KEYS, "prompt_ids")}
         out = _as_columns([_cut(p, a, max_length) or empty for p, a in whole], (*_TEXT_KEYS, "prompt_ids"))
         out["reference"] = [r if n else "" for r, n in zip(batch["response"], out["length"], strict=True)]
-        out[_UNTRUNCATED] = [len(p) + len(a) for p, a in whole]
+        out[UNTRUNCATED] = [len(p) + len(a) for p, a in whole]
         return out
 
     return instruct_batch if instruct else text_batch
@@ -378,7 +378,7 @@ def _features(instruct: bool, packed: bool = False, measured: bool = False) -> F
     if instruct and not packed:
         spec.update(prompt_ids=ids, reference=Value("string"))
     if measured:
-        spec[_UNTRUNCATED] = Value("int32")
+        spec[UNTRUNCATED] = Value("int32")
     return Features(spec)
 
 
