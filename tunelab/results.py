@@ -126,6 +126,9 @@ class LrChoice(BaseModel):
     keys: list[str] = []  # its final runs, every seed
     candidates: list[Candidate] = []
     note: str | None = None
+    # False: no rate tried scored above what learning nothing scores (``ExperimentInfo.baselines``) by
+    # more than validation noise, and the table shows that instead of a number; None: no baseline to tell
+    learned: bool | None = None
 
     @property
     def tuning_seconds(self) -> float:
@@ -152,6 +155,18 @@ class TokenLengths(BaseModel):
     longest: int  # the longest example's tokens
 
 
+class Curve(BaseModel):
+    """What a final run's validation curve says about the budget it was given, as far as validation
+    noise can tell (``Task.margin``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    converged: bool | None = None  # False: still improving by more than noise over its last evaluations
+    gain: float | None = None  # how much it improved over those last evaluations (in the metric's units)
+    overfit_after: int | None = None  # the best evaluation's step, where the metric then fell by more than noise
+    drop: float | None = None  # how far it fell after that best step
+
+
 class ExperimentInfo(BaseModel):
     """What the store keeps about an experiment beside its runs, so that a report read back from
     the store says everything the command that ran it said."""
@@ -162,3 +177,7 @@ class ExperimentInfo(BaseModel):
     sweep: SweepSummary | None = None
     lr: list[LrChoice] = []  # how each method's learning rate was chosen (compare)
     lengths: dict[str, TokenLengths] = {}  # per split: tokens per example, and how many max_length cut
+    # What a model that learned nothing scores, "<split>_<metric>" (classification: the training split's
+    # most frequent label, predicted for every example); empty where the task cannot say
+    baselines: dict[str, float] = {}
+    curves: dict[str, Curve] = {}  # per final run's key: what its validation curve says about the budget

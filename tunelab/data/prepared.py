@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -59,6 +59,9 @@ class Preparer(Protocol):
 
     def prepare(self, raw: DatasetDict, request: Request) -> Splits: ...
 
+    def baselines(self, data: DatasetDict) -> dict[str, float]:
+        """What a model that learned nothing scores, per "<split>_<metric>" (none where the task cannot say)."""
+
 
 @dataclass(frozen=True)
 class PreparedData:
@@ -69,6 +72,7 @@ class PreparedData:
     notes: list[str] = field(default_factory=list)
     text_columns: list[str] = field(default_factory=list)  # classification: the text, and a pair's second
     lengths: dict[str, TokenLengths] = field(default_factory=dict)  # per split: tokens, and how many max_length cut
+    baselines: dict[str, float] = field(default_factory=dict)  # what learning nothing scores (``Splits.baselines``)
 
     @property
     def pairs(self) -> bool:
@@ -87,7 +91,7 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
     target = workdir / "cache" / "data" / fingerprint[:16]
     meta = target / "tunelab_data.json"
     if meta.is_file():
-        return _read_meta(meta)
+        return _with_baselines(_read_meta(meta), meta, task)
 
     import datasets
 
@@ -106,9 +110,23 @@ def prepare_data(spec: DataSpec, model: ModelRef, max_length: int, workdir: Path
         path=str(target), labels=splits.labels,
         sizes={name: len(split) for name, split in splits.data.items() if name in SPLITS},
         fingerprint=fingerprint, notes=splits.notes + length_notes(splits.lengths, model.max_positions),
-        text_columns=list(splits.text_columns), lengths=splits.lengths,
+        text_columns=list(splits.text_columns), lengths=splits.lengths, baselines=task.baselines(splits.data),
     )
     _save(splits.data, prepared, target)
+    return prepared
+
+
+def _with_baselines(prepared: PreparedData, meta: Path, task: Preparer) -> PreparedData:
+    """A cache described before baselines were recorded gets them from its rows, once."""
+    if "baselines" in json.loads(meta.read_text()):
+        return prepared
+    import datasets
+
+    prepared = replace(prepared, baselines=task.baselines(datasets.load_from_disk(prepared.path)))
+    try:
+        meta.write_text(json.dumps(_described(prepared), indent=2))
+    except OSError:  # a read-only cache: computed again next time
+        pass
     return prepared
 
 

@@ -49,7 +49,8 @@ def compare(
         experiment_id = store.add_experiment(spec_json, hashlib.sha256(spec_json.encode()).hexdigest(), runs,
                                              exact=True)
         store.annotate(experiment_id, ExperimentInfo(notes=data.notes, labels=data.labels, sizes=data.sizes,
-                                                     lengths=data.lengths, lr=choices))
+                                                     lengths=data.lengths, lr=choices,
+                                                     baselines=data.baselines))
         todo = [r for r in runs if force or not finished(r, store.run(r.key))]
         skipped = [r for r in runs if r not in todo]
         listener.start(todo, skipped, data.notes)

@@ -135,6 +135,11 @@ class Task(ABC):
     @abstractmethod
     def prepare(self, raw: DatasetDict, request: Request) -> Splits:
         """Rows as read (one ``all`` split, or the splits the files name) to tokenised splits."""
+    def baselines(self, data: DatasetDict) -> dict[str, float]:
+        """What a model that learned nothing scores on each split ("<split>_<metric>"): none here;
+        classification says what predicting the most frequent training label scores."""
+        return {}
+
     def cache_parts(self, general_text: str | None) -> list[str]:
         """What names this task's prepared data beyond the data, tokenizer, length and reader:
         nothing here (so classification's caches and run keys stay as they were before tasks)."""

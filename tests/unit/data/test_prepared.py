@@ -220,3 +220,19 @@ def test_editing_the_forgetting_text_changes_the_run_keys(tiny_llama_model, tmp_
     assert after.path != before.path
     assert after.fingerprint != before.fingerprint
     assert {r.key for r in again}.isdisjoint(r.key for r in runs)
+
+
+def test_the_baseline_is_the_training_split_s_most_frequent_label(minilm, tmp_path):
+    """What learning nothing scores, counted from the rows: the most frequent training label predicted
+    for every example, on each evaluation split; a cache from before baselines gets them too."""
+    prepared = _load(DATA / "sms_spam" / "sms_spam.csv", minilm, tmp_path)
+    examples = _examples(prepared)
+    for split in ("validation", "test"):
+        ham = sum(label == "ham" for _, label in examples[split]) / len(examples[split])
+        assert prepared.baselines[f"{split}_accuracy"] == pytest.approx(ham)
+        assert prepared.baselines[f"{split}_f1_macro"] == pytest.approx(ham / (1 + ham))  # 2p/(2p+(1-p)) over 2 classes
+    meta = Path(prepared.path) / "tunelab_data.json"
+    described = json.loads(meta.read_text())
+    del described["baselines"]
+    meta.write_text(json.dumps(described))
+    assert _load(DATA / "sms_spam" / "sms_spam.csv", minilm, tmp_path).baselines == prepared.baselines

@@ -29,3 +29,20 @@ def macro_f1(labels: np.ndarray, predictions: np.ndarray) -> float:
     # 2·TP / (2·TP + FP + FN), where TP + FP is how often a class is predicted and TP + FN how often it is true
     scores = 2 * hits / (np.bincount(true, minlength=len(classes)) + np.bincount(predicted, minlength=len(classes)))
     return float(scores.mean())
+
+
+def majority_baselines(data: Any) -> dict[str, float]:
+    """What a classifier that learned nothing scores: the training split's most frequent label,
+    predicted for every example (``<split>_accuracy``, ``<split>_f1_macro``). A method whose score
+    cannot be told from it did not learn (``tunelab.experiment``'s verdicts)."""
+    if "train" not in data or not len(data["train"]):
+        return {}
+    majority = int(np.bincount(np.asarray(data["train"]["labels"])).argmax())
+    found: dict[str, float] = {}
+    for split in ("validation", "test"):
+        if split in data and len(data[split]):
+            labels = np.asarray(data[split]["labels"])
+            guess = np.full_like(labels, majority)
+            found[f"{split}_accuracy"] = float(np.mean(guess == labels))
+            found[f"{split}_f1_macro"] = macro_f1(labels, guess)
+    return found

@@ -10,7 +10,7 @@ from tunelab.errors import TunelabError
 from tunelab.models import load_for_classification, stored_dtype
 from tunelab.tasks import register
 from tunelab.tasks.base import Task
-from tunelab.tasks.classification.metrics import classification_metrics
+from tunelab.tasks.classification.metrics import classification_metrics, majority_baselines
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -79,6 +79,9 @@ class Classification(Task):
         data, lengths = tokenise(splits, request.model.path, text_columns, request.max_length,
                                  request.trust_remote_code)
         return Splits(data=data, labels=labels, notes=notes, text_columns=text_columns, lengths=lengths)
+
+    def baselines(self, data: DatasetDict) -> dict[str, float]:
+        return majority_baselines(data)
 
     def load_model(self, run: RunSpec, **settings: Any) -> Any:
         return load_for_classification(run.model_path, run.labels, run.trust_remote_code, run.allow_pickle,
