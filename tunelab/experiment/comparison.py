@@ -44,7 +44,8 @@ def compare(
     tuning.check_validation(spec, data)
     store = Store(Path(spec.workdir))
     try:
-        runs, choices = tuning.choose(spec, runs, store, runner, listener, force, data.sizes.get("validation", 0))
+        runs, choices = tuning.choose(spec, runs, store, runner, listener, force, data.sizes.get("validation", 0),
+                                      data.sizes.get("train", 0), data.baselines)
         spec_json = spec.model_dump_json()
         experiment_id = store.add_experiment(spec_json, hashlib.sha256(spec_json.encode()).hexdigest(), runs,
                                              exact=True)

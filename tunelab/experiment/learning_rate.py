@@ -4,22 +4,39 @@ One untuned rate per method makes the table measure the rate, not the method: at
 paper's default for LoRA or prompt tuning has barely started when full fine-tuning has converged.
 A full sweep answers that, at many times the cost; this answers it at a fraction of one more run.
 
-**How.** Successive halving with one rung, over a log grid around the method's default rate
-(``tune.factors``, or the method's own ``lr_grid``): every candidate trains on the experiment's first
-seed with the full budget's schedule (warm-up, then decay towards the full length), stops at
-``tune.fraction`` of it, is evaluated on validation and checkpointed there (``RunStatus.STOPPED``).
-The lowest rate whose score is within validation noise of the best one (``Task.margin``; see
-``_decide`` for why the lowest) continues from its checkpoint to the full budget: the candidate and
-the final run are one run (``RunSpec.rung`` is left out of the key), so its first part is never
-trained twice. The losers' checkpoints are then deleted. Only the training
-and validation splits are used; the test split is evaluated by the final runs alone.
+**How.** Successive halving over a log grid around the method's default rate (``tune.factors``, or
+the method's own ``lr_grid``): every candidate trains on the experiment's first seed with the full
+budget's schedule (warm-up, then decay towards the full length), stops at the rung (``tune.fraction``
+of it, moved to the evaluation step after that), is evaluated on validation and checkpointed there
+(``RunStatus.STOPPED``). Then, per method, one of:
+
+- the best candidate is at the grid's top (or bottom) edge: the grid grows by one more step of its
+  own ratio in that direction, up to ``tune.max_factor`` (``tune.min_factor``) × the default, and
+  the new candidate trains to the same rung; the edge cannot decide what the method achieves (on a
+  77-class data set the linear probe's best was its highest rate, and 30× higher it scored 53
+  points more);
+- no candidate is yet better than learning nothing (``ExperimentInfo.baselines``: the majority
+  class) by more than validation noise: at an early rung every rate can look alike, and the rule
+  below would keep the lowest. They all go on from their checkpoints to a later rung
+  (``tune.later``); if none has learned there either, the grid grows upwards, and failing that the
+  best-scoring rate is kept and said so (the verdicts then say whether the final run learned);
+- otherwise the lowest rate whose score is within validation noise of the best one (``Task.margin``;
+  see ``_lowest_as_good`` for why the lowest) is chosen.
+
+The chosen candidate continues from its checkpoint to the full budget: the candidate and the final
+run are one run (``RunSpec.rung`` is left out of the key), trained once, and exactly the run its key
+names (the rung is an evaluation step the uninterrupted run makes too, and resuming restores every
+random state). The losers' checkpoints are then deleted. Only the training and validation splits
+are used; the test split is evaluated by the final runs alone.
 
 **Cost.** With k candidates stopped at fraction f of a budget T, the method trains
 ``T (1 + (k - 1) f)`` instead of T, plus each candidate's start-up: 3 candidates at 1/5 is 1.4 T.
+Each step of a grown grid adds f T; a method that had not learned adds ``k (later - f) T``.
 
 **Record.** Every candidate is a run in the store (``tunelab runs`` lists them; a rerun reads their
 scores instead of training them again), filed under an experiment of its own so that the
-comparison's table holds the final runs only; ``ExperimentInfo.lr`` keeps each method's choice.
+comparison's table holds the final runs only; ``ExperimentInfo.lr`` keeps each method's choice and
+how the search went (``LrChoice.note``).
 """
 
 from __future__ import annotations
@@ -28,6 +45,7 @@ import hashlib
 import math
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunelab import tasks
@@ -39,7 +57,7 @@ from tunelab.experiment.schedule import train_runs
 from tunelab.results import Candidate, LrChoice, RunStatus
 from tunelab.run.launch import Executor
 from tunelab.spec import ExperimentSpec, MethodSpec, TuneSpec
-from tunelab.spec.run import RunSpec
+from tunelab.spec.run import RunSpec, rung_step
 from tunelab.store import Store, StoredRun
 
 
@@ -57,7 +75,8 @@ def check_validation(spec: ExperimentSpec, data: PreparedData) -> None:
 
 
 def choose(spec: ExperimentSpec, runs: list[RunSpec], store: Store, executor: Executor, listener: Listener,
-           force: bool = False, validation_size: int = 0) -> tuple[list[RunSpec], list[LrChoice]]:
+           force: bool = False, validation_size: int = 0, train_size: int = 0,
+           baselines: dict[str, float] | None = None) -> tuple[list[RunSpec], list[LrChoice]]:
     """The plan's runs at each method's chosen learning rate, and how each was chosen."""
     per_method = len(spec.seeds)
     groups = [runs[i * per_method:(i + 1) * per_method] for i in range(len(spec.methods))]
@@ -67,32 +86,172 @@ def choose(spec: ExperimentSpec, runs: list[RunSpec], store: Store, executor: Ex
     tuned = [c for c in choices if c.how == "tuned"]
     if not tuned or spec.tune is None:
         return runs, choices
-    candidates = {c.index: _candidates(spec.methods[c.index], spec.tune, groups[c.index][0]) for c in tuned}
-    everyone = [run for group in candidates.values() for run in group]
-    moved = {r.key for r in everyone if _stopped_elsewhere(store.run(r.key), r)}  # tune.fraction changed
-    store.add_experiment(spec.model_dump_json(), _tuning_hash(everyone), everyone)
-    done = (RunStatus.DONE, RunStatus.STOPPED)
-    todo = [r for r in everyone if force or r.key in moved or store.status(r.key) not in done]
-    listener.start(todo, [r for r in everyone if r not in todo], [])
-    train_runs(todo, store, executor, listener, force)
+    judge = _Judge(spec, validation_size, (baselines or {}).get(f"validation_{spec.metric}"))
+    searches = [_Search(choice, spec.methods[choice.index], spec.tune, groups[choice.index][0], train_size)
+                for choice in tuned]
+    _run_searches(searches, spec, store, executor, listener, force, judge)
     final = list(runs)
-    for choice in tuned:
-        _decide(choice, candidates[choice.index], store, spec.maximise, _margin(spec, validation_size))
-        start = choice.index * per_method
+    for search in searches:
+        choice, start = search.choice, search.choice.index * per_method
         final[start:start + per_method] = [_at_rate(run, choice.lr) for run in groups[choice.index]]
         choice.keys = [r.key for r in final[start:start + per_method]]
     return final, choices
 
 
-def _stopped_elsewhere(stored: StoredRun | None, run: RunSpec) -> bool:
-    """A candidate stopped at another rung than this comparison's: trained on to (or again to) this one."""
-    return stored is not None and stored.status is RunStatus.STOPPED and stored.spec.rung != run.rung
+class _Judge:
+    """What a validation score means: which way is better, how far apart two scores may be and still
+    be alike (``Task.margin`` at the validation split's size), and what learning nothing scores."""
+
+    def __init__(self, spec: ExperimentSpec, size: int, baseline: float | None) -> None:
+        task, metric = tasks.get(spec.task), spec.metric
+        self.maximise, self.baseline = spec.maximise, baseline
+        self.margin: Callable[[float, float], float] = lambda best, score: task.margin(metric, best, score, size)
+
+    def better(self, score: float) -> float:
+        return score if self.maximise else -score
+
+    def learned(self, score: float) -> bool:
+        """Better than learning nothing by more than the validation split can blur (no baseline: yes)."""
+        if self.baseline is None:
+            return True
+        return self.better(score) - self.better(self.baseline) > self.margin(score, self.baseline)
 
 
-def _candidates(method: MethodSpec, tune: TuneSpec, first: RunSpec) -> list[RunSpec]:
-    """The first seed's run at each learning rate of the grid, to stop at the rung."""
-    grid = method.lr_grid or sorted({float(f"{first.options.lr * f:.3g}") for f in tune.factors})
-    return [_at_rate(first, lr).model_copy(update={"rung": tune.fraction}) for lr in grid]
+@dataclass
+class _Search:
+    """One method's search: its grid so far, the rung its candidates are scored at, what it did."""
+
+    choice: LrChoice
+    method: MethodSpec
+    tune: TuneSpec
+    first: RunSpec
+    train_size: int
+    grid: list[float] = field(default_factory=list)
+    rung: float = 0.0
+    done: bool = False
+    steps: list[str] = field(default_factory=list)  # how the search went, in words, for LrChoice.note
+
+    def __post_init__(self) -> None:
+        self.grid = self.method.lr_grid or sorted({_rounded(self.first.options.lr * f) for f in self.tune.factors})
+        self.rung = self.tune.fraction
+
+    def candidates(self) -> list[RunSpec]:
+        return [_at_rate(self.first, lr).model_copy(update={"rung": self.rung}) for lr in self.grid]
+
+    @property
+    def rung_step(self) -> int:
+        return self._step_at(self.rung)
+
+    def _step_at(self, fraction: float) -> int:
+        return rung_step(fraction, self.first.train.total_steps(self.train_size), self.first.train.eval_every)
+
+    def advance(self, scores: dict[float, float], judge: _Judge) -> None:
+        """Grow the grid, go to the later rung, or choose: see the module's docstring."""
+        if not scores:
+            self.choice.note = "no candidate finished: the configured learning rate is used"
+            self.done = True
+            return
+        best = max(scores, key=lambda lr: (judge.better(scores[lr]), -lr))
+        up, down = self._beyond(1), self._beyond(-1)
+        if not judge.learned(scores[best]):
+            if self._step_at(self.tune.later) > self.rung_step:
+                self.steps.append(f"no rate had learned by step {self.rung_step}: all went on")
+                self.rung = self.tune.later
+            elif self._allowed(up):
+                self.steps.append(f"none had learned by step {self.rung_step}: tried {up:.3g}")
+                self.grid.append(up)
+            else:
+                self._choose(best, f"no rate from {min(self.grid):.3g} to {max(self.grid):.3g} had learned "
+                                           f"by step {self.rung_step}: the best-scoring kept")
+            return
+        if best == max(self.grid) and self._allowed(up):
+            self.steps.append(f"best at the grid's top: tried {up:.3g}")
+            self.grid.append(up)
+        elif best == min(self.grid) and self._leads(scores, judge) and self._allowed(down):
+            self.steps.append(f"best at the grid's bottom: tried {down:.3g}")
+            self.grid.insert(0, down)
+        else:
+            self._choose(_lowest_as_good(scores, best, judge), None)
+
+    def _allowed(self, lr: float) -> bool:
+        """Within the bounds (``tune.min_factor`` to ``tune.max_factor`` × the default rate)."""
+        default = self.first.options.lr
+        return default * self.tune.min_factor * (1 - 1e-9) <= lr <= default * self.tune.max_factor * (1 + 1e-9)
+
+    def _leads(self, scores: dict[float, float], judge: _Judge) -> bool:
+        """The grid's lowest rate beats the next by more than noise. Only then is a lower one worth a
+        candidate: among rates alike the lowest is chosen anyway (the top edge grows whenever it is
+        best, as a rate higher still may be better by far)."""
+        low, after = self.grid[0], next((lr for lr in self.grid[1:] if lr in scores), None)
+        if after is None:
+            return True
+        return judge.better(scores[low]) - judge.better(scores[after]) > judge.margin(scores[low], scores[after])
+
+    def _beyond(self, direction: int) -> float:
+        """The grid's next rate past its top (1) or bottom (-1) edge, by the grid's own ratio there."""
+        grid = self.grid
+        if direction > 0:
+            return _rounded(grid[-1] * (grid[-1] / grid[-2] if len(grid) > 1 else 3.0))
+        return _rounded(grid[0] / (grid[1] / grid[0] if len(grid) > 1 else 3.0))
+
+    def _choose(self, lr: float, why: str | None) -> None:
+        self.choice.lr, self.done = lr, True
+        self.steps += [why] if why else []
+        self.choice.note = "; ".join(self.steps) or None
+
+
+def _run_searches(searches: list[_Search], spec: ExperimentSpec, store: Store, executor: Executor,
+                  listener: Listener, force: bool, judge: _Judge) -> None:
+    """Train every search's candidates to its rung, together (one executor call per round), until
+    every search has chosen. Each candidate is trained at most once per rung; ``force`` retrains it
+    from scratch once, then it resumes."""
+    first_round = [run for search in searches for run in search.candidates()]
+    tuning_id = _tuning_hash(first_round)
+    trained: set[str] = set()
+    attempted: set[tuple[str, float]] = set()
+    while searches_left := [s for s in searches if not s.done]:
+        wanted = [run for search in searches_left for run in search.candidates()]
+        everyone = {run.key: run for search in searches for run in search.candidates()}
+        store.add_experiment(spec.model_dump_json(), tuning_id, list(everyone.values()))
+        todo = [run for search in searches_left for run in search.candidates()
+                if _to_train(run, store.run(run.key), search.rung_step, force, trained, attempted)]
+        if todo:
+            listener.start(todo, [r for r in wanted if r not in todo] if not attempted else [], [])
+            train_runs(todo, store, executor, listener, force, resume=trained & {r.key for r in todo})
+            trained |= {r.key for r in todo}
+            attempted |= {(r.key, r.rung) for r in todo if r.rung is not None}
+        for search in searches_left:
+            search.choice.candidates = [_scored(store, run, search.rung_step) for run in search.candidates()]
+            search.advance({c.lr: c.validation for c in search.choice.candidates
+                            if c.validation is not None and math.isfinite(c.validation)}, judge)
+    for search in searches:
+        for run in search.candidates():
+            stored = store.run(run.key)
+            if run.options.lr != search.choice.lr and stored is not None and stored.status is RunStatus.STOPPED:
+                _free_checkpoints(run)
+
+
+def _to_train(run: RunSpec, stored: StoredRun | None, step: int, force: bool, trained: set[str],
+              attempted: set[tuple[str, float]]) -> bool:
+    """Whether a candidate trains in this round: not yet at its rung, or ``force`` and not yet trained
+    by this call; never twice to one rung, nor again after it failed or diverged in this call."""
+    if (run.key, run.rung) in attempted:
+        return False
+    if run.key in trained and (stored is None or stored.status not in (RunStatus.STOPPED, RunStatus.DONE)):
+        return False
+    return (force and run.key not in trained) or not _reached(stored, step)
+
+
+def _reached(stored: StoredRun | None, step: int) -> bool:
+    """Trained at least to the rung's step: stopped there or further on, or finished (a rerun's
+    winner of an earlier compare); scored from its curve at the rung."""
+    if stored is None:
+        return False
+    return stored.status is RunStatus.DONE or (stored.status is RunStatus.STOPPED and (stored.costs.steps or 0) >= step)
+
+
+def _rounded(lr: float) -> float:
+    return float(f"{lr:.3g}")
 
 
 def _at_rate(run: RunSpec, lr: float) -> RunSpec:
@@ -104,35 +263,16 @@ def _tuning_hash(candidates: list[RunSpec]) -> str:
     return hashlib.sha256(f"tune:{keys}".encode()).hexdigest()
 
 
-def _margin(spec: ExperimentSpec, size: int) -> Callable[[float, float], float]:
-    """How far below the best score (best, score) a score may be and still be as good, as far as
-    ``size`` validation examples can tell (``Task.margin``)."""
-    task, metric = tasks.get(spec.task), spec.metric
-    return lambda best, score: task.margin(metric, best, score, size)
-
-
-def _decide(choice: LrChoice, candidates: list[RunSpec], store: Store, maximise: bool,
-            margin: Callable[[float, float], float]) -> None:
-    """Score every candidate at the rung, keep the lowest rate that the validation split cannot tell
-    from the best one, and free the others' checkpoints.
+def _lowest_as_good(scores: dict[float, float], best: float, judge: _Judge) -> float:
+    """The lowest rate that the validation split cannot tell from the best one.
 
     Why the lowest: a rung comes early, and early on a higher rate looks better than it ends
     (short-horizon bias, Wu et al. 2018): full fine-tuning of MiniLM on SST-2 at 5e-4 led at a fifth
     of the budget (81.0 against 78.2 at 1.5e-4) and ended 6 points worse on test. A higher rate wins
     only where its lead is more than validation noise."""
-    stored = [store.run(r.key) for r in candidates]
-    rung = next((s.costs.steps for s in stored if s and s.status is RunStatus.STOPPED and s.costs.steps), None)
-    choice.candidates = [_scored(store, run, found, rung) for run, found in zip(candidates, stored, strict=True)]
-    scores = {c.lr: c.validation for c in choice.candidates if c.validation is not None and math.isfinite(c.validation)}
-    if not scores:
-        choice.note = "no candidate finished: the configured learning rate is used"
-        return
-    sign = 1 if maximise else -1
-    top = max(scores.values(), key=lambda score: sign * score)
-    choice.lr = min(lr for lr, score in scores.items() if sign * (top - score) <= margin(top, score))
-    for run, found in zip(candidates, stored, strict=True):
-        if run.options.lr != choice.lr and found is not None and found.status is RunStatus.STOPPED:
-            _free_checkpoints(run)
+    top = scores[best]
+    return min(lr for lr, score in scores.items()
+               if judge.better(top) - judge.better(score) <= judge.margin(top, score))
 
 
 def _free_checkpoints(run: RunSpec) -> None:
@@ -146,28 +286,25 @@ def _free_checkpoints(run: RunSpec) -> None:
         lock.release()
 
 
-def _scored(store: Store, run: RunSpec, stored: StoredRun | None, rung: int | None) -> Candidate:
-    lr = run.options.lr
+def _scored(store: Store, run: RunSpec, step: int) -> Candidate:
+    """A candidate's validation score at the rung's step, from its curve (a candidate trained on past
+    the rung, or the winner of an earlier compare, has evaluated there too); from its last
+    evaluation where the curve has no point there (a candidate stopped before rungs were moved
+    onto evaluation steps)."""
+    lr, stored = run.options.lr, store.run(run.key)
     if stored is None:
         return Candidate(lr=lr, key=run.key, status=RunStatus.PENDING)
-    seconds = stored.costs.process_seconds or stored.costs.train_seconds
-    candidate = Candidate(lr=lr, key=run.key, status=stored.status, seconds=seconds)
-    if stored.status is RunStatus.STOPPED:
-        candidate.validation = stored.metrics.get(f"validation_{run.metric}")
-        candidate.step = stored.costs.steps
-    elif stored.status is RunStatus.DONE:  # the winner of an earlier compare: its rung from its curve
-        candidate.step, candidate.validation, candidate.seconds = _at_rung(store, stored, run.metric, rung)
-    return candidate
-
-
-def _at_rung(store: Store, stored: StoredRun, metric: str,
-             rung: int | None) -> tuple[int | None, float | None, float | None]:
-    """A finished run's score and training time at the rung (or at its first evaluation after it,
-    for a run trained before without one); without a rung, its final validation score."""
+    candidate = Candidate(lr=lr, key=run.key, status=stored.status,
+                          seconds=stored.costs.process_seconds or stored.costs.train_seconds)
+    if stored.status not in (RunStatus.STOPPED, RunStatus.DONE):
+        return candidate
     series = store.series(stored.key)
-    scores = {step: value for step, name, value in series if name == f"eval_{metric}"}
-    seconds = {step: value for step, name, value in series if name == "train_seconds"}
-    if rung is None or not scores:
-        return stored.costs.steps, stored.metrics.get(f"validation_{metric}"), stored.costs.train_seconds
-    step = min((s for s in scores if s >= rung), default=max(scores))
-    return step, scores[step], seconds.get(step)
+    scores = {at: value for at, name, value in series if name == f"eval_{run.metric}"}
+    if step in scores:
+        candidate.step, candidate.validation = step, scores[step]
+    elif stored.status is RunStatus.STOPPED:
+        candidate.step, candidate.validation = stored.costs.steps, stored.metrics.get(f"validation_{run.metric}")
+    elif scores:  # an earlier compare's winner, from before rungs were evaluation steps
+        candidate.step = min((at for at in scores if at >= step), default=max(scores))
+        candidate.validation = scores[candidate.step]
+    return candidate

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -62,8 +64,13 @@ class Adalora(Adapter):
             pattern lives here between steps, travels in each checkpoint's callback states, and
             goes back on the config at the end, for the artifact: pruned, as peft saves it. The
             run keeps the best evaluation's weights (``run.checkpoints``), so the pattern saved is
-            the one those weights were evaluated with, taken when the best weights are. A resumed
-            run keeps its patterns; peft's importance estimates start afresh."""
+            the one those weights were evaluated with, taken when the best weights are.
+
+            peft's importance estimates (moving averages of |weight × gradient| that decide what
+            is pruned next) live in memory only: they are written into each checkpoint
+            (``IMPORTANCE_FILE``) and read back on resume, so a resumed run prunes what the run
+            that never stopped prunes (a checkpoint without them, cut off while it was written,
+            resumes with them started afresh)."""
 
             def __init__(self, pattern: dict[str, list[bool]] | None = None,
                          best_pattern: dict[str, list[bool]] | None = None, best_step: int | None = None) -> None:
@@ -72,6 +79,16 @@ class Adalora(Adapter):
             def state(self) -> dict[str, Any]:
                 return {"args": {"pattern": self.pattern, "best_pattern": self.best_pattern,
                                  "best_step": self.best_step}, "attributes": {}}
+
+            def on_train_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001, ANN201
+                saved = Path(args.output_dir) / f"checkpoint-{state.global_step}" / IMPORTANCE_FILE
+                if state.global_step and saved.is_file():  # resumed: the state loaded is that checkpoint's
+                    _load_importance(model.base_model, saved)
+
+            def on_save(self, args, state, control, model=None, **kwargs):  # noqa: ANN001, ANN201
+                if state.is_world_process_zero:
+                    folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                    _save_importance(model.base_model.rankallocator, folder / IMPORTANCE_FILE)
 
             def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
                 self._keep_if_best(state)  # as the best weights are: the step evaluated is the one before
@@ -93,3 +110,27 @@ class Adalora(Adapter):
                     self.best_step = state.global_step
 
         return [Reallocate()]
+
+
+IMPORTANCE_FILE = "adalora_importance.safetensors"  # in a checkpoint: peft's RankAllocator estimates
+_ESTIMATES = ("ipt", "exp_avg_ipt", "exp_avg_unc")
+
+
+def _save_importance(allocator: Any, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"{part}/{name}": tensor.detach().cpu().contiguous()
+               for part in _ESTIMATES for name, tensor in getattr(allocator, part).items()}
+    if tensors and path.parent.is_dir():
+        save_file(tensors, str(path) + ".tmp")
+        os.replace(str(path) + ".tmp", path)
+
+
+def _load_importance(adalora: Any, path: Path) -> None:
+    """Back into peft's allocator, each estimate on its parameter's device (a GPU's, in a GPU run)."""
+    from safetensors.torch import load_file
+
+    devices = {name: param.device for name, param in adalora.model.named_parameters()}
+    for key, tensor in load_file(path).items():
+        part, name = key.split("/", 1)
+        getattr(adalora.rankallocator, part)[name] = tensor.to(devices.get(name, tensor.device))

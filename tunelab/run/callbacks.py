@@ -4,7 +4,6 @@ stops at."""
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -19,7 +18,7 @@ from tunelab.run.events import Evaluation, Progress, Report
 from tunelab.run.process import is_rank_zero
 from tunelab.run.pruning import load_trial
 from tunelab.run.trainer import WARMUP_STEPS, MethodTrainer, synchronize
-from tunelab.spec.run import TrialRef
+from tunelab.spec.run import TrialRef, rung_step
 
 PROGRESS_SECONDS = 1.0  # between two progress events
 
@@ -179,16 +178,21 @@ class TrialReporter(TrainerCallback):
 
 class Rung(TrainerCallback):
     """A learning-rate candidate stops at its rung (a share of the budget, ``RunSpec.rung``):
-    evaluated and checkpointed there, so that the candidate chosen resumes from that checkpoint
-    with its optimizer and schedule as they were, as if it had never stopped."""
+    checkpointed there, so that the candidate chosen resumes from that checkpoint with its optimizer,
+    schedule and random state as they were, as if it had never stopped.
+
+    The rung is an evaluation step (``rung_step``): the run that never stopped evaluates there too,
+    so the continuation has seen the same evaluations (which pick the best weights and count early
+    stopping's patience) and is the run its key names, to the last digit."""
 
     def __init__(self, fraction: float) -> None:
         self.fraction = fraction
         self.step: int | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
-        self.step = max(1, math.ceil(self.fraction * state.max_steps))
+        self.step = rung_step(self.fraction, state.max_steps, int(args.eval_steps))
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
         if self.step is not None and state.global_step >= self.step:
-            control.should_evaluate = control.should_save = control.should_training_stop = True
+            control.should_save = control.should_training_stop = True
+

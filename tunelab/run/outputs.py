@@ -30,9 +30,13 @@ def write_predictions(run_dir: Path, examples: list[dict[str, Any]]) -> None:
 
 def series(log_history: list[dict[str, Any]], elapsed_at: dict[int, float]) -> list[tuple[int, str, float]]:
     """What the Trainer logged, and the training seconds at each evaluation (``train_seconds``):
-    the x axis of the report's budget curves."""
+    the x axis of the report's budget curves. Not the Trainer's closing summary (``train_runtime``,
+    ``train_loss``...): it describes this process alone, so a run resumed from a checkpoint would
+    report the mean loss of the steps since then as the run's, and its costs are measured apart."""
     out = []
     for entry in log_history:
+        if "train_runtime" in entry:
+            continue
         step = int(entry.get("step", 0))
         for name, value in entry.items():
             if name not in ("step", "epoch") and isinstance(value, (int, float)) and math.isfinite(value):

@@ -13,6 +13,7 @@ from transformers import (
     Trainer,
     TrainingArguments,
 )
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from tunelab import methods, tasks
 from tunelab.run.distributed import fsdp_units
@@ -28,6 +29,29 @@ class Diverged(Exception):
     def __init__(self, step: int, loss: float) -> None:
         super().__init__(f"training loss became {loss} by step {step}")
         self.step = step
+
+
+
+class EpochOrder(LengthGroupedSampler):
+    """The length-grouped order of one epoch, drawn from a generator seeded by (seed, epoch).
+
+    The Trainer's own sampler draws each epoch's order from the global random state as that epoch
+    begins. A run resumed inside an epoch draws it before the checkpoint's random state is restored,
+    so from its second epoch on it trained on another order than the run that never stopped, under
+    the same key. Seeded by epoch, the order is the same however often the run stopped."""
+
+    def __init__(self, grouped: LengthGroupedSampler, seed: int) -> None:
+        super().__init__(grouped.batch_size, lengths=grouped.lengths, generator=torch.Generator())
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:  # the Trainer calls it as each epoch begins
+        self.epoch = epoch
+
+    def __iter__(self) -> Any:
+        assert self.generator is not None
+        self.generator.manual_seed((self.seed << 32) + self.epoch)
+        return super().__iter__()
 
 
 
@@ -48,6 +72,14 @@ class MethodTrainer(Trainer):
     task: tasks.Task
     method: methods.Method
     weight_decay: float
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        """The Trainer's length-grouped order, drawn from a generator of its own (``EpochOrder``)."""
+        sampler = super()._get_train_sampler(train_dataset)
+        if type(sampler) is LengthGroupedSampler:
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return EpochOrder(sampler, seed)
+        return sampler
 
     def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
         """AdamW over the method's parameter groups, built by the Trainer's own hook: under FSDP

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +102,10 @@ class RunSpec(BaseModel):
     @classmethod
     def from_json(cls, text: str) -> RunSpec:
         return cls.model_validate(json.loads(text))
+
+
+def rung_step(fraction: float, steps: int, eval_every: int) -> int:
+    """Where a learning-rate candidate stops: the first evaluation step at or after ``fraction`` of
+    the budget's ``steps`` (its last step at most), which the run that never stops evaluates too."""
+    wanted = max(1, math.ceil(fraction * steps))
+    return min(steps, math.ceil(wanted / eval_every) * eval_every)

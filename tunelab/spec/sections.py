@@ -224,15 +224,35 @@ class SweepSpec(Strict):
 class TuneSpec(Strict):
     """How ``compare`` chooses each method's learning rate (``tunelab.experiment.learning_rate``): every candidate
     (the method's default rate × each factor) trains on the first seed up to ``fraction`` of the
-    budget and is ranked on validation; the best continues from there to the full budget."""
+    budget and is ranked on validation; where the best is at the grid's edge the grid grows past it
+    (up to ``max_factor``, down to ``min_factor`` × the default); where no candidate has yet beaten
+    learning nothing they all go on to ``later``; the one chosen continues from there to the full budget."""
 
     factors: list[float] = [1.0, 3.0, 10.0]
     fraction: float = Field(0.2, gt=0, le=1)
+    later: float = Field(0.5, gt=0, le=1)  # the second rung, for methods that had not learned at the first
+    max_factor: float = 1000.0  # the grid grows up to this multiple of the default rate
+    min_factor: float = 0.001  # and down to this one
 
     @field_validator("factors")
     @classmethod
     def _factors(cls, value: list[float]) -> list[float]:
         return check_grid(value, "multiples of the default learning rate, e.g. [0.3, 1, 3, 10]")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> TuneSpec:
+        top, bottom = max(1.0, *self.factors), min(1.0, *self.factors)
+        if self.max_factor < top:
+            raise ValueError(f"max_factor {self.max_factor:g} is below the grid it bounds (the default rate is 1, "
+                             f"the factors go up to {max(self.factors):g}): give max_factor >= {top:g}")
+        if not 0 < self.min_factor <= bottom:
+            raise ValueError(f"min_factor {self.min_factor:g} is not a positive bound below the grid (the default "
+                             f"rate is 1, the factors go down to {min(self.factors):g}): "
+                             f"give 0 < min_factor <= {bottom:g}")
+        if self.later < self.fraction:
+            raise ValueError(f"later {self.later:g} comes before the first rung (fraction {self.fraction:g}): "
+                             "give later >= fraction")
+        return self
 
 
 

@@ -4,6 +4,7 @@ The executor answers each candidate at its rung at once; the tuner, the locks an
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from helpers import tiny_spec
@@ -33,7 +34,7 @@ class AtTheRung:
 
 
 def test_a_losers_checkpoints_stay_while_another_process_holds_its_lock(tmp_path, monkeypatch):
-    spec = build_spec({**tiny_spec(tmp_path, ["head"]), "tune": {"factors": [1, 3, 10]}})
+    spec = build_spec({**tiny_spec(tmp_path, ["head"]), "tune": {"factors": [1, 3, 10], "max_factor": 10}})
     model = ModelRef(path="m", model_type="bert", fingerprint="f")
     runs = plan(spec, model, PreparedData(path="d", labels=["neg", "pos"], sizes={}, fingerprint="g"))
     store = Store(tmp_path)
@@ -59,3 +60,82 @@ def test_a_losers_checkpoints_stay_while_another_process_holds_its_lock(tmp_path
         if held is not None:
             held.release()
         store.close()
+
+
+class Scored:
+    """Each candidate stops at its rung's step with the validation accuracy ``score(lr, step)``."""
+
+    parallel, processes, local = 1, 1, True
+
+    def __init__(self, score) -> None:
+        self.score, self.trained = score, []
+
+    def execute(self, runs: list[RunSpec], on_event: object) -> Iterator[RunResult]:
+        from tunelab.spec.run import rung_step
+
+        for run in runs:
+            step = rung_step(run.rung, run.train.max_steps, run.train.eval_every)
+            self.trained.append((run.options.lr, step))
+            (run.run_dir / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True, exist_ok=True)
+            yield RunResult(key=run.key, status=RunStatus.STOPPED, costs=Costs(steps=step),
+                            metrics={"validation_accuracy": self.score(run.options.lr, step)})
+
+
+def _search(tmp_path, score, baseline=0.5, **tune):
+    """One method (head, default rate 1e-3) tuned over 20 steps (rungs at steps 4 and 10) with 10,000
+    validation examples (a margin of about 1.4 points): its choice, and what was trained."""
+    raw = tiny_spec(tmp_path, ["head"], max_steps=20, eval_every=2)
+    spec = build_spec({**raw, "tune": {"factors": [1, 3, 10], **tune}})
+    model = ModelRef(path="m", model_type="bert", fingerprint="f")
+    runs = plan(spec, model, PreparedData(path="d", labels=["neg", "pos"], sizes={}, fingerprint="g"))
+    executor = Scored(score)
+    store = Store(tmp_path)
+    try:
+        _, (choice,) = learning_rate.choose(spec, runs, store, executor, Listener(), validation_size=10_000,
+                                            train_size=48, baselines={"validation_accuracy": baseline})
+    finally:
+        store.close()
+    return choice, executor.trained
+
+
+def test_the_grid_grows_past_its_top_edge_while_the_edge_is_best(tmp_path):
+    """The best of 1e-3, 3e-3, 1e-2 is the highest: the grid grows by its own ratio (×3.33) until a
+    rate scores worse (1.11e-1 here), and the choice is made among them all."""
+    peak = 3.3e-2
+    choice, trained = _search(tmp_path, lambda lr, step: 0.9 - 0.1 * abs(math.log10(lr / peak)))
+    assert [lr for lr, _ in trained] == [1e-3, 3e-3, 1e-2, 3.33e-2, 0.111]
+    assert choice.lr == 3.33e-2
+    assert "best at the grid's top: tried 0.0333" in choice.note
+
+
+def test_the_grid_grows_past_its_bottom_edge_while_the_edge_leads_by_more_than_noise(tmp_path):
+    """1e-3 leads 3e-3 by 2 points: 3.33e-4 is tried; it leads 1e-3 by 0.7, within noise: no lower one."""
+    choice, trained = _search(tmp_path, lambda lr, step: 0.9 - 10 * lr)
+    assert [lr for lr, _ in trained] == [1e-3, 3e-3, 1e-2, 3.33e-4]
+    assert choice.lr == 3.33e-4
+    assert "best at the grid's bottom: tried 0.000333" in choice.note
+
+
+def test_the_grid_stops_at_its_bound(tmp_path):
+    """Up to max_factor × the default: 3.33e-2 is within 40 × 1e-3, 1.11e-1 is not."""
+    choice, trained = _search(tmp_path, lambda lr, step: 0.6 + lr, max_factor=40)
+    assert max(lr for lr, _ in trained) == 3.33e-2 and choice.lr == 3.33e-2
+
+
+def test_methods_that_had_not_learned_at_the_rung_go_on_to_the_later_one(tmp_path):
+    """At step 4 every rate is at the majority class: the lowest would have been kept. At step 10
+    the highest has learned, and it is chosen (the later rung's scores decide)."""
+    def score(lr, step):
+        return 0.5 if step == 4 else 0.5 + 10 * lr
+
+    choice, trained = _search(tmp_path, score, max_factor=10)
+    assert trained == [(1e-3, 4), (3e-3, 4), (1e-2, 4), (1e-3, 10), (3e-3, 10), (1e-2, 10)]
+    assert choice.lr == 1e-2
+    assert {c.step for c in choice.candidates} == {10}
+    assert "no rate had learned by step 4: all went on" in choice.note
+
+
+def test_a_method_that_learns_at_no_rate_says_so(tmp_path):
+    choice, trained = _search(tmp_path, lambda lr, step: 0.5, max_factor=40)
+    assert [lr for lr, step in trained if step == 10] == [1e-3, 3e-3, 1e-2, 3.33e-2]
+    assert choice.note.endswith("no rate from 0.001 to 0.0333 had learned by step 10: the best-scoring kept")

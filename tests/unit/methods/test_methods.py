@@ -146,21 +146,32 @@ def test_adalora_prunes_its_rank_budget_while_it_trains(tiny_runs):
 
 def test_adalora_resumes_from_a_checkpoint_taken_after_it_pruned(tiny_runs):
     """A checkpoint of a pruned adapter used to hold the pruned shapes, which the resumed run (built
-    at init_r) could not load: every tuned comparison's AdaLoRA row failed on it."""
+    at init_r) could not load: every tuned comparison's AdaLoRA row failed on it. And the resumed run
+    is the run that never stopped: peft's importance estimates travel in the checkpoint too (they
+    restarted from nothing, and the ranks pruned after the resume were others)."""
     from transformers import TrainerCallback
 
-    class StopAtFour(TrainerCallback):  # as if killed after the checkpoint at step 4
+    class StopAtEight(TrainerCallback):  # as if killed after the checkpoint at step 8
         def on_step_end(self, args, state, control, **kwargs):
-            control.should_training_stop = state.global_step == 4
+            control.should_training_stop = state.global_step == 8
 
-    (run,) = tiny_runs(["adalora"], max_steps=8, eval_every=4)  # a checkpoint at step 4, mid-pruning
+    (run,) = tiny_runs(["adalora"], max_steps=24, eval_every=8)  # a checkpoint at step 8, mid-pruning
     first = runner.build(run).trainer
-    first.add_callback(StopAtFour())
+    first.add_callback(StopAtEight())
     first.train()
     resumed = runner.build(run)
-    assert resumed.checkpoint is not None and resumed.checkpoint.name == "checkpoint-4"
+    assert resumed.checkpoint is not None and resumed.checkpoint.name == "checkpoint-8"
     resumed.trainer.train(resume_from_checkpoint=str(resumed.checkpoint))
-    assert resumed.trainer.state.global_step == 8
+    assert resumed.trainer.state.global_step == 24
+
+    (again,) = tiny_runs(["adalora"], max_steps=24, eval_every=8)  # the same run, its directory cleared
+    straight = runner.build(again).trainer
+    straight.train()
+
+    def after_eight(trainer):  # what each step trained on after the stop (the weights kept are the best step's)
+        return [(e["step"], e["loss"], e["grad_norm"]) for e in trainer.state.log_history if "loss" in e and e["step"] > 8]
+
+    assert after_eight(resumed.trainer) == after_eight(straight) != []
 
 
 BAD_METHODS = [

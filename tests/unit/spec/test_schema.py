@@ -47,6 +47,11 @@ def test_data_flag_replaces_default_sample():
         ({"methods": [{"name": "llrd", "decay": 1.5}]}, "methods[0] (llrd).decay: Input should be less than"),
         ({"task": "regression"}, "unknown task 'regression' (known tasks: causal-lm, classification)"),
         ({"seeds": [1, 1]}, "seeds repeat"),
+        ({"tune": {"max_factor": 0.5}}, "tune: max_factor 0.5 is below the grid it bounds (the default rate is 1, the "
+                                        "factors go up to 10): give max_factor >= 10"),
+        ({"tune": {"factors": [0.3, 1], "min_factor": 0.5}}, "tune: min_factor 0.5 is not a positive bound below the "
+                                                             "grid"),
+        ({"tune": {"fraction": 0.5, "later": 0.2}}, "tune: later 0.2 comes before the first rung (fraction 0.5)"),
     ],
 )
 def test_bad_values_name_the_field(raw, expected):
