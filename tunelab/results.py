@@ -181,3 +181,6 @@ class ExperimentInfo(BaseModel):
     # most frequent label, predicted for every example); empty where the task cannot say
     baselines: dict[str, float] = {}
     curves: dict[str, Curve] = {}  # per final run's key: what its validation curve says about the budget
+    # The rate the new classification head learned at in every method (``train.head_lr``), and how it
+    # was chosen (tuned: the linear probe's search); None where each method's head learned at its rate
+    head: LrChoice | None = None

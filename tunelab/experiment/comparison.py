@@ -44,14 +44,15 @@ def compare(
     tuning.check_validation(spec, data)
     store = Store(Path(spec.workdir))
     try:
-        runs, choices = tuning.choose(spec, runs, store, runner, listener, force, data.sizes.get("validation", 0),
-                                      data.sizes.get("train", 0), data.baselines)
+        chosen = tuning.choose(spec, runs, store, runner, listener, force, data.sizes.get("validation", 0),
+                               data.sizes.get("train", 0), data.baselines)
+        runs, choices = chosen.runs, chosen.lr
         spec_json = spec.model_dump_json()
         experiment_id = store.add_experiment(spec_json, hashlib.sha256(spec_json.encode()).hexdigest(), runs,
                                              exact=True)
         store.annotate(experiment_id, ExperimentInfo(notes=data.notes, labels=data.labels, sizes=data.sizes,
                                                      lengths=data.lengths, lr=choices,
-                                                     baselines=data.baselines))
+                                                     baselines=data.baselines, head=chosen.head))
         todo = [r for r in runs if force or not finished(r, store.run(r.key))]
         skipped = [r for r in runs if r not in todo]
         listener.start(todo, skipped, data.notes)

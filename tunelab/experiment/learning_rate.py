@@ -48,7 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunelab import tasks
+from tunelab import methods, tasks
 from tunelab.data import PreparedData
 from tunelab.errors import TunelabError
 from tunelab.experiment.listeners import Listener
@@ -63,7 +63,7 @@ from tunelab.store import Store, StoredRun
 
 def check_validation(spec: ExperimentSpec, data: PreparedData) -> None:
     """Refuse to rank candidates on a validation split too small to tell them apart."""
-    if spec.tune is None or all(m.lr_fixed for m in spec.methods):
+    if spec.tune is None or all(m.lr_fixed and not spec.head_lr_tuned(m) for m in spec.methods):
         return
     task = tasks.get(spec.task)
     have = data.sizes.get("validation", 0)
@@ -74,28 +74,72 @@ def check_validation(spec: ExperimentSpec, data: PreparedData) -> None:
             f"sample more (data.sample.validation: {task.min_validation}), fix each method's lr, or pass --no-tune")
 
 
+@dataclass
+class Choices:
+    """The plan's runs at each method's chosen rates, how each method's rate was chosen, and the rate
+    the new head learns at in every method (``train.head_lr``; None where it learns at the method's)."""
+
+    runs: list[RunSpec]
+    lr: list[LrChoice]
+    head: LrChoice | None = None
+
+
 def choose(spec: ExperimentSpec, runs: list[RunSpec], store: Store, executor: Executor, listener: Listener,
            force: bool = False, validation_size: int = 0, train_size: int = 0,
-           baselines: dict[str, float] | None = None) -> tuple[list[RunSpec], list[LrChoice]]:
-    """The plan's runs at each method's chosen learning rate, and how each was chosen."""
+           baselines: dict[str, float] | None = None) -> Choices:
+    """The plan's runs at each method's chosen learning rate, and how each was chosen. With
+    ``train.head_lr: auto`` the linear probe is tuned first, on its own, and the rate it chooses is
+    the head's in every other method's candidates and runs."""
     per_method = len(spec.seeds)
     groups = [runs[i * per_method:(i + 1) * per_method] for i in range(len(spec.methods))]
     choices = [LrChoice(index=i, method=m.name, lr=m.options.lr, keys=[r.key for r in group],
                         how="fixed" if m.lr_fixed else "tuned" if spec.tune else "default")
                for i, (m, group) in enumerate(zip(spec.methods, groups, strict=True))]
-    tuned = [c for c in choices if c.how == "tuned"]
-    if not tuned or spec.tune is None:
-        return runs, choices
+    head = _head_as_planned(spec, runs)
+    if spec.tune is None:
+        return Choices(runs, choices, head)
     judge = _Judge(spec, validation_size, (baselines or {}).get(f"validation_{spec.metric}"))
-    searches = [_Search(choice, spec.methods[choice.index], spec.tune, groups[choice.index][0], train_size)
-                for choice in tuned]
-    _run_searches(searches, spec, store, executor, listener, force, judge)
-    final = list(runs)
+    searches = [_Search(c, spec.methods[c.index], spec.tune, groups[c.index][0], train_size)
+                for c in choices if c.how == "tuned"]
+    shared = [i for i, m in enumerate(spec.methods) if spec.head_lr_tuned(m)]
+    if shared:
+        probe = next((s for s in searches if s.method.name == "head"), None) or _probe(spec, runs[0], train_size)
+        _run_searches([probe], spec, store, executor, listener, force, judge)
+        head = probe.choice.model_copy(update={"index": -1, "keys": []})
+        for i in shared:
+            groups[i] = [_with_head_rate(run, probe.choice.lr) for run in groups[i]]
+        searches = [s if s.method.name == "head" else
+                    _Search(s.choice, s.method, spec.tune, groups[s.choice.index][0], train_size) for s in searches]
+    _run_searches([s for s in searches if not s.done], spec, store, executor, listener, force, judge)
     for search in searches:
-        choice, start = search.choice, search.choice.index * per_method
-        final[start:start + per_method] = [_at_rate(run, choice.lr) for run in groups[choice.index]]
-        choice.keys = [r.key for r in final[start:start + per_method]]
-    return final, choices
+        groups[search.choice.index] = [_at_rate(run, search.choice.lr) for run in groups[search.choice.index]]
+    for choice, group in zip(choices, groups, strict=True):
+        choice.keys = [r.key for r in group]
+    return Choices([run for group in groups for run in group], choices, head)
+
+
+def _head_as_planned(spec: ExperimentSpec, runs: list[RunSpec]) -> LrChoice | None:
+    """The shared head's rate before any tuning: the one every run that has one was planned with."""
+    rate = next((run.train.head_lr for run in runs if isinstance(run.train.head_lr, float)), None)
+    if rate is None:
+        return None
+    probe = next((m for m in spec.methods if m.name == "head"), None)
+    fixed = isinstance(spec.train.head_lr, float) or (probe is not None and probe.lr_fixed)
+    return LrChoice(index=-1, method="head", lr=rate, how="fixed" if fixed else "default")
+
+
+def _probe(spec: ExperimentSpec, first: RunSpec, train_size: int) -> _Search:
+    """A search for the linear probe's rate where the experiment does not compare the probe itself."""
+    plugin = methods.get("head")
+    probe = MethodSpec(name="head", options=plugin.Options(lr=plugin.default_lr(spec.task)))
+    run = first.model_copy(update={"method": "head", "options": probe.options, "train": spec.train_for(probe)})
+    choice = LrChoice(index=-1, method="head", lr=probe.options.lr, how="tuned")
+    assert spec.tune is not None
+    return _Search(choice, probe, spec.tune, run, train_size)
+
+
+def _with_head_rate(run: RunSpec, lr: float) -> RunSpec:
+    return run.model_copy(update={"train": run.train.model_copy(update={"head_lr": lr})})
 
 
 class _Judge:

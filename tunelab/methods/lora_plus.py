@@ -35,5 +35,5 @@ class LoraPlus(Lora):
         b = [(n, p) for n, p in trainable if ".lora_B." in n]
         rest = [(n, p) for n, p in trainable if ".lora_B." not in n]
         lr = self.options.lr
-        return [*decay_groups(rest, lr=lr, weight_decay=weight_decay, name="A+head"),
+        return [*decay_groups(rest, lr=lr, weight_decay=weight_decay, name="A"),
                 *decay_groups(b, lr=lr * self.options.lr_ratio, weight_decay=weight_decay, name="B")]

@@ -23,6 +23,7 @@ from transformers import (
 )
 
 from tunelab import methods, tasks
+from tunelab.artifact import FRESH_ATTRIBUTE
 from tunelab.results import Costs, RunResult, RunStatus
 from tunelab.run.callbacks import Clock, Meter, ProgressEvents, Rung, TrialReporter
 from tunelab.run.checkpoints import Checkpoints, last_checkpoint
@@ -62,6 +63,7 @@ def build(run: RunSpec, report: Report = _ignore) -> Session:
     method = methods.get(run.method)(run.options)
     loading = time.perf_counter()
     model = task.load_model(run, **method.load_settings())
+    fresh: frozenset[str] = getattr(model, FRESH_ATTRIBUTE, frozenset())  # before the method wraps it
     context = methods.ModelContext(model_path=run.model_path, peft_task_type=task.peft_task_type,
                                    total_steps=run.train.total_steps(len(data["train"])))
     model = method.apply(model, context)
@@ -91,6 +93,9 @@ def build(run: RunSpec, report: Report = _ignore) -> Session:
         callbacks=callbacks,
     )
     trainer.task, trainer.method, trainer.weight_decay = task, method, run.train.weight_decay
+    if run.train.head_lr == "auto":
+        raise RuntimeError("train.head_lr 'auto' reached a run: ExperimentSpec.train_for resolves it to a rate")
+    trainer.head_lr, trainer.fresh = run.train.head_lr, fresh
     if run.train.fsdp and not trainer.is_fsdp_enabled:
         raise RuntimeError(f"train.fsdp: accelerate did not shard the model ({trainer.accelerator.distributed_type}): "
                            "it shards over GPUs only, in a run of several (--gpus-per-run 2 or more)")

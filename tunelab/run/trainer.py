@@ -16,6 +16,7 @@ from transformers import (
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from tunelab import methods, tasks
+from tunelab.methods.base import with_head_rate
 from tunelab.run.distributed import fsdp_units
 from tunelab.spec.run import RunSpec
 
@@ -72,6 +73,8 @@ class MethodTrainer(Trainer):
     task: tasks.Task
     method: methods.Method
     weight_decay: float
+    head_lr: float | None = None  # the new head's own rate (``train.head_lr``); None: the method's
+    fresh: frozenset[str] = frozenset()  # the new head's parameters, as the model was loaded
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         """The Trainer's length-grouped order, drawn from a generator of its own (``EpochOrder``)."""
@@ -89,6 +92,8 @@ class MethodTrainer(Trainer):
             target = model if model is not None else self.model
             assert isinstance(target, torch.nn.Module)
             groups = self.method.param_groups(target, self.weight_decay)
+            if self.head_lr is not None:
+                groups = with_head_rate(groups, target, self.fresh, self.head_lr, self.weight_decay)
             # fused: one kernel for all parameters on a GPU, instead of a few per tensor
             self.optimizer = torch.optim.AdamW(groups, fused=torch.cuda.is_available())
         return self.optimizer

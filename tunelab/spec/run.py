@@ -76,7 +76,7 @@ class RunSpec(BaseModel):
         identity.pop("trial")
         identity.pop("rung")
         identity["train"].pop("checkpoint_minutes")  # how often it is saved, not what it trains
-        for flag in ("gradient_checkpointing", "fsdp"):  # off: as keys were before these fields
+        for flag in ("gradient_checkpointing", "fsdp", "head_lr"):  # off: as keys were before these fields
             if not identity["train"][flag]:
                 identity["train"].pop(flag)
         if identity["evaluate_test"]:

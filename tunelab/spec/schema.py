@@ -109,7 +109,25 @@ class ExperimentSpec(Strict):
         train = merge_train(self.train, method.train) if method.train else self.train
         if train.fsdp and not METHODS.get(method.name).shardable:
             train = train.model_copy(update={"fsdp": False})
-        return train
+        return train.model_copy(update={"head_lr": self._head_rate(method, train.head_lr)})
+
+    def _head_rate(self, method: MethodSpec, value: float | str | None) -> float | None:
+        """``train.head_lr`` as a run uses it: a number, or None where the head learns at the method's
+        rate (by choice; for ``head``, whose rate it is; or in a task whose model has no new head)."""
+        if method.name == "head" or self.task not in METHODS.get("head").tasks or value is None:
+            return None
+        return self.probe_lr() if value == "auto" else float(value)
+
+    def probe_lr(self) -> float:
+        """The linear probe's rate in this experiment: its entry's, or its default for the task."""
+        probe = next((m for m in self.methods if m.name == "head"), None)
+        return probe.options.lr if probe else METHODS.get("head").default_lr(self.task)
+
+    def head_lr_tuned(self, method: MethodSpec) -> bool:
+        """The method's head learns at the rate tuning the linear probe chooses (``head_lr: auto``)."""
+        raw = merge_train(self.train, method.train).head_lr if method.train else self.train.head_lr
+        probe_fixed = any(m.name == "head" and m.lr_fixed for m in self.methods)
+        return raw == "auto" and self._head_rate(method, raw) is not None and self.tune is not None and not probe_fixed
 
     @model_validator(mode="after")
     def _methods_train(self) -> ExperimentSpec:
@@ -119,6 +137,12 @@ class ExperimentSpec(Strict):
             except ValidationError as err:
                 where = f"methods[{index}] ({method.name}).train"
                 raise TunelabError(first_error(err, where, root=TrainSpec)) from None
+            head_lr = self.train.head_lr
+            fixed = method.name == "head" and method.lr_fixed
+            if fixed and isinstance(head_lr, float) and head_lr != method.options.lr:
+                raise TunelabError(f"methods[{index}] (head): lr {method.options.lr:g} is the head's rate, and "
+                                   f"train.head_lr {head_lr:g} sets another for every other method's head",
+                                   "keep one of the two, or give both the same rate (head trains the head alone)")
         return self
 
     @field_validator("data", mode="before")

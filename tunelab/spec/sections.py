@@ -107,6 +107,11 @@ class TrainSpec(Strict):
     # (full, llrd) over a run's GPUs (FSDP2, ``--gpus-per-run`` 2 or more): for models whose full
     # fine-tuning does not fit on one. Adapter methods, whose trained part is small, keep DDP.
     fsdp: bool = False
+    # The learning rate of what every method trains from scratch (a classifier's new head), the same
+    # for every method, so that the table compares the methods and not their heads' rates. "auto": the
+    # linear probe's (method ``head``), tuned once per experiment when tuning is on; null: each
+    # method's own rate (as tunelab did before). Not for ``head`` itself, whose rate it is.
+    head_lr: PositiveFloat | Literal["auto"] | None = "auto"
 
     def total_steps(self, examples: int, batch_size: int | None = None) -> int:
         """The optimizer steps training takes on ``examples``: ``max_steps``, or the epochs over

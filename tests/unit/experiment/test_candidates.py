@@ -51,7 +51,7 @@ def test_a_losers_checkpoints_stay_while_another_process_holds_its_lock(tmp_path
             return outcomes
 
         monkeypatch.setattr(learning_rate, "train_runs", train_then_hold)
-        _, (choice,) = learning_rate.choose(spec, runs, store, AtTheRung(), Listener(), validation_size=0)
+        (choice,) = learning_rate.choose(spec, runs, store, AtTheRung(), Listener(), validation_size=0).lr
         candidates = sorted(choice.candidates, key=lambda c: c.lr)
         assert choice.lr == candidates[-1].lr  # the best: the highest rate
         kept = [(tmp_path / "runs" / c.key / "checkpoints").exists() for c in candidates]
@@ -91,8 +91,8 @@ def _search(tmp_path, score, baseline=0.5, **tune):
     executor = Scored(score)
     store = Store(tmp_path)
     try:
-        _, (choice,) = learning_rate.choose(spec, runs, store, executor, Listener(), validation_size=10_000,
-                                            train_size=48, baselines={"validation_accuracy": baseline})
+        (choice,) = learning_rate.choose(spec, runs, store, executor, Listener(), validation_size=10_000,
+                                         train_size=48, baselines={"validation_accuracy": baseline}).lr
     finally:
         store.close()
     return choice, executor.trained
@@ -139,3 +139,31 @@ def test_a_method_that_learns_at_no_rate_says_so(tmp_path):
     choice, trained = _search(tmp_path, lambda lr, step: 0.5, max_factor=40)
     assert [lr for lr, step in trained if step == 10] == [1e-3, 3e-3, 1e-2, 3.33e-2]
     assert choice.note.endswith("no rate from 0.001 to 0.0333 had learned by step 10: the best-scoring kept")
+
+
+def test_the_probe_is_tuned_first_and_its_rate_is_every_method_s_head_rate(tmp_path):
+    """``head_lr: auto``: the linear probe's search (not among the methods here) runs on its own, and
+    every candidate and run of the methods then trains its head at the rate it chose."""
+    raw = tiny_spec(tmp_path, ["lora", {"name": "bitfit", "lr": 1e-3}], max_steps=20, eval_every=2)
+    spec = build_spec({**raw, "tune": {"factors": [1, 3, 10], "max_factor": 10}})
+    model = ModelRef(path="m", model_type="bert", fingerprint="f")
+    runs = plan(spec, model, PreparedData(path="d", labels=["neg", "pos"], sizes={}, fingerprint="g"))
+    assert {run.train.head_lr for run in runs} == {1e-3}  # the probe's default, until it is tuned
+    seen = []
+
+    class Recorded(Scored):
+        def execute(self, runs, on_event):
+            seen.extend((run.method, run.options.lr, run.train.head_lr) for run in runs)
+            return super().execute(runs, on_event)
+
+    store = Store(tmp_path)
+    try:
+        chosen = learning_rate.choose(spec, runs, store, Recorded(lambda lr, step: 0.6 + 10 * lr), Listener(),
+                                      validation_size=10_000, train_size=48, baselines={"validation_accuracy": 0.5})
+    finally:
+        store.close()
+    assert seen[:3] == [("head", 1e-3, None), ("head", 3e-3, None), ("head", 1e-2, None)]
+    assert chosen.head is not None and chosen.head.how == "tuned" and chosen.head.lr == 1e-2
+    assert {(m, h) for m, _, h in seen[3:]} == {("lora", 1e-2)}  # bitfit's rate is fixed: no candidates
+    assert {run.train.head_lr for run in chosen.runs} == {1e-2}
+    assert [run.options.lr for run in chosen.runs] == [chosen.lr[0].lr, 1e-3]

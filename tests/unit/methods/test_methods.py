@@ -128,7 +128,8 @@ def test_lora_plus_trains_b_at_lr_ratio_times_the_rate_of_a(tiny_runs):
     (run,) = tiny_runs(["lora-plus"])
     trainer = runner.build(run).trainer
     groups = trainer.optimizer.param_groups
-    assert {g["name"]: g["lr"] for g in groups} == {"A+head": run.options.lr, "B": 16 * run.options.lr}
+    assert {g["name"]: g["lr"] for g in groups} == {"A": run.options.lr, "B": 16 * run.options.lr,
+                                                    "head": run.train.head_lr}
     in_b = {id(p) for g in groups if g["name"] == "B" for p in g["params"]}
     assert in_b == {id(p) for n, p in trainer.model.named_parameters() if ".lora_B." in n}
 
@@ -172,6 +173,34 @@ def test_adalora_resumes_from_a_checkpoint_taken_after_it_pruned(tiny_runs):
         return [(e["step"], e["loss"], e["grad_norm"]) for e in trainer.state.log_history if "loss" in e and e["step"] > 8]
 
     assert after_eight(resumed.trainer) == after_eight(straight) != []
+
+
+@pytest.mark.parametrize("method", ["full", "llrd", "lora", "ia3", "bitfit", "prompt-tuning", "adalora"])
+def test_every_method_trains_the_new_head_at_the_one_shared_rate(tiny_runs, method):
+    """The classifier's new weights, and only they, learn at ``train.head_lr`` (the same for every
+    method); everything else the method trains keeps the method's own rates. With ``head_lr: null``
+    the head is the method's again."""
+    (run,) = tiny_runs([method], head_lr=0.05)
+    assert run.train.head_lr == 0.05
+    trainer = runner.build(run).trainer
+    at_head = {id(p) for g in trainer.optimizer.param_groups if g.get("name") == "head" for p in g["params"]}
+    assert {g["lr"] for g in trainer.optimizer.param_groups if g.get("name") == "head"} == {0.05}
+    fresh = {id(p) for n, p in trainer.model.named_parameters()
+             if p.requires_grad and "classifier" in n and "original_module" not in n}
+    assert at_head == fresh != set()
+    assert all(g["lr"] != 0.05 for g in trainer.optimizer.param_groups if g.get("name") != "head")
+
+    (own,) = tiny_runs([method], head_lr=None)
+    assert own.train.head_lr is None and own.key != run.key
+    groups = runner.build(own).trainer.optimizer.param_groups
+    assert not any(g.get("name") == "head" for g in groups)
+
+
+def test_the_linear_probe_is_the_head_and_keeps_its_own_rate(tiny_runs):
+    (run,) = tiny_runs(["head"], head_lr=0.05)
+    assert run.train.head_lr is None  # its rate is the head's
+    (group, *_) = runner.build(run).trainer.optimizer.param_groups
+    assert group["lr"] == run.options.lr
 
 
 BAD_METHODS = [

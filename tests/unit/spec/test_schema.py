@@ -52,6 +52,8 @@ def test_data_flag_replaces_default_sample():
         ({"tune": {"factors": [0.3, 1], "min_factor": 0.5}}, "tune: min_factor 0.5 is not a positive bound below the "
                                                              "grid"),
         ({"tune": {"fraction": 0.5, "later": 0.2}}, "tune: later 0.2 comes before the first rung (fraction 0.5)"),
+        ({"methods": [{"name": "head", "lr": 1e-3}, "lora"], "train": {"head_lr": 0.01}},
+         "methods[0] (head): lr 0.001 is the head's rate, and train.head_lr 0.01 sets another"),
     ],
 )
 def test_bad_values_name_the_field(raw, expected):
