@@ -24,6 +24,7 @@ def as_json(summary: Summary) -> dict[str, Any]:
             "sizes": info.sizes, "lengths": {split: found.model_dump() for split, found in info.lengths.items()},
             "seeds": spec.get("seeds"), "notes": summary.all_notes,
             "sweep": info.sweep.model_dump() if info.sweep else None,
+            "baselines": info.baselines, "head_lr": info.head.model_dump(mode="json") if info.head else None,
             "methods": [{**asdict(row), "sweep": row.sweep.model_dump() if row.sweep else None,
                          "lr": row.lr.model_dump(mode="json") if row.lr else None}
                         for row in summary.rows]}

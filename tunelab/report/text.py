@@ -152,6 +152,7 @@ def sections(summary: Summary) -> list[tuple[str, list[str]]]:
         ("Learning rates, chosen on validation (each candidate trained on the first seed to the rung; the lowest "
          "rate within validation noise of the best continued):",
          [f"{r.label}: {lr_story(r.lr, shown)}" for r in rows if r.lr and r.lr.candidates]),
+        ("The new head:", [head_story(summary.info.head, shown)] if summary.info.head else []),
         ("Tuned hyperparameters (each method's best trial, on validation only):",
          [f"{r.label}: {tuned_settings(r.sweep)} (best validation {setting(r.sweep.best_validation)}, "
           f"trial {r.sweep.best_trial})" for r in rows if r.sweep]),
@@ -180,6 +181,14 @@ def lr_story(choice: LrChoice, show: Any = setting) -> str:
     step = next((c.step for c in choice.candidates if c.step), None)
     text = f"{choice.lr:.2g} from {scores}" + (f" (validation at step {step})" if step else "")
     return text + (f"; {choice.note}" if choice.note else "")
+
+
+
+def head_story(head: LrChoice, show: Any = setting) -> str:
+    """The one rate every method's new classification head learned at, and where it came from."""
+    how = {"tuned": "the linear probe's rate, chosen on validation: " + lr_story(head, show),
+           "fixed": "train.head_lr, as set", "default": "the linear probe's default (tuning was off)"}[head.how]
+    return f"every method's new head learned at {head.lr:.2g} ({how})"
 
 
 
