@@ -236,8 +236,8 @@ class TuneSpec(Strict):
     factors: list[float] = [1.0, 3.0, 10.0]
     fraction: float = Field(0.2, gt=0, le=1)
     later: float = Field(0.5, gt=0, le=1)  # the second rung, for methods that had not learned at the first
-    max_factor: float = 1000.0  # the grid grows up to this multiple of the default rate
-    min_factor: float = 0.001  # and down to this one
+    max_factor: float = 1000.0  # the grid grows up to this multiple of the default rate (10: not past 10×)
+    min_factor: float = 0.001  # the grid grows down to this multiple of the default rate
 
     @field_validator("factors")
     @classmethod
