@@ -1,6 +1,6 @@
 """Does the default comparison find each method's best on many classes? TREC's 50 fine-grained labels.
 
-    python bench/many_classes.py                          # head, full, lora, ia3
+    python bench/many_classes.py                          # head, full, lora (q,v and all-linear), ia3
     python bench/many_classes.py --methods head,lora      # fewer
 
 The data: TREC questions from ../shared/data/trec with `fine_label` as the label (50 classes), 2,000
@@ -43,21 +43,28 @@ def experiment(methods: list[Any], workdir: Path, **extra: Any) -> dict[str, Any
             "seeds": [0], "workdir": str(workdir), **extra}
 
 
+def entry(name: str) -> dict[str, Any]:
+    """A method of the experiment; ``lora-all-linear`` is LoRA on every linear layer (not only q, v)."""
+    if name == "lora-all-linear":
+        return {"name": "lora", "target_modules": "all-linear"}
+    return {"name": name}
+
+
 def main() -> None:
     from tunelab.experiment import compare
     from tunelab.spec import build_spec
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", default="head,full,lora,ia3")
+    parser.add_argument("--methods", default="head,full,lora,lora-all-linear,ia3")
     parser.add_argument("--workdir", default="bench-many-classes-work")
     args = parser.parse_args()
-    methods, out = args.methods.split(","), Path(args.workdir)
+    methods, out = [entry(name) for name in args.methods.split(",")], Path(args.workdir)
 
     started = time.perf_counter()
     default = compare(build_spec(experiment(methods, out / "default")))
     default_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    fixed = [{"name": m, "lr": lr} for m in methods for lr in GRID[m]]
+    fixed = [{**m, "lr": lr} for m in methods for lr in GRID[m["name"]]]
     grid = compare(build_spec(experiment(fixed, out / "grid", tune=None,
                                          train={"epochs": 1, "batch_size": 16, "max_length": 64, "eval_every": 25,
                                                 "head_lr": None})))
@@ -66,9 +73,10 @@ def main() -> None:
     info = json.loads((out / "default" / "comparison.json").read_text())
     rows = []
     for row in default.rows:
-        tried = [r for r in grid.rows if r.method == row.method and "test_accuracy" in r.values]
+        tried = [r for r in grid.rows if r.method == row.method and "test_accuracy" in r.values
+                 and r.options.get("target_modules") == row.options.get("target_modules")]
         best = max(tried, key=lambda r: r.values["test_accuracy"].mean) if tried else None
-        rows.append({"method": row.method, "lr": row.lr.lr if row.lr else None,
+        rows.append({"method": row.label or row.method, "lr": row.lr.lr if row.lr else None,
                      "note": row.lr.note if row.lr else None,
                      "candidates": [c.lr for c in row.lr.candidates] if row.lr else [],
                      "acc": row.values["test_accuracy"].mean if "test_accuracy" in row.values else None,

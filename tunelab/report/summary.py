@@ -123,7 +123,7 @@ def from_store(store: Store, experiment_id: int) -> Summary:
         title += f", tuned ({info.sweep.trials_per_method} trials per method)"
     trials, unread_trials = _trials(store, list(searches.values()), metric)
     return Summary(title=title, spec=spec, info=info, rows=rows, environment=_environment(runs), trials=trials,
-                   notes=[unreadable_note(run, "the table") for run in stored.unreadable]
+                   notes=[unreadable_note(run, "the table") for run in stored.unreadable] + _devices_note(runs)
                    + [unreadable_note(run, "the sweep's charts (if it is a trial)") for run in unread_trials
                       if run not in stored.unreadable])
 
@@ -146,6 +146,22 @@ def _environment(runs: list[StoredRun]) -> dict[str, Any]:
     if ways:
         environment["parallel"] = "; ".join(f"{way}: {', '.join(sorted(names))}" for way, names in sorted(ways.items()))
     return environment
+
+
+def _devices_note(runs: list[StoredRun]) -> list[str]:
+    """Rows trained on different devices (a work directory shared by a GPU and a CPU machine) are
+    said to be: their keys are the same, their costs are not comparable, and bf16 is not fp32."""
+    where: dict[str, set[str]] = {}
+    for run in runs:
+        if run.environment:
+            device = str(run.environment.get("device", "?"))
+            found = run.environment.get("precision")
+            where.setdefault(f"{device} ({found})" if found else device, set()).add(run.method)
+    if len(where) < 2:
+        return []
+    listed = "; ".join(f"{device}: {', '.join(sorted(methods))}" for device, methods in sorted(where.items()))
+    return [f"the runs were trained on different devices ({listed}): their times, memory and throughput are "
+            "not comparable, and a GPU's bf16 or fp16 results differ from a CPU's fp32 ones beyond the method"]
 
 
 def validation_metric(spec: dict[str, Any]) -> str:

@@ -67,8 +67,18 @@ def environment() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "device": device,
+        "precision": precision(),
         "threads": torch.get_num_threads(),
     }
+
+
+def precision() -> str:
+    """What a run computes in: bf16 on a GPU that has it, fp16 on one without, fp32 on a CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
 def _version(name: str) -> str | None:

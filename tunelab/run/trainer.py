@@ -18,6 +18,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from tunelab import methods, tasks
 from tunelab.methods.base import with_head_rate
 from tunelab.run.distributed import fsdp_units
+from tunelab.run.measure import precision
 from tunelab.spec.run import RunSpec
 
 WARMUP_STEPS = 10  # at most: a fifth of a short run's steps
@@ -178,7 +179,7 @@ def training_args(run: RunSpec, task: tasks.Task, output_dir: Path, model: Any) 
     t = run.train
     budget = {"max_steps": t.max_steps} if t.max_steps else {"num_train_epochs": t.epochs}
     cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()
+    bf16 = precision() == "bf16"
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     return TrainingArguments(
         output_dir=str(output_dir),

@@ -399,3 +399,26 @@ def test_comparison_json_says_per_split_how_many_examples_max_length_cut(compare
     out.mkdir()
     _, js, _ = report.write(report.from_store(store, experiment_id), out)
     assert json.loads(js.read_text())["lengths"] == {"train": train.model_dump()}
+
+
+def test_rows_trained_on_different_devices_are_said_to_be(tmp_path):
+    """One work directory, a GPU machine and a CPU one: the same keys, but bf16 is not fp32 and a
+    GPU's seconds are not a CPU's; the table says which rows ran where."""
+    lora, head = run_spec(tmp_path, "lora", 0), run_spec(tmp_path, "head", 0)
+    on_gpu, on_cpu = done(lora, 0.8, 900.0), done(head, 0.7, 1300.0)
+    on_gpu.environment = {"device": "NVIDIA H100 80GB HBM3", "precision": "bf16"}
+    on_cpu.environment = {"device": "x86_64", "precision": "fp32"}
+    store, experiment_id = experiment(tmp_path, [(lora, on_gpu), (head, on_cpu)])
+    try:
+        summary = report.from_store(store, experiment_id)
+    finally:
+        store.close()
+    (note,) = [n for n in summary.all_notes if "different devices" in n]
+    assert "NVIDIA H100 80GB HBM3 (bf16): lora; x86_64 (fp32): head" in note
+
+    (tmp_path / "one").mkdir()
+    store, experiment_id = experiment(tmp_path / "one", [(head, on_cpu)])
+    try:
+        assert not [n for n in report.from_store(store, experiment_id).all_notes if "different devices" in n]
+    finally:
+        store.close()
