@@ -19,16 +19,16 @@ keeps (``judge_curve``):
   400; comparing with the best *before* it, not one point, means a curve wobbling on a plateau (its
   earlier best is the top of the wobble) is not called rising.
 - *overfit after step N*: its last evaluation fell below its best one (step N) by more than noise.
-  Early stopping keeps step N's weights, so the table's numbers are step N's; the flag says that more
-  training made it worse.
+  A run keeps its best evaluation's weights, so the table's numbers are step N's; the flag says that
+  training on made it worse (and, for a later run, that a shorter budget would have cost nothing).
 
-**Noise** for a difference between two evaluations of one curve is the larger of ``Task.margin`` at
-the validation split's size (what another sample of that many examples could reverse: two
-accuracies' 95 % margin) and the curve's own scatter: 1.96 × 1.4826 × the median absolute deviation
-of its evaluation-to-evaluation changes, a robust 95 % band of one change around the typical change
-(the median takes out the trend, so it is the wobble that is measured, and one steep early drop does
-not inflate it). A loss has no known sampling error (its margin is 0): the scatter alone judges it,
-and with fewer than three evaluations nothing can be said.
+**Noise** for a difference between two evaluations of one curve is ``Task.margin`` at the validation
+split's size where the metric has a known sampling error (two accuracies' 95 % margin: what another
+sample of that many examples could reverse). A loss has none (its margin is 0), so its curve's own
+evaluation-to-evaluation scatter stands in (``scatter``): the noise of one evaluation estimated from
+the curve's second differences, robustly, and turned into the same 95 % margin of a difference. A
+steep start counts as scatter where it is much of the curve, which makes the verdict cautious on
+short curves; with fewer than five evaluations a loss curve gets no verdict.
 """
 
 from __future__ import annotations
@@ -81,14 +81,15 @@ def evaluations(series: list[tuple[int, str, float]], metric: str) -> list[tuple
 def judge_curve(points: list[tuple[int, float]], maximise: bool, margin: Margin,
                 patience: int | None = None) -> Curve | None:
     """What one validation curve says about its budget; None where it cannot say (fewer than two
-    evaluations, or a loss with fewer than three: no noise to judge against)."""
+    evaluations, or a metric without a sampling margin and too few evaluations for a scatter)."""
     values = [v for _, v in points]
-    wobble = scatter(values)
-    if len(points) < 2 or (wobble is None and not any(margin(v, v) > 0 for v in values)):
+    sampled = any(margin(v, v) > 0 for v in values)  # a metric with a known sampling error (accuracy)
+    wobble = None if sampled else scatter(values)
+    if len(points) < 2 or not (sampled or wobble is not None):
         return None
 
     def noise(i: int, j: int) -> float:
-        return max(margin(values[i], values[j]), wobble or 0.0)
+        return margin(values[i], values[j]) if sampled else wobble or 0.0
 
     sign, last, anchor = 1 if maximise else -1, len(points) - 1, _before(len(points))
     better = [sign * v for v in values]
@@ -109,13 +110,19 @@ def _before(count: int) -> int:
 
 
 def scatter(values: list[float]) -> float | None:
-    """A robust 95 % band of one evaluation-to-evaluation change around the typical change: 1.96 ×
-    1.4826 × the median absolute deviation of the changes; None with fewer than two changes."""
-    changes = [b - a for a, b in zip(values, values[1:], strict=False)]
-    if len(changes) < 2:
+    """The 95 % margin of a difference between two evaluations of one curve, from the curve's own
+    scatter: each evaluation's noise σ from the second differences, which take out the trend and,
+    less their median, its steady bending too (a decaying learning rate's, an approach to a floor);
+    independent noise gives them a variance of 6σ², so σ = 1.4826 × their median absolute deviation
+    / √6, and the margin is 1.96 √2 σ, as two accuracies' is 1.96 √(p₁q₁/n + p₂q₂/n). None with
+    fewer than three second differences (five evaluations): too few for a median to stand on."""
+    first = [b - a for a, b in zip(values, values[1:], strict=False)]
+    second = [b - a for a, b in zip(first, first[1:], strict=False)]
+    if len(second) < 3:
         return None
-    typical = statistics.median(changes)
-    return Z95 * MAD_TO_SD * statistics.median(abs(c - typical) for c in changes)
+    typical = statistics.median(second)
+    sigma = MAD_TO_SD * statistics.median(abs(d - typical) for d in second) / math.sqrt(6)
+    return Z95 * math.sqrt(2) * sigma
 
 
 def learned(choice: LrChoice, store: Store, metric: str, baseline: float | None, maximise: bool,
