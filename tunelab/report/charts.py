@@ -62,6 +62,7 @@ def pareto(summary: Summary) -> Any | None:
         return None
     colour = colours(summary)
     figure = make_subplots(rows=1, cols=len(COSTS), shared_yaxes=True, horizontal_spacing=0.05)
+    fronts = 0  # drawn so far: the first is named in the legend
     for col, (cost, cost_title) in enumerate(COSTS, start=1):
         placed = [(row, row.values[cost], row.values[key]) for row in rows if cost in row.values]
         for row, x, y in placed:
@@ -75,11 +76,13 @@ def pareto(summary: Summary) -> Any | None:
             ), row=1, col=col)
         # learning nothing is cheap: a row that did not learn is drawn (open), never on the front
         front = pareto_front([(x.mean, y.mean * scale) for row, x, y in placed if row.learned is not False], maximise)
-        figure.add_trace(go.Scatter(
-            x=[p[0] for p in front], y=[p[1] for p in front], mode="lines", name="Pareto front",
-            legendgroup="Pareto front", showlegend=col == 1, hoverinfo="skip",
-            line={"shape": "hv", "dash": "dot", "color": "#888"},
-        ), row=1, col=col)
+        if front:  # none where no row learned
+            figure.add_trace(go.Scatter(
+                x=[p[0] for p in front], y=[p[1] for p in front], mode="lines", name="Pareto front",
+                legendgroup="Pareto front", showlegend=not fronts, hoverinfo="skip",
+                line={"shape": "hv", "dash": "dot", "color": "#888"},
+            ), row=1, col=col)
+            fronts += 1
         figure.update_xaxes(title_text=cost_title, type=_scale([x.mean for _, x, _ in placed]), row=1, col=col)
     figure.update_yaxes(title_text=_text(title), row=1, col=1)
     figure.update_layout(title="Quality against cost", height=460, legend={"orientation": "h", "y": -0.25})
@@ -127,7 +130,8 @@ def learning_curves(summary: Summary) -> Any | None:
                     showlegend=False,
                 ), row=1, col=col)
             rising = any(c.converged is False for c in row.verdicts.values())
-            name = row.label + (f" {MARKS['not converged']} not converged" if rising else "")
+            name = row.label + (" (did not learn)" if row.learned is False else "") + (
+                f" {MARKS['not converged']} not converged" if rising else "")
             figure.add_trace(go.Scatter(
                 x=x, y=[m * scale for m in mean], mode="lines+markers", name=_text(name), legendgroup=row.label,
                 showlegend=col == 1, line={"color": colour[row.label], "dash": "dash" if rising else "solid"},

@@ -68,7 +68,7 @@ class MethodRow:
     # False: its validation score could not be told from what learning nothing scores (``LrChoice.learned``),
     # and its metric cells say "did not learn"; None: no baseline to tell (causal-lm)
     learned: bool | None = None
-    tried: list[float] = field(default_factory=list)  # the learning rates it trained at: its candidates', or its one
+    tried: list[float] = field(default_factory=list)  # the rates it was trained at, lowest first (its candidates')
     verdicts: dict[str, Curve] = field(default_factory=dict)  # per run key: what its validation curve says
 
     @property

@@ -48,7 +48,7 @@ def table(rows: list[MethodRow], task: str = "classification") -> tuple[list[str
     for row in rows:
         seeds = f"{row.done}/{row.runs}" if row.done != row.runs else str(row.runs)
         trials = [trial_counts(row.sweep)] if swept else []
-        lr = [did_not_learn(row) if row.learned is False else learning_rate(row)] if chosen else []
+        lr = [did_not_learn(row, how=True) if row.learned is False else learning_rate(row)] if chosen else []
         difference = [difference_cell(row, next(fmt for k, _, fmt in shown if k == f"test_{metric}"))] if paired else []
         values = [DID_NOT_LEARN if row.learned is False and key in scores else cell(row, key, fmt)
                   for key, _, fmt in shown]
@@ -69,24 +69,37 @@ def marks(row: MethodRow) -> str:
             + (f" {MARKS['overfit']}" if any(c.overfit_after is not None for c in found) else ""))
 
 
-def did_not_learn(row: MethodRow) -> str:
-    """``did not learn at any rate tried (from 1e-05 to 0.001)``, or ``at lr 0.001`` for one rate."""
+def did_not_learn(row: MethodRow, how: bool = False) -> str:
+    """``did not learn at any rate tried (from 1e-05 to 0.001)``, or ``at lr 0.001`` for one rate;
+    with ``how``, how the rates were chosen too: ``(from 1e-05 to 0.001; tuned of 3, +68 s)``,
+    ``at lr 0.001 (fixed)``."""
+    chosen = _how(row) if how else ""
     if len(row.tried) > 1:
-        return f"{DID_NOT_LEARN} at any rate tried (from {row.tried[0]:.2g} to {row.tried[-1]:.2g})"
-    return f"{DID_NOT_LEARN} at lr {row.tried[0]:.2g}" if row.tried else DID_NOT_LEARN
+        span = f"from {row.tried[0]:.2g} to {row.tried[-1]:.2g}"
+        return f"{DID_NOT_LEARN} at any rate tried ({span}{'; ' + chosen if chosen else ''})"
+    if row.tried:
+        return f"{DID_NOT_LEARN} at lr {row.tried[0]:.2g}" + (f" ({chosen})" if chosen else "")
+    return DID_NOT_LEARN
 
 
 
 def learning_rate(row: MethodRow) -> str:
     """The rate a row ended with and how it was chosen: ``0.005 (tuned of 3, +68 s)``."""
+    how = _how(row)
     if row.sweep:
-        return f"{row.options.get('lr', 0):.2g} (sweep)"
+        return f"{row.options.get('lr', 0):.2g} ({how})"
+    return f"{row.lr.lr:.2g} ({how})" if row.lr else "–"
+
+
+def _how(row: MethodRow) -> str:
+    """How a row's rate was chosen: ``sweep``, ``tuned of 3, +68 s``, ``fixed``, ``default``."""
+    if row.sweep:
+        return "sweep"
     if row.lr is None:
-        return "–"
-    how: str = row.lr.how
-    if how == "tuned" and row.lr.candidates:
-        how = f"tuned of {len(row.lr.candidates)}, +{row.lr.tuning_seconds:.0f} s"
-    return f"{row.lr.lr:.2g} ({how})"
+        return ""
+    if row.lr.how == "tuned" and row.lr.candidates:
+        return f"tuned of {len(row.lr.candidates)}, +{row.lr.tuning_seconds:.0f} s"
+    return row.lr.how
 
 
 
@@ -278,8 +291,8 @@ def sections(summary: Summary) -> list[tuple[str, list[str]]]:
         ("Tuned hyperparameters (each method's best trial, on validation only):",
          [f"{r.label}: {tuned_settings(r.sweep)} (best validation {setting(r.sweep.best_validation)}, "
           f"trial {r.sweep.best_trial})" for r in rows if r.sweep]),
-        ("Validation curves (each change judged against validation noise: the larger of what another sample of "
-         "the validation split's size could reverse and the curve's own evaluation-to-evaluation scatter):",
+        ("Validation curves (each change judged against validation noise: what another sample of the validation "
+         "split's size could reverse, or for a loss the curve's own evaluation-to-evaluation scatter):",
          curve_notes(summary)),
         ("Runs that did not finish:", [f"{r.label} {f}" for r in rows for f in r.failed]),
         ("Notes:", summary.all_notes),
