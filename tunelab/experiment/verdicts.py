@@ -55,20 +55,29 @@ def judge(spec: ExperimentSpec, store: Store, info: ExperimentInfo) -> Experimen
     """``info`` with a curve verdict for each final run that finished and ``learned`` for each
     method, from the store alone (runs found finished and runs trained now alike)."""
     task, metric, size = tasks.get(spec.task), spec.metric, info.sizes.get("validation", 0)
-    margin: Margin = lambda best, score: task.margin(metric, best, score, size)  # noqa: E731
-    curves: dict[str, Curve] = {}
-    for key in (key for choice in info.lr for key in choice.keys):
-        stored = store.run(key)
-        if stored is None or stored.status is not RunStatus.DONE:
-            continue
-        curve = judge_curve(evaluations(store.series(key), metric), spec.maximise, margin,
-                            stored.spec.train.early_stopping_patience)
-        if curve is not None:
-            curves[key] = curve
+
+    def margin(best: float, score: float) -> float:
+        return task.margin(metric, best, score, size)
+
+    keys = [key for choice in info.lr for key in choice.keys]
     baseline = info.baselines.get(f"validation_{metric}")
     choices = [choice.model_copy(update={"learned": learned(choice, store, metric, baseline, spec.maximise, margin)})
                for choice in info.lr]
-    return info.model_copy(update={"curves": curves, "lr": choices})
+    return info.model_copy(update={"curves": curves(store, keys, metric, spec.maximise, margin), "lr": choices})
+
+
+def curves(store: Store, keys: list[str], metric: str, maximise: bool, margin: Margin) -> dict[str, Curve]:
+    """Each finished run's curve verdict, where its curve can give one."""
+    found: dict[str, Curve] = {}
+    for key in keys:
+        stored = store.run(key)
+        if stored is None or stored.status is not RunStatus.DONE:
+            continue
+        curve = judge_curve(evaluations(store.series(key), metric), maximise, margin,
+                            stored.spec.train.early_stopping_patience)
+        if curve is not None:
+            found[key] = curve
+    return found
 
 
 def evaluations(series: list[tuple[int, str, float]], metric: str) -> list[tuple[int, float]]:
