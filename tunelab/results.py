@@ -165,6 +165,8 @@ class Curve(BaseModel):
     gain: float | None = None  # how much it improved over those last evaluations (in the metric's units)
     overfit_after: int | None = None  # the best evaluation's step, where the metric then fell by more than noise
     drop: float | None = None  # how far it fell after that best step
+    since: int | None = None  # the last step before those evaluations; the gain is over the best up to it
+    noise: float | None = None  # what the flagged change (or the gain) had to exceed, in the metric's units
 
 
 class ExperimentInfo(BaseModel):

@@ -614,6 +614,10 @@ def candidate(_: str) -> str:
     return table(["key", "type", "default", "what it is"], model_rows(find_class("Candidate")))
 
 
+def curve(_: str) -> str:
+    return table(["key", "type", "default", "what it is"], model_rows(find_class("Curve")))
+
+
 def run_spec(_: str) -> str:
     return table(["key", "type", "default", "what it is"], model_rows(find_class("RunSpec")))
 
@@ -674,6 +678,7 @@ GENERATORS: dict[str, Callable[[str], str]] = {
     "lr-choice": lr_choice,
     "token-lengths": token_lengths,
     "candidate": candidate,
+    "curve": curve,
     "comparison-row": comparison_row,
     "run-spec": run_spec,
     "stat": stat,

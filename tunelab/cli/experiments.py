@@ -59,7 +59,7 @@ def compare(
     with ProgressListener() as listener:
         result = run_comparison(experiment, force=force, listener=listener, executor=runner)
     console.print(rich_table(result.rows, f"{experiment.model} on {experiment.data.path}", experiment.task))
-    print_verdict(result.rows)
+    print_verdict(result.summary)
     console.print(f"trained {len(result.ran)} run(s){': ' + ', '.join(result.ran) if result.ran else ''}",
                   highlight=False)
     console.print(Text(f"{result.html_path} · {result.markdown_path} · {result.json_path} · "
@@ -113,6 +113,7 @@ def sweep_command(
     console.print(rich_table(result.comparison.rows, f"{experiment.model} on {experiment.data.path}, tuned",
                               experiment.task))
     comparison = result.comparison
+    print_verdict(comparison.summary)
     console.print(Text(f"{comparison.html_path} · {comparison.markdown_path} · {comparison.json_path} · "
                        f"{result.tuned_path} · "
                        f"studies in {result.storage}", style="dim"))

@@ -11,7 +11,7 @@ from rich.text import Text
 from tunelab.cli.app import console
 
 if TYPE_CHECKING:
-    from tunelab.report import MethodRow
+    from tunelab.report import MethodRow, Summary
     from tunelab.store import Store
 
 
@@ -44,13 +44,16 @@ def metric_text(metric: str, value: float | None) -> str:
 
 
 
-def print_verdict(rows: list[MethodRow]) -> None:
-    """Under the table, in words: which methods the test set cannot tell from the best."""
-    from tunelab.report import indistinguishable
+def print_verdict(summary: Summary) -> None:
+    """Under the table, in words: which methods the test set cannot tell from the best, which did
+    not learn, whether a longer budget could change that; then what each mark beside a method means."""
+    from tunelab.report.text import curve_notes, verdict
 
-    verdict = indistinguishable(rows)
-    if verdict:
-        console.print(Text(verdict), highlight=False)
+    said = verdict(summary)
+    if said:
+        console.print(Text(said), highlight=False)
+    for note in curve_notes(summary):
+        console.print(Text(note, style="yellow"), highlight=False)
 
 
 

@@ -51,7 +51,7 @@ def report(
         raise TunelabError(f"{workdir} holds no experiment yet", "run tunelab compare first")
     summary = reporting.from_store(store, experiment_id)
     console.print(rich_table(summary.rows, summary.title, summary.task))
-    print_verdict(summary.rows)
+    print_verdict(summary)
     print_notes(summary.all_notes)
     if html is not None:
         from tunelab.report.files import write_page

@@ -1,4 +1,4 @@
-"""The library's main entry: spec → prepare → plan → tune → execute → store → report."""
+"""The library's main entry: spec → prepare → plan → tune → execute → store → verdicts → report."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tunelab import report
 from tunelab.experiment import learning_rate as tuning
+from tunelab.experiment import verdicts
 from tunelab.experiment.checks import check_executor
 from tunelab.experiment.listeners import Listener
 from tunelab.experiment.prepare import prepare
@@ -25,6 +26,7 @@ class Comparison:
 
     experiment_id: int
     rows: list[report.MethodRow]
+    summary: report.Summary  # what the report was rendered from (its rows are ``rows``)
     ran: list[str] = field(default_factory=list)  # keys trained this time
     skipped: list[str] = field(default_factory=list)  # keys already finished in the store
     notes: list[str] = field(default_factory=list)
@@ -50,19 +52,20 @@ def compare(
         spec_json = spec.model_dump_json()
         experiment_id = store.add_experiment(spec_json, hashlib.sha256(spec_json.encode()).hexdigest(), runs,
                                              exact=True)
-        store.annotate(experiment_id, ExperimentInfo(notes=data.notes, labels=data.labels, sizes=data.sizes,
-                                                     lengths=data.lengths, lr=choices,
-                                                     baselines=data.baselines, head=chosen.head))
+        info = ExperimentInfo(notes=data.notes, labels=data.labels, sizes=data.sizes, lengths=data.lengths,
+                              lr=choices, baselines=data.baselines, head=chosen.head)
+        store.annotate(experiment_id, info)
         todo = [r for r in runs if force or not finished(r, store.run(r.key))]
         skipped = [r for r in runs if r not in todo]
         listener.start(todo, skipped, data.notes)
         # a forced comparison just retrained the candidates: the winners resume from their rung
         resume = {c.keys[0] for c in choices if c.how == "tuned"} if force else set()
         outcomes = train_runs(todo, store, runner, listener, force, resume)
+        store.annotate(experiment_id, verdicts.judge(spec, store, info))  # the whole info again, with the verdicts
         summary = report.from_store(store, experiment_id)
     finally:
         store.close()
     md, js, page = report.write(summary, Path(spec.workdir))
-    return Comparison(experiment_id=experiment_id, rows=summary.rows, ran=[o.run.key for o in outcomes if o.trained],
-                      skipped=[r.key for r in skipped], notes=data.notes, markdown_path=md, json_path=js,
-                      html_path=page)
+    return Comparison(experiment_id=experiment_id, rows=summary.rows, summary=summary,
+                      ran=[o.run.key for o in outcomes if o.trained], skipped=[r.key for r in skipped],
+                      notes=data.notes, markdown_path=md, json_path=js, html_path=page)

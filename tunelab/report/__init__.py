@@ -14,14 +14,14 @@ if TYPE_CHECKING:
     from tunelab.report.files import as_json, write
     from tunelab.report.format import format_value
     from tunelab.report.summary import MethodRow, Stat, Summary, TrialPoint, from_store, summarize
-    from tunelab.report.text import indistinguishable, markdown, table, tuned_settings
+    from tunelab.report.text import indistinguishable, markdown, table, tuned_settings, verdict
 
 _WHERE = {"as_json": "files", "write": "files", "format_value": "format", "MethodRow": "summary", "Stat": "summary",
           "Summary": "summary", "TrialPoint": "summary", "from_store": "summary", "summarize": "summary",
-          "indistinguishable": "text", "markdown": "text", "table": "text", "tuned_settings": "text"}
+          "indistinguishable": "text", "markdown": "text", "table": "text", "tuned_settings": "text", "verdict": "text"}
 
 __all__ = ["MethodRow", "Stat", "Summary", "TrialPoint", "as_json", "format_value", "from_store",
-           "indistinguishable", "markdown", "summarize", "table", "tuned_settings", "write"]
+           "indistinguishable", "markdown", "summarize", "table", "tuned_settings", "verdict", "write"]
 
 
 def __getattr__(name: str) -> Any:

@@ -15,6 +15,7 @@ import statistics
 from typing import Any
 
 from tunelab.report.summary import MethodRow, Stat, Summary, TrialPoint, validation_metric
+from tunelab.report.text import MARKS
 from tunelab.spec import plugins
 
 # (key in a row's values, axis title): what each Pareto panel puts the quality against
@@ -61,21 +62,27 @@ def pareto(summary: Summary) -> Any | None:
         return None
     colour = colours(summary)
     figure = make_subplots(rows=1, cols=len(COSTS), shared_yaxes=True, horizontal_spacing=0.05)
+    fronts = 0  # drawn so far: the first is named in the legend
     for col, (cost, cost_title) in enumerate(COSTS, start=1):
         placed = [(row, row.values[cost], row.values[key]) for row in rows if cost in row.values]
         for row, x, y in placed:
+            name = row.label + (" (did not learn)" if row.learned is False else "")
             figure.add_trace(go.Scatter(
-                x=[x.mean], y=[y.mean * scale], mode="markers", name=_text(row.label), legendgroup=row.label,
-                showlegend=col == 1, marker={"color": colour[row.label], "size": 11},
-                error_x=_error(x, 1.0), error_y=_error(y, scale), text=[_text(row.label)],
+                x=[x.mean], y=[y.mean * scale], mode="markers", name=_text(name), legendgroup=row.label,
+                showlegend=col == 1, marker={"color": colour[row.label], "size": 11,
+                                             "symbol": "circle-open" if row.learned is False else "circle"},
+                error_x=_error(x, 1.0), error_y=_error(y, scale), text=[_text(name)],
                 hovertemplate=f"%{{text}}<br>{cost_title}: %{{x:.4g}}<br>{_text(title)}: %{{y:.4g}}<extra></extra>",
             ), row=1, col=col)
-        front = pareto_front([(x.mean, y.mean * scale) for _, x, y in placed], maximise)
-        figure.add_trace(go.Scatter(
-            x=[p[0] for p in front], y=[p[1] for p in front], mode="lines", name="Pareto front",
-            legendgroup="Pareto front", showlegend=col == 1, hoverinfo="skip",
-            line={"shape": "hv", "dash": "dot", "color": "#888"},
-        ), row=1, col=col)
+        # learning nothing is cheap: a row that did not learn is drawn (open), never on the front
+        front = pareto_front([(x.mean, y.mean * scale) for row, x, y in placed if row.learned is not False], maximise)
+        if front:  # none where no row learned
+            figure.add_trace(go.Scatter(
+                x=[p[0] for p in front], y=[p[1] for p in front], mode="lines", name="Pareto front",
+                legendgroup="Pareto front", showlegend=not fronts, hoverinfo="skip",
+                line={"shape": "hv", "dash": "dot", "color": "#888"},
+            ), row=1, col=col)
+            fronts += 1
         figure.update_xaxes(title_text=cost_title, type=_scale([x.mean for _, x, _ in placed]), row=1, col=col)
     figure.update_yaxes(title_text=_text(title), row=1, col=1)
     figure.update_layout(title="Quality against cost", height=460, legend={"orientation": "h", "y": -0.25})
@@ -94,7 +101,9 @@ def pareto_front(points: list[tuple[float, float]], maximise: bool) -> list[tupl
 
 def learning_curves(summary: Summary) -> Any | None:
     """The validation metric at each evaluation, against the step and against training seconds:
-    per row the mean over seeds, with a band of ± one standard deviation where there are two or more."""
+    per row the mean over seeds, with a band of ± one standard deviation where there are two or more.
+    A row still improving when its budget ended is dashed and named so (†); where a run fell after
+    its best evaluation, that step is marked with an ✕ (‡)."""
     from plotly import graph_objects as go
     from plotly.colors import hex_to_rgb
     from plotly.subplots import make_subplots
@@ -120,16 +129,42 @@ def learning_curves(summary: Summary) -> Any | None:
                     line={"width": 0}, hoverinfo="skip", name=_text(f"{row.label} ± sd"), legendgroup=row.label,
                     showlegend=False,
                 ), row=1, col=col)
+            rising = any(c.converged is False for c in row.verdicts.values())
+            name = row.label + (" (did not learn)" if row.learned is False else "") + (
+                f" {MARKS['not converged']} not converged" if rising else "")
             figure.add_trace(go.Scatter(
-                x=x, y=[m * scale for m in mean], mode="lines+markers", name=_text(row.label), legendgroup=row.label,
-                showlegend=col == 1, line={"color": colour[row.label]}, text=[_text(row.label)] * len(x),
+                x=x, y=[m * scale for m in mean], mode="lines+markers", name=_text(name), legendgroup=row.label,
+                showlegend=col == 1, line={"color": colour[row.label], "dash": "dash" if rising else "solid"},
+                text=[_text(name)] * len(x),
                 hovertemplate=f"%{{text}}<br>%{{x:.4g}}: %{{y:.4g}}<extra>{len(row.curves)} seed(s)</extra>",
             ), row=1, col=col)
+            overfit = _overfit_marks(row, steps, x, mean, scale, colour[row.label], col == 1)
+            if overfit is not None:
+                figure.add_trace(overfit, row=1, col=col)
     figure.update_xaxes(title_text="step", row=1, col=1)
     figure.update_xaxes(title_text="training seconds", row=1, col=2)
     figure.update_yaxes(title_text=_text(title), row=1, col=1)
     figure.update_layout(title="Learning curves (validation)", height=440, legend={"orientation": "h", "y": -0.25})
     return figure
+
+
+def _overfit_marks(row: MethodRow, steps: list[int], x: list[Any], mean: list[float], scale: float, colour: str,
+                   legend: bool) -> Any | None:
+    """An ✕ on the row's mean curve at each step after which one of its runs fell by more than
+    validation noise (``MethodRow.verdicts``); None where none did."""
+    from plotly import graph_objects as go
+
+    marked = sorted({c.overfit_after for c in row.verdicts.values()
+                     if c.overfit_after is not None and c.overfit_after in steps})
+    if not marked:
+        return None
+    at = [steps.index(step) for step in marked]
+    name = f"{row.label} {MARKS['overfit']} overfit after step {', '.join(map(str, marked))}"
+    return go.Scatter(
+        x=[x[i] for i in at], y=[mean[i] * scale for i in at], mode="markers", name=_text(name),
+        legendgroup=row.label, showlegend=legend, text=[_text(name)] * len(at),
+        marker={"symbol": "x", "size": 14, "color": colour, "line": {"width": 1, "color": "#222"}},
+        hovertemplate="%{text}<br>%{x:.4g}: %{y:.4g}<extra>its best: the weights kept</extra>")
 
 
 def mean_curve(row: MethodRow) -> tuple[list[int], list[float], list[float], list[float]]:

@@ -13,21 +13,29 @@ from typing import Any
 
 from tunelab.errors import TunelabError
 from tunelab.report import html
-from tunelab.report.summary import Summary
-from tunelab.report.text import markdown
+from tunelab.report.summary import MethodRow, Summary
+from tunelab.report.text import did_not_learn, markdown, verdict
 
 
 def as_json(summary: Summary) -> dict[str, Any]:
+    """The report as data: what the table shows, and every raw number behind it under its key (a
+    row that did not learn keeps its scores in ``values``, its state saying what they are worth)."""
     spec, info = summary.spec, summary.info
     return {"title": summary.title, "model": spec.get("model"), "task": summary.task,
             "data": spec["data"]["path"], "labels": info.labels,
             "sizes": info.sizes, "lengths": {split: found.model_dump() for split, found in info.lengths.items()},
-            "seeds": spec.get("seeds"), "notes": summary.all_notes,
-            "sweep": info.sweep.model_dump() if info.sweep else None,
-            "baselines": info.baselines, "head_lr": info.head.model_dump(mode="json") if info.head else None,
-            "methods": [{**asdict(row), "sweep": row.sweep.model_dump() if row.sweep else None,
-                         "lr": row.lr.model_dump(mode="json") if row.lr else None}
-                        for row in summary.rows]}
+            "seeds": spec.get("seeds"), "baselines": info.baselines, "verdict": verdict(summary),
+            "notes": summary.all_notes, "sweep": info.sweep.model_dump() if info.sweep else None,
+            "head_lr": info.head.model_dump(mode="json") if info.head else None,
+            "methods": [_row(row) for row in summary.rows]}
+
+
+def _row(row: MethodRow) -> dict[str, Any]:
+    """One row: its fields, with its state in words ("did not learn" and at which rates)."""
+    return {**asdict(row), "sweep": row.sweep.model_dump() if row.sweep else None,
+            "lr": row.lr.model_dump(mode="json") if row.lr else None,
+            "verdicts": {key: curve.model_dump() for key, curve in row.verdicts.items()},
+            "state": row.state, "state_text": did_not_learn(row) if row.learned is False else None}
 
 
 

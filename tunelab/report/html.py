@@ -31,6 +31,7 @@ th:first-child, td:first-child { text-align: left; }
 th { background: #f3f3f3; }
 pre { background: #f6f6f6; padding: 0.75rem; overflow-x: auto; font-size: 0.8rem; }
 .note { color: #555; font-size: 0.85rem; max-width: 60rem; }
+tr.did-not-learn td { color: #777; font-style: italic; background: #f7f7f7; }
 </style>
 <script>{{ plotly_js }}</script>
 </head>
@@ -39,7 +40,8 @@ pre { background: #f6f6f6; padding: 0.75rem; overflow-x: auto; font-size: 0.8rem
 <table id="comparison">
 <thead><tr>{% for cell in header %}<th>{{ cell }}</th>{% endfor %}</tr></thead>
 <tbody>
-{% for cells in body %}<tr>{% for cell in cells %}<td>{{ cell }}</td>{% endfor %}</tr>
+{% for cells, unlearned in body %}<tr{% if unlearned %} class="did-not-learn"{% endif %}>
+{%- for cell in cells %}<td>{{ cell }}</td>{% endfor %}</tr>
 {% endfor %}</tbody>
 </table>
 {% if verdict %}<p>{{ verdict }}</p>{% endif %}
@@ -69,7 +71,8 @@ def render(summary: Summary) -> str:
     header, body = text.table(summary.rows, summary.task)
     page = jinja2.Environment(autoescape=True).from_string(_PAGE)
     return page.render(
-        title=summary.title, header=header, body=body, verdict=text.indistinguishable(summary.rows),
+        title=summary.title, header=header, verdict=text.verdict(summary),
+        body=list(zip(body, [row.learned is False for row in summary.rows], strict=True)),
         sections=text.sections(summary), explanation=text.explanation(summary.task),
         figures=[Markup(chart) for chart in _charts(summary)],
         environment=sorted((str(k), _flat(v)) for k, v in summary.environment.items()),

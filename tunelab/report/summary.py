@@ -17,7 +17,7 @@ from typing import Any
 from tunelab.report import bootstrap
 from tunelab.report.bootstrap import Interval
 from tunelab.report.format import setting
-from tunelab.results import PREDICTIONS_FILE, ExperimentInfo, LrChoice, MethodSearch, RunStatus
+from tunelab.results import PREDICTIONS_FILE, Curve, ExperimentInfo, LrChoice, MethodSearch, RunStatus
 from tunelab.spec import plugins
 from tunelab.store import Store, StoredRun, UnreadableRun
 
@@ -61,10 +61,20 @@ class MethodRow:
     keys: list[str] = field(default_factory=list)  # its runs
     lr: LrChoice | None = None  # how its learning rate was chosen
     paired: Interval | None = None  # test metric minus the best row's, paired bootstrap over test examples
-    best: bool = False  # the row with the best test metric, which the others are compared with
+    best: bool = False  # the row with the best test metric among those that learned, which the others are compared with
     unpaired: bool = False  # finished, but a run of it has no predictions.jsonl: left out of the Δ column
     # per seed: (step, training seconds, validation metric) at each evaluation
     curves: list[list[tuple[int, float, float]]] = field(default_factory=list)
+    # False: its validation score could not be told from what learning nothing scores (``LrChoice.learned``),
+    # and its metric cells say "did not learn"; None: no baseline to tell (causal-lm)
+    learned: bool | None = None
+    tried: list[float] = field(default_factory=list)  # the rates it was trained at, lowest first (its candidates')
+    verdicts: dict[str, Curve] = field(default_factory=dict)  # per run key: what its validation curve says
+
+    @property
+    def state(self) -> str | None:
+        """"did not learn", "learned", or None where no baseline could tell."""
+        return None if self.learned is None else "learned" if self.learned else "did not learn"
 
 
 @dataclass
@@ -116,6 +126,7 @@ def from_store(store: Store, experiment_id: int) -> Summary:
     for row in rows:
         row.sweep = searches.get(row.method)
         row.lr = next((c for c in info.lr if set(c.keys) & set(row.keys)), None)
+        _verdicts(row, info)
         _budget_curves(row, store, metric, task.greater_is_better(metric))
     _paired(rows, [r for r in runs if r.status is RunStatus.DONE], task, store.workdir)
     title = f"{spec['model']} on {spec['data']['path']}"  # the stored spec is the validated one: data is a mapping
@@ -195,6 +206,17 @@ def summarize(runs: list[StoredRun]) -> list[MethodRow]:
     return rows
 
 
+def _verdicts(row: MethodRow, info: ExperimentInfo) -> None:
+    """What the comparison judged of the row (``tunelab.experiment.verdicts``): whether it learned,
+    at which rates it was tried, and each run's curve."""
+    row.learned = row.lr.learned if row.lr else None
+    if row.lr and row.lr.candidates:
+        row.tried = sorted({c.lr for c in row.lr.candidates})
+    elif isinstance(row.options.get("lr"), (int, float)):
+        row.tried = [float(row.options["lr"])]
+    row.verdicts = {key: info.curves[key] for key in row.keys if key in info.curves}
+
+
 def _budget_curves(row: MethodRow, store: Store, metric: str, maximise: bool) -> None:
     """Each seed's validation metric against training seconds, and how long it took to reach 95 %
     of its best (for a loss: to come within 5 % of it), from the series in the store."""
@@ -240,19 +262,22 @@ def _trials(store: Store, searches: list[MethodSearch],
 
 def _paired(rows: list[MethodRow], done: list[StoredRun], task: plugins.TaskPlugin, workdir: Path) -> None:
     """Each row's test metric minus the best row's, with a paired bootstrap 95 % interval over the
-    test examples (each row's examples averaged over its seeds). A finished row without predictions
-    is marked ``unpaired``; when one of them may have scored better than the best of the others, no
-    best is named at all, rather than a best that leaves a better row out."""
+    test examples (each row's examples averaged over its seeds). Only a row that learned can be the
+    best: one that did not (``MethodRow.learned``) gets its interval against it all the same, for
+    tools. A finished row without predictions is marked ``unpaired``; when one of them may have
+    scored better than the best of the others, no best is named at all, rather than a best that
+    leaves a better row out."""
     metric, numerator, denominator = task.paired
     examples = {row.label: _examples(row, done, numerator, denominator, workdir) for row in rows if row.done}
     scored = [row for row in rows if examples.get(row.label) is not None]
     for row in rows:
         row.unpaired = bool(row.done) and examples.get(row.label) is None
-    if len(scored) < 2:
+    contenders = [row for row in scored if row.learned is not False]
+    if len(scored) < 2 or not contenders:
         return
     sign = 1 if task.greater_is_better(metric) else -1
-    best = max(scored, key=lambda row: sign * bootstrap.score(*examples[row.label]))  # type: ignore[misc]
-    if any(not _worse(row, best, f"test_{metric}", sign) for row in rows if row.unpaired):
+    best = max(contenders, key=lambda row: sign * bootstrap.score(*examples[row.label]))  # type: ignore[misc]
+    if any(not _worse(row, best, f"test_{metric}", sign) for row in rows if row.unpaired and row.learned is not False):
         return
     best.best = True
     for row in scored:

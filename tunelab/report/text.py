@@ -7,7 +7,7 @@ from typing import Any
 
 from tunelab.report.format import count, format_value, setting
 from tunelab.report.summary import MethodRow, Summary, columns, validation_metric
-from tunelab.results import LrChoice, MethodSearch
+from tunelab.results import Curve, LrChoice, MethodSearch
 from tunelab.spec import plugins
 
 _UNITS = {
@@ -32,11 +32,14 @@ def cell(row: MethodRow, key: str, fmt: str) -> str:
 
 def table(rows: list[MethodRow], task: str = "classification") -> tuple[list[str], list[list[str]]]:
     """Header and cells, shared by the terminal and Markdown renderings. After a sweep, a column
-    says how many trials chose each method's settings."""
+    says how many trials chose each method's settings. A row that did not learn says so in each of
+    its metric cells, and in its lr cell at which rates; its costs are shown as measured. The
+    method's cell carries its curves' marks (``MARKS``), which ``curve_notes`` explains."""
     swept = any(row.sweep for row in rows)
     chosen = any(row.lr for row in rows)
     paired = any(row.paired for row in rows)
     shown = columns(task)
+    scores = {key for key, _, _ in plugins.task(task).columns}
     metric, _, _ = plugins.task(task).paired
     header = ["method", "seeds"] + (["trials (done/pruned/failed)"] if swept else []) + (["lr"] if chosen else [])
     header += [title for _, title, _ in shown]
@@ -45,29 +48,65 @@ def table(rows: list[MethodRow], task: str = "classification") -> tuple[list[str
     for row in rows:
         seeds = f"{row.done}/{row.runs}" if row.done != row.runs else str(row.runs)
         trials = [trial_counts(row.sweep)] if swept else []
-        lr = [learning_rate(row)] if chosen else []
+        lr = [did_not_learn(row, how=True) if row.learned is False else learning_rate(row)] if chosen else []
         difference = [difference_cell(row, next(fmt for k, _, fmt in shown if k == f"test_{metric}"))] if paired else []
-        body.append([row.label or row.method, seeds, *trials, *lr] + [cell(row, key, fmt) for key, _, fmt in shown]
-                    + difference)
+        values = [DID_NOT_LEARN if row.learned is False and key in scores else cell(row, key, fmt)
+                  for key, _, fmt in shown]
+        body.append([(row.label or row.method) + marks(row), seeds, *trials, *lr, *values, *difference])
     return header, body
+
+
+DID_NOT_LEARN = "did not learn"
+# What a row's curves showed (``tunelab.experiment.verdicts``), marked beside its name
+MARKS = {"not converged": "†", "overfit": "‡"}
+
+
+def marks(row: MethodRow) -> str:
+    """`` †`` where a run of the row was still improving when its budget ended, `` ‡`` where one
+    fell after its best evaluation by more than validation noise."""
+    found = row.verdicts.values()
+    return ((f" {MARKS['not converged']}" if any(c.converged is False for c in found) else "")
+            + (f" {MARKS['overfit']}" if any(c.overfit_after is not None for c in found) else ""))
+
+
+def did_not_learn(row: MethodRow, how: bool = False) -> str:
+    """``did not learn at any rate tried (from 1e-05 to 0.001)``, or ``at lr 0.001`` for one rate;
+    with ``how``, how the rates were chosen too: ``(from 1e-05 to 0.001; tuned of 3, +68 s)``,
+    ``at lr 0.001 (fixed)``."""
+    chosen = _how(row) if how else ""
+    if len(row.tried) > 1:
+        span = f"from {row.tried[0]:.2g} to {row.tried[-1]:.2g}"
+        return f"{DID_NOT_LEARN} at any rate tried ({span}{'; ' + chosen if chosen else ''})"
+    if row.tried:
+        return f"{DID_NOT_LEARN} at lr {row.tried[0]:.2g}" + (f" ({chosen})" if chosen else "")
+    return DID_NOT_LEARN
 
 
 
 def learning_rate(row: MethodRow) -> str:
     """The rate a row ended with and how it was chosen: ``0.005 (tuned of 3, +68 s)``."""
+    how = _how(row)
     if row.sweep:
-        return f"{row.options.get('lr', 0):.2g} (sweep)"
+        return f"{row.options.get('lr', 0):.2g} ({how})"
+    return f"{row.lr.lr:.2g} ({how})" if row.lr else "–"
+
+
+def _how(row: MethodRow) -> str:
+    """How a row's rate was chosen: ``sweep``, ``tuned of 3, +68 s``, ``fixed``, ``default``."""
+    if row.sweep:
+        return "sweep"
     if row.lr is None:
-        return "–"
-    how: str = row.lr.how
-    if how == "tuned" and row.lr.candidates:
-        how = f"tuned of {len(row.lr.candidates)}, +{row.lr.tuning_seconds:.0f} s"
-    return f"{row.lr.lr:.2g} ({how})"
+        return ""
+    if row.lr.how == "tuned" and row.lr.candidates:
+        return f"tuned of {len(row.lr.candidates)}, +{row.lr.tuning_seconds:.0f} s"
+    return row.lr.how
 
 
 
 def difference_cell(row: MethodRow, fmt: str) -> str:
     """``−2.3 [−4.1, −0.6] *``: the row minus the best, its interval, and * where it excludes zero."""
+    if row.learned is False:
+        return DID_NOT_LEARN
     if row.best:
         return "best"
     if row.paired is None:
@@ -83,7 +122,9 @@ def difference_cell(row: MethodRow, fmt: str) -> str:
 
 def indistinguishable(rows: list[MethodRow]) -> str | None:
     """In plain words, which rows the test set cannot tell from the best, and which finished rows
-    the comparison leaves out for want of their predictions."""
+    the comparison leaves out for want of their predictions; rows that did not learn are no part of
+    it (``verdict`` names them)."""
+    rows = [row for row in rows if row.learned is not False]
     best = next((row for row in rows if row.best), None)
     left_out = [row.label for row in rows if row.unpaired]
     if best is None:
@@ -108,6 +149,100 @@ def indistinguishable(rows: list[MethodRow]) -> str | None:
 _WHERE = "runs/<key> in the work directory: deleted, or trained before predictions were kept"
 
 
+def verdict(summary: Summary) -> str | None:
+    """What the comparison says under its table, in words: which rows the test set cannot tell from
+    the best, which did not learn, and whether a longer budget could change the answer."""
+    parts = [indistinguishable(summary.rows), _not_learned(summary), _budget(summary)]
+    return " ".join(part for part in parts if part) or None
+
+
+def _not_learned(summary: Summary) -> str | None:
+    """The rows that did not learn, with the rates they were tried at and what learning nothing scores."""
+    rows = [row for row in summary.rows if row.learned is False]
+    if not rows:
+        return None
+    metric = validation_metric(summary.spec)
+    baseline = summary.info.baselines.get(f"validation_{metric}")
+    _, fmt = _column(summary.task, f"validation_{metric}")
+    nothing = f"the {format_value(baseline, fmt)} that learning nothing scores" if baseline is not None else \
+        "what learning nothing scores"
+    named = "; ".join(f"{row.label}, {did_not_learn(row).removeprefix(DID_NOT_LEARN + ' ')}" for row in rows)
+    lead = ("No method learned, so none is named best" if all(row.learned is False for row in summary.rows if row.done)
+            else "Did not learn, so never named best")
+    return f"{lead} (validation {metric} not above {nothing} by more than validation noise): {named}."
+
+
+def _budget(summary: Summary) -> str | None:
+    """Where a row was still improving when its budget ended: that a longer one could change the
+    table, and how to get one."""
+    rising = [row for row in summary.rows if any(c.converged is False for c in row.verdicts.values())]
+    if not rising:
+        return None
+    best = next((row for row in summary.rows if row.best), None)
+    mark = MARKS["not converged"]
+    if best in rising:
+        change = "could change the ranking" if len(summary.rows) > 1 else "could score higher"
+        return f"The best, {best.label}, was still improving when its budget ended ({mark}): a longer budget " \
+               f"{change} ({longer_budget(summary, best)})."
+    learned = any(row.learned is not False for row in summary.rows if row.done)
+    change = ("may let them learn" if not learned else "could score higher" if len(summary.rows) == 1
+              else "could move them up")
+    return f"Still improving when the budget ended ({mark}): {', '.join(row.label for row in rising)}; a longer " \
+           f"budget {change} ({longer_budget(summary, rising[0])})."
+
+
+def longer_budget(summary: Summary, row: MethodRow) -> str:
+    """How to give ``row`` twice its budget: the ``tunelab compare`` flag, or the method's own
+    ``train`` setting where the experiment gives it one (which a flag does not override)."""
+    key = "max_steps" if row.train.get("max_steps") else "epochs"
+    value = 2 * (row.train.get(key) or 1)
+    methods = summary.spec.get("methods") or []
+    index = row.lr.index if row.lr else None
+    own = methods[index].get("train", {}) if index is not None and index < len(methods) and isinstance(
+        methods[index], dict) else {}
+    if "epochs" in own or "max_steps" in own:
+        return f"set methods[{index}] ({row.method}).train.{key}: {value:g} in the experiment file and run it again"
+    return f"run the same tunelab compare with --{key.replace('_', '-')} {value:g}, twice this budget"
+
+
+def curve_notes(summary: Summary) -> list[str]:
+    """What each mark beside a method says, per marked row: by how much, from which step, against
+    what noise (``tunelab.experiment.verdicts``)."""
+    _, fmt = _column(summary.task, f"validation_{validation_metric(summary.spec)}")
+
+    def amount(value: float | None) -> str:
+        return format_value(value, fmt) + (" points" if fmt == "pct" else "")
+
+    notes = []
+    for row in summary.rows:
+        rising = [c for c in row.verdicts.values() if c.converged is False]
+        fell = [c for c in row.verdicts.values() if c.overfit_after is not None]
+        if rising:
+            c = max(rising, key=lambda c: c.gain or 0.0)
+            notes.append(f"{MARKS['not converged']} not converged, {row.label}{_seeds(rising, row)}: its last "
+                         f"evaluation beat its best up to step {c.since} by {amount(c.gain)} (noise "
+                         f"{amount(c.noise)}); more training may score higher.")
+        if fell:
+            c = max(fell, key=lambda c: c.drop or 0.0)
+            notes.append(f"{MARKS['overfit']} overfit after step {c.overfit_after}, {row.label}{_seeds(fell, row)}: "
+                         f"its last evaluation was {amount(c.drop)} below that step's (noise {amount(c.noise)}); "
+                         f"its scores are from step {c.overfit_after}'s weights, which the run kept.")
+    return notes
+
+
+def _seeds(flagged: list[Curve], row: MethodRow) -> str:
+    """`` (2 of 3 seeds; the largest shown)`` where not every seed's run is flagged, or several are."""
+    judged = len(row.verdicts)
+    if judged <= 1:
+        return ""
+    return f" ({len(flagged)} of {judged} seeds{'; the largest shown' if len(flagged) > 1 else ''})"
+
+
+def _column(task: str, key: str) -> tuple[str, str]:
+    """A metric's column title and format (``Task.columns``), the key itself where it has none."""
+    return next(((title, fmt) for k, title, fmt in plugins.task(task).columns if k == key), (key, "{:.3f}"))
+
+
 
 def trial_counts(search: MethodSearch | None) -> str:
     if search is None:
@@ -128,9 +263,9 @@ def markdown(summary: Summary) -> str:
     lines = [f"# {md_escape(summary.title)}", "", "| " + " | ".join(header) + " |",
              "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(md_escape(c) for c in cells) + " |" for cells in body]
-    verdict = indistinguishable(rows)
-    if verdict:
-        lines += ["", md_escape(verdict)]
+    said = verdict(summary)
+    if said:
+        lines += ["", md_escape(said)]
     for heading, items in sections(summary):
         lines += ["", heading, *(f"- {md_escape(item)}" for item in items)]
     lines += ["", explanation(summary.task)]
@@ -156,6 +291,9 @@ def sections(summary: Summary) -> list[tuple[str, list[str]]]:
         ("Tuned hyperparameters (each method's best trial, on validation only):",
          [f"{r.label}: {tuned_settings(r.sweep)} (best validation {setting(r.sweep.best_validation)}, "
           f"trial {r.sweep.best_trial})" for r in rows if r.sweep]),
+        ("Validation curves (each change judged against validation noise: what another sample of the validation "
+         "split's size could reverse, or for a loss the curve's own evaluation-to-evaluation scatter):",
+         curve_notes(summary)),
         ("Runs that did not finish:", [f"{r.label} {f}" for r in rows for f in r.failed]),
         ("Notes:", summary.all_notes),
     ]

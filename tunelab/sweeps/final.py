@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tunelab import report
 from tunelab.experiment.comparison import Comparison, compare
-from tunelab.results import ExperimentInfo, SweepSummary
+from tunelab.results import SweepSummary
 from tunelab.run.launch import Executor
 from tunelab.spec import ExperimentSpec, MethodSpec
 from tunelab.store import Store
@@ -50,17 +50,17 @@ def compare_best(spec: ExperimentSpec, result: SweepResult, executor: Executor,
 
 
 def _record_search(final: ExperimentSpec, comparison: Comparison, summary: SweepSummary, notes: list[str]) -> None:
-    """Keep the search's summary and notes with the comparison's experiment, then render it again."""
+    """Keep the search's summary and notes with the comparison's experiment (beside everything the
+    comparison kept: its baselines, rates and verdicts), then render it again."""
     store = Store(Path(final.workdir))
     try:
         info = store.experiment(comparison.experiment_id).info
         notes = list(dict.fromkeys(info.notes + notes))
-        store.annotate(comparison.experiment_id, ExperimentInfo(notes=notes, labels=info.labels, sizes=info.sizes,
-                                                                lengths=info.lengths, sweep=summary))
+        store.annotate(comparison.experiment_id, info.model_copy(update={"notes": notes, "sweep": summary}))
         rendered = report.from_store(store, comparison.experiment_id)
     finally:
         store.close()
-    comparison.rows, comparison.notes = rendered.rows, notes
+    comparison.rows, comparison.summary, comparison.notes = rendered.rows, rendered, notes
     comparison.markdown_path, comparison.json_path, comparison.html_path = report.write(rendered, Path(final.workdir))
 
 

@@ -78,7 +78,7 @@ def test_a_fixed_learning_rate_is_used_as_given(tuned):
 def test_a_rerun_trains_no_candidate_again(tuned):
     _, first, again = tuned
     assert "trained 0 run(s)" in again.stdout
-    assert first.stdout.count("(tuned of 2") == again.stdout.count("(tuned of 2") == 1
+    assert first.stdout.count("tuned of 2") == again.stdout.count("tuned of 2") == 1
 
 
 def test_predictions_keep_every_test_example(tuned):
@@ -91,22 +91,25 @@ def test_predictions_keep_every_test_example(tuned):
             assert all(r["correct"] == (r["label"] == r["prediction"]) for r in rows)
 
 
-def test_the_report_compares_with_the_best_and_draws_budget_curves(tuned):
+def test_the_report_names_no_best_where_nothing_learned_and_draws_budget_curves(tuned):
+    """Four steps on 48 examples: on 100 validation examples neither method scores above what always
+    predicting the majority label scores by more than noise, so no best is named (the paired
+    comparison with a best: tests/unit/report/test_summary.py)."""
     workdir, _, _ = tuned
     methods = _methods(workdir)
-    best = [m for m in methods.values() if m["best"]]
-    assert len(best) == 1 and best[0]["paired"]["difference"] == 0.0
-    other = next(m for m in methods.values() if not m["best"])
-    accuracy = {name: m["values"]["test_accuracy"]["mean"] for name, m in methods.items()}
-    assert other["paired"]["difference"] == pytest.approx(accuracy[other["method"]] - accuracy[best[0]["method"]])
-    assert other["paired"]["low"] <= other["paired"]["difference"] <= other["paired"]["high"]
+    baseline = json.loads((workdir / "comparison.json").read_text())["baselines"]["validation_accuracy"]
+    margin = tasks.get("classification").margin
+    for method in methods.values():
+        score = method["values"]["validation_accuracy"]["mean"]
+        assert score - baseline <= margin("accuracy", score, baseline, 100)
+        assert method["state"] == "did not learn" and not method["best"] and method["paired"] is None
     for method in methods.values():
         (curve,) = method["curves"]
         assert [point[0] for point in curve] == [2, 4]  # evaluations at steps 2 and 4: (step, seconds, accuracy)
         assert curve[0][1] < curve[1][1]
         assert method["values"]["seconds_to_95"]["mean"] in {point[1] for point in curve}
     markdown = (workdir / "comparison.md").read_text()
-    assert "Best on test:" in markdown and "Learning rates, chosen on validation" in markdown
+    assert "No method learned, so none is named best" in markdown and "Learning rates, chosen on validation" in markdown
 
 
 def test_no_tune_trains_each_method_once_at_its_configured_rate(tmp_path):

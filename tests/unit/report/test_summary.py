@@ -13,18 +13,29 @@ from helpers import newer_run_spec
 
 from tunelab import report
 from tunelab.errors import TunelabError
+from tunelab.report import text
 from tunelab.report.text import md_escape
-from tunelab.results import Costs, ExperimentInfo, MethodSearch, RunResult, RunStatus, SweepSummary
+from tunelab.results import (
+    Candidate,
+    Costs,
+    Curve,
+    ExperimentInfo,
+    LrChoice,
+    MethodSearch,
+    RunResult,
+    RunStatus,
+    SweepSummary,
+)
 from tunelab.spec.run import RunSpec
 from tunelab.store import Store
 
 SPEC = {"model": "builtin:minilm", "data": {"path": "data/sst2"}, "seeds": [0, 1]}
 
 
-def run_spec(workdir: Path, method: str, seed: int, **options: object) -> RunSpec:
+def run_spec(workdir: Path, method: str, seed: int, train: dict | None = None, **options: object) -> RunSpec:
     return RunSpec(task="classification", model_path="m", model_type="bert", model_fingerprint="f", data_path="d",
-                   data_fingerprint="g", labels=["neg", "pos"], method=method, options=options, train={}, seed=seed,
-                   workdir=str(workdir))
+                   data_fingerprint="g", labels=["neg", "pos"], method=method, options=options, train=train or {},
+                   seed=seed, workdir=str(workdir))
 
 
 def done(run: RunSpec, accuracy: float, memory: float, **costs: object) -> RunResult:
@@ -422,3 +433,130 @@ def test_rows_trained_on_different_devices_are_said_to_be(tmp_path):
         assert not [n for n in report.from_store(store, experiment_id).all_notes if "different devices" in n]
     finally:
         store.close()
+
+
+# --- verdicts: methods that did not learn, curves not converged or overfit ---------------------
+
+
+def verdict_rows(workdir: Path, scores: dict[str, float], learned: dict[str, bool | None],
+                 curves: dict[str, Curve] | None = None, spec: dict | None = None,
+                 tried: dict[str, list[float]] | None = None, train: dict | None = None) -> report.Summary:
+    """One seed per method at these test accuracies (in %), every one with predictions, and the
+    verdicts ``compare`` stores: each method's ``learned``, the rates it tried, its run's curve."""
+    runs = {method: run_spec(workdir, method, 0, train) for method in scores}
+    results = [(run, done(run, scores[method] / 100 + 0.05, 10.0)) for method, run in runs.items()]
+    for method, run in runs.items():
+        predictions(workdir, run, round(scores[method] / 5))
+    choices = [LrChoice(index=i, method=method, lr=(tried or {}).get(method, [1e-3])[-1],
+                        how="tuned" if method in (tried or {}) else "fixed", keys=[run.key],
+                        learned=learned.get(method),
+                        candidates=[Candidate(lr=lr, key=f"{run.key}-{lr}", status=RunStatus.STOPPED, validation=0.5)
+                                    for lr in (tried or {}).get(method, [])])
+               for i, (method, run) in enumerate(runs.items())]
+    info = ExperimentInfo(lr=choices, baselines={"validation_accuracy": 0.5, "test_accuracy": 0.5},
+                          curves={runs[method].key: curve for method, curve in (curves or {}).items()})
+    store, experiment_id = experiment(workdir, results, info, spec)
+    try:
+        return report.from_store(store, experiment_id)
+    finally:
+        store.close()
+
+
+def _cells(summary: report.Summary) -> dict[str, dict[str, str]]:
+    """Each row's cells by column title, by method."""
+    header, body = report.table(summary.rows)
+    return {row.method: dict(zip(header, cells, strict=True)) for row, cells in zip(summary.rows, body, strict=True)}
+
+
+def test_a_method_that_did_not_learn_is_never_best_and_the_reference_moves(tmp_path):
+    """head scored highest on test, but its validation score could not be told from learning
+    nothing: lora, the best of those that learned, is the reference of the Δ column."""
+    summary = verdict_rows(tmp_path, {"head": 90.0, "lora": 70.0, "full": 60.0},
+                           {"head": False, "lora": True, "full": True}, tried={"head": [1e-5, 1e-4, 1e-3]})
+    head, lora, full = summary.rows
+    assert lora.best and not head.best and not full.best
+    assert full.paired is not None and full.paired.difference == pytest.approx(-0.10)  # against lora, not head
+    assert head.paired is not None and head.paired.difference == pytest.approx(0.20)  # kept, for tools
+    cells = _cells(summary)
+    assert cells["head"]["lr"] == "did not learn at any rate tried (from 1e-05 to 0.001; tuned of 3, +0 s)"
+    assert {cells["head"][title] for title in ("val acc", "test acc", "Δ test accuracy vs best [95 % CI]")} == {
+        "did not learn"}
+    assert cells["head"]["peak memory (MB)"] == "10"  # what it cost is still what it cost
+    assert cells["lora"]["Δ test accuracy vs best [95 % CI]"] == "best" and cells["lora"]["test acc"] == "70.0"
+
+    said = text.verdict(summary)
+    assert said.startswith("Best on test: lora.")
+    assert ("Did not learn, so never named best (validation accuracy not above the 50.0 that learning nothing "
+            "scores by more than validation noise): head, at any rate tried (from 1e-05 to 0.001).") in said
+    assert "head" not in report.indistinguishable(summary.rows)
+    assert md_escape(said) in report.markdown(summary)
+
+    data = report.as_json(summary)
+    row = data["methods"][0]
+    assert (row["learned"], row["state"], row["best"]) == (False, "did not learn", False)
+    assert row["state_text"] == "did not learn at any rate tried (from 1e-05 to 0.001)"
+    assert row["tried"] == [1e-5, 1e-4, 1e-3] and row["values"]["test_accuracy"]["mean"] == pytest.approx(0.90)
+    assert data["methods"][1]["state"] == "learned" and data["baselines"]["validation_accuracy"] == 0.5
+    assert data["verdict"] == said
+
+
+def test_when_no_method_learned_none_is_named_best(tmp_path):
+    summary = verdict_rows(tmp_path, {"head": 60.0, "lora": 55.0}, {"head": False, "lora": False})
+    assert not any(row.best for row in summary.rows) and all(row.paired is None for row in summary.rows)
+    said = text.verdict(summary)
+    assert said.startswith("No method learned, so none is named best")
+    assert "head, at lr 0.001; lora, at lr 0.0005." in said and "Best on test" not in said  # their default rates
+    header, body = report.table(summary.rows)
+    assert not any(title.startswith("Δ") for title in header)
+    assert all(cells[header.index("test acc")] == "did not learn" for cells in body)
+
+
+def test_an_unknown_learned_changes_nothing(tmp_path):
+    """No baseline (causal-lm): the row is shown, and can be best, as before."""
+    summary = verdict_rows(tmp_path, {"head": 70.0, "lora": 60.0}, {})
+    assert summary.rows[0].best and summary.rows[0].state is None
+    assert _cells(summary)["head"]["test acc"] == "70.0"
+
+
+def test_curves_not_converged_or_overfit_are_marked_and_explained(tmp_path):
+    rising = Curve(converged=False, gain=0.06, since=40, noise=0.03)
+    fell = Curve(converged=True, gain=-0.05, overfit_after=30, drop=0.05, since=40, noise=0.03)
+    summary = verdict_rows(tmp_path, {"lora": 70.0, "full": 60.0, "head": 50.0}, {"lora": True, "full": True},
+                           curves={"lora": rising, "full": fell, "head": Curve(converged=True, gain=0.0)})
+    header, body = report.table(summary.rows)
+    assert [cells[0] for cells in body] == ["lora †", "full ‡", "head"]
+    notes = dict(text.sections(summary))
+    (heading,) = [h for h in notes if h.startswith("Validation curves")]
+    assert notes[heading] == [
+        "† not converged, lora: its last evaluation beat its best up to step 40 by 6.0 points (noise 3.0 points); "
+        "more training may score higher.",
+        "‡ overfit after step 30, full: its last evaluation was 5.0 points below that step's (noise 3.0 points); "
+        "its scores are from step 30's weights, which the run kept."]
+    said = text.verdict(summary)
+    assert ("The best, lora, was still improving when its budget ended (†): a longer budget could change the "
+            "ranking (run the same tunelab compare with --epochs 2, twice this budget).") in said
+    assert report.as_json(summary)["methods"][1]["verdicts"] == {summary.rows[1].keys[0]: fell.model_dump()}
+    assert "‡ overfit after step 30" in report.markdown(summary)
+
+
+def test_a_longer_budget_is_the_flag_or_the_methods_own_setting(tmp_path):
+    """A method's own budget (``methods[i].train``) is not what a flag changes: the verdict names it."""
+    spec = {**SPEC, "train": {"max_steps": 50},
+            "methods": [{"name": "lora", "options": {}, "train": {"max_steps": 50}}, {"name": "full", "options": {}}]}
+    summary = verdict_rows(tmp_path, {"lora": 70.0, "full": 60.0}, {"lora": True, "full": True}, spec=spec,
+                           train={"max_steps": 50})
+    lora, full = summary.rows
+    assert text.longer_budget(summary, lora) == ("set methods[0] (lora).train.max_steps: 100 in the experiment file "
+                                                 "and run it again")
+    assert text.longer_budget(summary, full) == "run the same tunelab compare with --max-steps 100, twice this budget"
+
+
+def test_tunelab_report_shows_the_verdicts_it_reads_from_the_store(tmp_path):
+    from helpers import tunelab
+
+    verdict_rows(tmp_path, {"head": 90.0, "lora": 70.0}, {"head": False, "lora": True},
+                 curves={"lora": Curve(converged=False, gain=0.06, since=40, noise=0.03)})
+    shown = tunelab("report", "--workdir", str(tmp_path))
+    assert shown.returncode == 0, shown.stderr
+    assert "did not learn at lr 0.001" in shown.stdout and "lora †" in shown.stdout
+    assert "Best on test: lora." in shown.stdout and "† not converged, lora" in shown.stdout
