@@ -24,10 +24,9 @@ TEXTS = ["a gorgeous, witty, seductive movie .", "the plot is nothing but boiler
          "it 's a charming and often affecting journey .", "unflinchingly bleak and desperate"]
 INSTRUCTIONS = ["Give three tips for staying healthy.", "What is the capital of France?"]
 # Merging adds the adapter's update to each weight once, where the adapter computed it at each forward:
-# the same sums in another order, so fp32 rounding apart. OFT's merge multiplies the weight by its
-# rotation rather than rotating each input, so its rounding is a little larger.
-ATOL = {"oft": 1e-4}
-DEFAULT_ATOL = 1e-5
+# the same sums in another order, so fp32 rounding apart. bench/results/export.md measures at most
+# 3.3e-7 on these models (logits up to 1.6); 1e-5 leaves a margin of 30 for other CPUs' kernels.
+ATOL = 1e-5
 PROMPT_LEARNING = {"prompt-tuning", "prefix-tuning", "p-tuning"}
 CPU_METHODS = sorted(set(methods.available()) - {"qlora"})  # qlora trains on CUDA only
 
@@ -92,7 +91,7 @@ def test_a_classifier_export_gives_the_artifacts_logits(tiny_runs, tiny_bert_mod
         assert model.config.label2id == {label: i for i, label in enumerate(run.labels)}
     assert tokenizer(TEXTS)["input_ids"] == expected.tokenizer(TEXTS)["input_ids"]
     torch.testing.assert_close(_logits(model, tokenizer, TEXTS), _logits(expected.model, expected.tokenizer, TEXTS),
-                               atol=ATOL.get(method, DEFAULT_ATOL), rtol=0)
+                               atol=ATOL, rtol=0)
 
 
 def _greedy(model, tokenizer, instructions: list[str], prompts: list[list[int]]) -> list[str]:
@@ -132,7 +131,7 @@ def test_a_causal_lm_export_gives_the_artifacts_logits_and_greedy_text(causal_ru
     ids = torch.tensor([prompts[0]])
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids=ids).logits, expected.model(input_ids=ids).logits,
-                                   atol=ATOL.get(method, DEFAULT_ATOL), rtol=0)
+                                   atol=ATOL, rtol=0)
     assert _greedy(model, tokenizer, INSTRUCTIONS, prompts) == expected.generate(INSTRUCTIONS, max_new_tokens=8)
 
 
