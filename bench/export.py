@@ -102,7 +102,7 @@ def part_a(repeats: int) -> list[str]:
              "the imports included. Δ logits: the largest absolute difference of the fp32 export, loaded by "
              "`transformers`, from the artifact loaded by `tunelab.predict`, on the same inputs.", "",
              "| model | dtype | in process (s) | command (s) | export (MB) | artifact (MB) | base model (MB) | "
-             "Δ logits (max abs) |", "|---|---|---|---|---|---|---|---|"]
+             "Δ logits (max abs) | largest logit |", "|---|---|---|---|---|---|---|---|---|"]
     for name, causal in (("builtin:minilm", False), ("builtin:smollm2", True)):
         with tempfile.TemporaryDirectory(prefix="tunelab-bench-export-") as scratch:
             workdir = Path(scratch) / "work"
@@ -120,9 +120,10 @@ def part_a(repeats: int) -> list[str]:
                                    env={**os.environ, "PYTHONPATH": str(ROOT)})
                     command.append(time.perf_counter() - started)
                 artifact = workdir / "runs" / exported.run_key / "artifact"
-                difference = f"{_logit_difference(out, artifact, causal)[0]:.1e}" if dtype == "fp32" else "–"
+                difference, scale = _logit_difference(out, artifact, causal) if dtype == "fp32" else (None, None)
                 lines.append(f"| {name} | {dtype} | {statistics.median(inside):.2f} | {statistics.median(command):.2f} "
-                             f"| {_mb(out):.1f} | {_mb(artifact):.2f} | {base:.1f} | {difference} |")
+                             f"| {_mb(out):.1f} | {_mb(artifact):.2f} | {base:.1f} | "
+                             + (f"{difference:.1e} | {scale:.1f} |" if difference is not None else "– | – |"))
     return lines
 
 

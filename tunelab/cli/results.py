@@ -103,7 +103,8 @@ def export(
                                      "built-in models)."),
     workdir: str = typer.Option(DEFAULT_WORKDIR, help="The experiment's work directory."),
     force: bool = typer.Option(False, "--force", help="Replace OUT if it is not empty (never a folder that holds "
-                               "the work directory or the artifact)."),
+                               "the artifact, its base model, the work directory, or the current or home "
+                               "directory)."),
     trust_remote_code: bool = typer.Option(False, help="Run the base model's code from the hub (off by default; "
                                            "an artifact cannot turn it on)."),
     allow_pickle: bool = typer.Option(False, help="Load the base model's pickled .bin weights (they can run code)."),

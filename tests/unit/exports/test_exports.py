@@ -122,6 +122,7 @@ def test_a_causal_lm_export_gives_the_artifacts_logits_and_greedy_text(causal_ru
         model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama_model), out).eval()
     else:
         model = AutoModelForCausalLM.from_pretrained(out).eval()
+        assert (out / "generation_config.json").is_file()
     # the chat template it was trained with, so that plain transformers asks as tunelab did
     prompts = [tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
                                              tokenize=True, return_dict=False) for text in INSTRUCTIONS]
@@ -230,6 +231,10 @@ def test_force_never_deletes_what_the_export_reads(tiny_runs, tmp_path, monkeypa
                                                r"its own\)"):
             export(str(artifact), folder, force=True)
     assert (artifact / "tunelab.json").is_file()
+    (tmp_path / "a-file").write_text("mine")
+    with pytest.raises(TunelabError, match=r"a-file is a file, not a folder \(give a folder to export into\)"):
+        export(str(artifact), tmp_path / "a-file", force=True)
+    assert (tmp_path / "a-file").read_text() == "mine"
 
 
 def test_a_trained_causal_lm_lora_generates_the_same_greedy_text(causal_runs, tmp_path):
