@@ -32,7 +32,7 @@ from typing import Any
 
 from tunelab import artifact as artifacts
 from tunelab.errors import TunelabError, first_line
-from tunelab.exports.card import ADAPTER, MERGED, WHOLE, CardFacts, card
+from tunelab.exports.card import ADAPTER, MERGED, WHOLE, CardFacts, base_hub_id, card
 from tunelab.exports.locate import Source, locate
 from tunelab.spec.schema import DEFAULT_WORKDIR
 
@@ -161,8 +161,6 @@ def _write(found: Source, meta: artifacts.ArtifactMeta, folder: Path, merge: boo
         model, form, note = _merged(model.float(), meta.method, merge)  # fp32 first: a bf16 base upcasts exactly
         dtype = dtype or stored
         _cast(model, dtype)
-        if form == ADAPTER:
-            _point_at_base(model, meta)
         plain = meta.task == "causal-lm" and not getattr(tokenizer, "chat_template", None)
         if plain:
             from tunelab.tasks.causal_lm.instructions import plain_chat_template
@@ -170,6 +168,8 @@ def _write(found: Source, meta: artifacts.ArtifactMeta, folder: Path, merge: boo
             tokenizer.chat_template = plain_chat_template(tokenizer)  # what training asked it in
         model.save_pretrained(str(folder))
         tokenizer.save_pretrained(str(folder))
+    if form == ADAPTER:
+        _point_at_base(folder, meta)
     _readable(folder)
     return CardFacts(meta=meta, source=found, form=form, dtype=dtype_name(dtype), note=note, folder=named,
                      plain_template=plain)
@@ -257,12 +257,15 @@ def _cast(model: Any, dtype: Any) -> None:
     model.to(dtype)
 
 
-def _point_at_base(model: Any, meta: artifacts.ArtifactMeta) -> None:
-    """An adapter folder names the base model it goes on: the hub id a built-in model came from, or the
-    artifact's base model (a folder or a hub id), rather than this environment's path to it."""
-    from tunelab.exports.card import base_hub_id
+def _point_at_base(folder: Path, meta: artifacts.ArtifactMeta) -> None:
+    """The adapter folder names the base model it goes on: the hub id a built-in model came from, or the
+    artifact's base model (a folder or a hub id), rather than this environment's path to it. Written
+    into the saved config, not set before saving: peft would look a hub id up on the network."""
+    import json
 
-    config = model.peft_config[model.active_adapter]
-    config.base_model_name_or_path = base_hub_id(meta) or meta.base_model
-    if config.modules_to_save:  # peft adds its task's defaults again at every load
-        config.modules_to_save = list(dict.fromkeys(config.modules_to_save))
+    path = folder / artifacts.ADAPTER_CONFIG
+    config = json.loads(path.read_text())
+    config["base_model_name_or_path"] = base_hub_id(meta) or meta.base_model
+    if config.get("modules_to_save"):  # peft adds its task's defaults again at every load
+        config["modules_to_save"] = list(dict.fromkeys(config["modules_to_save"]))
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

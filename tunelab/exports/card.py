@@ -76,12 +76,14 @@ def _peft(facts: CardFacts) -> bool:
     return (facts.source.artifact / artifacts.ADAPTER_CONFIG).is_file()
 
 
-def _base_words(meta: artifacts.ArtifactMeta) -> str:
-    """The base model in a sentence: where it came from, and how a built-in one differs from the hub's."""
+def _base_words(meta: artifacts.ArtifactMeta, detail: bool = True) -> str:
+    """The base model in a sentence: where it came from and, in ``detail``, how a built-in one differs
+    from the hub's."""
     if meta.base_model.startswith("builtin:"):
         hub, differs = BUILTIN_ORIGINS.get(meta.base_model.removeprefix("builtin:"), (None, ""))
         if hub:
-            return f"`{hub}` (tunelab's built-in `{meta.base_model}`{': ' + differs if differs else ''})"
+            how = f": {differs}" if differs and detail else ""
+            return f"`{hub}` (tunelab's built-in `{meta.base_model}`{how})"
     if base_hub_id(meta) is None:
         return f"the local model `{meta.base_model}`"
     return f"`{meta.base_model}`"
@@ -93,49 +95,56 @@ def _title(facts: CardFacts) -> str:
     name = base_hub_id(meta) or os.path.basename(meta.base_model.rstrip("/")) or meta.base_model
     lines = [f"# {meta.method} fine-tune of {name}", "",
              f"{description[:1].upper()}{description[1:]}: trained by tunelab for {meta.task} on "
-             f"{_base_words(meta)}, and exported as {_FORMS[facts.form]}, in {facts.dtype}."]
+             f"{_base_words(meta, detail=False)}, and exported as {_FORMS[facts.form]}, in {facts.dtype}."]
     if facts.note:
         lines += ["", f"Note: {facts.note}."]
     return "\n".join(lines)
 
 
 def _use(facts: CardFacts) -> str:
+    ask, how = _ask(facts)
+    return "\n".join(["## How to use it", "", "```python", *_load(facts), *ask, "```", "", how, *_base_notice(facts)])
+
+
+def _load(facts: CardFacts) -> list[str]:
+    """The lines that load the folder: the model itself, or a peft adapter onto its base model."""
     meta, folder = facts.meta, facts.folder
     head = "AutoModelForCausalLM" if meta.task == "causal-lm" else "AutoModelForSequenceClassification"
-    if facts.form == ADAPTER:
-        base = base_hub_id(meta) or meta.base_model
-        id2label = dict(enumerate(meta.labels))
-        label2id = {label: i for i, label in enumerate(meta.labels)}
-        labels = f", num_labels={len(meta.labels)}, id2label={id2label!r}, label2id={label2id!r}" if meta.labels else ""
-        load = ["from peft import PeftModel", f"from transformers import {head}, AutoTokenizer", "",
-                f"base = {head}.from_pretrained({base!r}{labels})",
-                f"model = PeftModel.from_pretrained(base, {folder!r}).eval()",
-                f"tokenizer = AutoTokenizer.from_pretrained({folder!r})"]
-    else:
-        load = [f"from transformers import {head}, AutoTokenizer", "",
+    if facts.form != ADAPTER:
+        return [f"from transformers import {head}, AutoTokenizer", "",
                 f"model = {head}.from_pretrained({folder!r}).eval()",
                 f"tokenizer = AutoTokenizer.from_pretrained({folder!r})"]
+    base = base_hub_id(meta) or meta.base_model
+    id2label = dict(enumerate(meta.labels))
+    label2id = {label: i for i, label in enumerate(meta.labels)}
+    labels = f", num_labels={len(meta.labels)}, id2label={id2label!r}, label2id={label2id!r}" if meta.labels else ""
+    return ["from peft import PeftModel", f"from transformers import {head}, AutoTokenizer", "",
+            f"base = {head}.from_pretrained({base!r}{labels})",
+            f"model = PeftModel.from_pretrained(base, {folder!r}).eval()",
+            f"tokenizer = AutoTokenizer.from_pretrained({folder!r})"]
+
+
+def _ask(facts: CardFacts) -> tuple[list[str], str]:
+    """The lines that ask the model, and what to know to ask it as it was trained."""
+    meta = facts.meta
     if meta.task == "causal-lm":
-        ask = ["messages = [{'role': 'user', 'content': 'Write a haiku about rain.'}]",
-               "ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors='pt', "
-               "return_dict=True)",
-               "out = model.generate(**ids, max_new_tokens=128, do_sample=False)",
-               "print(tokenizer.decode(out[0, ids['input_ids'].shape[1]:], skip_special_tokens=True))"]
-        how = ("Ask it in its chat template (saved with the tokenizer): the one it was trained with"
-               + (", tunelab's plain instruction prompt, as its tokenizer had none" if facts.plain_template else "")
-               + ". Greedy decoding gives what tunelab measured.")
-    else:
-        pair = ", second_texts" if meta.pairs else ""
-        example = ("texts, second_texts = ['The cat sat.'], ['A cat was sitting.']" if meta.pairs
-                   else "texts = ['a gorgeous, witty movie', 'a dull, lifeless film']")
-        ask = [example, f"batch = tokenizer(texts{pair}, truncation=True, max_length={meta.max_length}, padding=True, "
-               "return_tensors='pt')",
-               "labels = [model.config.id2label[i] for i in model(**batch).logits.argmax(-1).tolist()]"]
-        how = (f"Labels: {', '.join(f'`{label}`' for label in meta.labels)} (`id2label` in the config). "
-               + ("Each input is a pair of texts, tokenised together, as in training. " if meta.pairs else "")
-               + f"Inputs were truncated to {meta.max_length} tokens in training.")
-    notice = _base_notice(facts)
-    return "\n".join(["## How to use it", "", "```python", *load, *ask, "```", "", how, *notice])
+        plain = ", tunelab's plain instruction prompt, as its tokenizer had none" if facts.plain_template else ""
+        return (["messages = [{'role': 'user', 'content': 'Write a haiku about rain.'}]",
+                 "ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors='pt', "
+                 "return_dict=True)",
+                 "out = model.generate(**ids, max_new_tokens=128, do_sample=False)",
+                 "print(tokenizer.decode(out[0, ids['input_ids'].shape[1]:], skip_special_tokens=True))"],
+                f"Ask it in its chat template (saved with the tokenizer): the one it was trained with{plain}. "
+                "Greedy decoding gives what tunelab measured.")
+    example = ("texts, second_texts = ['The cat sat.'], ['A cat was sitting.']" if meta.pairs
+               else "texts = ['a gorgeous, witty movie', 'a dull, lifeless film']")
+    where = "given to the base model above" if facts.form == ADAPTER else "`id2label` in the config"
+    pairs = "Each input is a pair of texts, tokenised together, as in training. " if meta.pairs else ""
+    return ([example, f"batch = tokenizer(texts{', second_texts' if meta.pairs else ''}, truncation=True, "
+             f"max_length={meta.max_length}, padding=True, return_tensors='pt')",
+             "labels = [model.config.id2label[i] for i in model(**batch).logits.argmax(-1).tolist()]"],
+            f"Labels: {', '.join(f'`{label}`' for label in meta.labels)} ({where}). {pairs}"
+            f"Inputs were truncated to {meta.max_length} tokens in training.")
 
 
 def _base_notice(facts: CardFacts) -> list[str]:
@@ -197,9 +206,10 @@ def _evaluation(facts: CardFacts) -> str:
     if verdict:
         lines += ["", md_escape(verdict)]
     scores = _own_scores(facts)
-    seeds = f"{row.done} seed{'s' if row.done != 1 else ''}"
-    lines += ["", f"This model is seed {source.run.seed if source.run else '?'} of the row's {seeds}, the one best on "
-              f"validation" + (f"; its own scores: {scores}" if scores else "") + ".", "",
+    seed = source.run.seed if source.run else "?"
+    which = (f"seed {seed} of the row's {row.done}, the one best on validation" if row.done > 1
+             else f"the row's one seed ({seed})")
+    lines += ["", f"This model is {which}" + (f"; its own scores: {scores}" if scores else "") + ".", "",
               f"How it was measured: {explanation(summary.task)} Test examples: "
               f"{summary.info.sizes.get('test', '?')}; the test split chose nothing (learning rates and the "
               "checkpoint kept were chosen on validation)."]
