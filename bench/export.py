@@ -123,7 +123,7 @@ def part_a(repeats: int) -> list[str]:
                 difference, scale = _logit_difference(out, artifact, causal) if dtype == "fp32" else (None, None)
                 lines.append(f"| {name} | {dtype} | {statistics.median(inside):.2f} | {statistics.median(command):.2f} "
                              f"| {_mb(out):.1f} | {_mb(artifact):.2f} | {base:.1f} | "
-                             + (f"{difference:.1e} | {scale:.1f} |" if difference is not None else "– | – |"))
+                             + (f"{difference:.1e} | {scale:.3g} |" if difference is not None else "– | – |"))
     return lines
 
 
@@ -170,7 +170,7 @@ def part_b() -> list[str]:
                 exported = export(str(artifact), root / task / method / "out")
                 adapter = base if exported.form == "adapter" else None
                 difference, scale = _logit_difference(exported.path, artifact, task == "causal-lm", adapter)
-                lines.append(f"| {method} | {task} | {exported.form} | {difference:.1e} | {scale:.2f} |")
+                lines.append(f"| {method} | {task} | {exported.form} | {difference:.1e} | {scale:.3g} |")
     return lines
 
 
