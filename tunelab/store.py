@@ -285,6 +285,15 @@ class Store:
         return int(row[0]) if row else None
 
     @_guarded
+    def experiments_of(self, key: str) -> list[int]:
+        """The experiments a run belongs to, the latest first (as ``latest_experiment`` orders them):
+        a run shared by two comparisons is reported by the one a user saw last."""
+        rows = self.db.execute(
+            "SELECT id FROM experiments JOIN experiment_runs ON experiments.id = experiment_runs.experiment_id "
+            "WHERE run_key = ? ORDER BY updated DESC, id DESC", (key,))
+        return [int(row[0]) for row in rows]
+
+    @_guarded
     def experiment(self, experiment_id: int) -> StoredExperiment:
         """An experiment, or one line saying why it cannot be read."""
         row = self.db.execute("SELECT * FROM experiments WHERE id = ?", (experiment_id,)).fetchone()

@@ -35,8 +35,10 @@ USER_SCRIPT = textwrap.dedent('''
         estimates = tunelab.estimate("builtin:minilm", "classification", ["lora"], setup=tunelab.Setup(batch_size=8))
         params: int = estimates[0].trainable_params
         model = tunelab.load_artifact("runs/x/artifact")
+        exported: tunelab.Exported = tunelab.export("lora", Path("exports/lora"), dtype="bf16", merge=None)
+        size: int = exported.bytes
         swept: tunelab.SweepResult = tunelab.sweep(spec, trials=2)
-        print(labels, html, params, model, swept.comparison)
+        print(labels, html, params, model, swept.comparison, size)
         try:
             tunelab.make_executor("ray", gpus_per_run=0.5)
         except tunelab.TunelabError as err:

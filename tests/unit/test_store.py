@@ -127,6 +127,9 @@ def test_add_experiment_is_idempotent_by_hash_and_keeps_plan_order(store, tmp_pa
     assert [r.key for r in store.runs(other)] == [plan[2].key]
     assert len(store.runs()) == 3  # one run, two experiments
     assert store.latest_experiment() == other
+    assert store.experiments_of(plan[2].key) == [other, first]  # the latest first
+    assert store.experiments_of(plan[0].key) == [first]
+    assert store.experiments_of("nope") == []
 
 
 def test_an_exact_plan_replaces_the_experiment_s_runs_and_updates_unfinished_specs(store, tmp_path):

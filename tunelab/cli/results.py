@@ -1,4 +1,5 @@
-"""After training: tunelab runs and report (from the store), and predict (with an artifact)."""
+"""After training: tunelab runs and report (from the store), predict (with an artifact), and export (a run as
+a model plain transformers loads)."""
 
 from __future__ import annotations
 
@@ -84,6 +85,40 @@ def predict(
     classifier = Classifier.load(artifact, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
     for text, label in zip(texts, classifier.predict(firsts, seconds=seconds), strict=True):
         typer.echo(f"{label}\t{text}")
+
+
+
+@app.command()
+def export(
+    source: str = typer.Argument(..., metavar="RUN_OR_METHOD", help="A run key or a unique prefix of one (tunelab "
+                                 "runs lists them), a method name for its best run in the latest comparison (the "
+                                 "row best on validation, then its seed best on validation), or an artifact folder."),
+    out: Path = typer.Argument(..., metavar="OUT", help="The folder to write: new or empty, unless --force."),
+    merge: bool | None = typer.Option(None, "--merge/--no-merge", help="Merge a peft adapter into the base "
+                                      "weights (the default where peft can), or keep it as a peft adapter. A method "
+                                      "that cannot merge (prompt tuning, prefix tuning, p-tuning) is exported as an "
+                                      "adapter either way, and the command says so."),
+    dtype: str | None = typer.Option(None, help="fp32, bf16 or fp16: the weights' dtype in the export, cast after "
+                                     "merging in fp32. Default: the dtype the model loads in (fp32 for the "
+                                     "built-in models)."),
+    workdir: str = typer.Option(DEFAULT_WORKDIR, help="The experiment's work directory."),
+    force: bool = typer.Option(False, "--force", help="Replace OUT if it is not empty (never a folder that holds "
+                               "the artifact, its base model, the work directory, or the current or home "
+                               "directory)."),
+    trust_remote_code: bool = typer.Option(False, help="Run the base model's code from the hub (off by default; "
+                                           "an artifact cannot turn it on)."),
+    allow_pickle: bool = typer.Option(False, help="Load the base model's pickled .bin weights (they can run code)."),
+) -> None:
+    """Write a run as a model that plain transformers loads (from_pretrained), with its tokenizer, labels
+    or chat template, and a model card (README.md) with its comparison row and interval."""
+    from tunelab.exports import export as write_export
+
+    exported = write_export(source, out, merge=merge, dtype=dtype, workdir=workdir, force=force,
+                            trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    if exported.note:
+        console.print(Text.assemble(("note:", "yellow"), f" {exported.note}"))
+    console.print(Text(f"{exported.path}: run {exported.run_key} ({exported.method}), {exported.form}, "
+                       f"{exported.dtype}, {exported.bytes / 2**20:.1f} MB"), highlight=False)
 
 
 

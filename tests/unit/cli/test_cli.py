@@ -12,7 +12,7 @@ def test_help_and_methods_do_not_import_torch():
         "from typer.testing import CliRunner\n"
         "from tunelab.cli import app\n"
         "runner = CliRunner()\n"
-        "for args in (['--help'], ['methods'], ['compare', '--help']):\n"
+        "for args in (['--help'], ['methods'], ['compare', '--help'], ['export', '--help']):\n"
         "    result = runner.invoke(app, args)\n"
         "    assert result.exit_code == 0, result.output\n"
         "print(runner.invoke(app, ['methods']).output)\n"

@@ -9,6 +9,7 @@ and packing exist once, and so that the same data in two layouts gives the same 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -219,6 +220,27 @@ def prompt_ids(tokenizer: PreTrainedTokenizerBase, prompt: list[Message]) -> lis
     if getattr(tokenizer, "chat_template", None):
         return _template_ids(tokenizer, prompt, generation=True)
     return _leading_special_ids(tokenizer) + _text_ids(tokenizer, PLAIN_TEMPLATE.format(prompt=_plain_prompt(prompt)))
+
+
+def plain_chat_template(tokenizer: PreTrainedTokenizerBase) -> str:
+    """PLAIN_TEMPLATE as a Jinja chat template, for a tokenizer that has none of its own: a model trained
+    with it and then exported (``tunelab export``) is asked through ``apply_chat_template`` exactly as it
+    was trained, by anyone who loads it without tunelab. A generation prompt renders as ``prompt_ids``
+    does; a conversation that ends with the assistant's reply, as ``encode`` joins prompt and response."""
+    lead = "".join(tokenizer.convert_ids_to_tokens(_leading_special_ids(tokenizer)))
+    before, after = PLAIN_TEMPLATE.split("{prompt}")
+    literal = json.dumps  # a JSON string is a Jinja string literal: the fixed text, whitespace and all
+    return ("{%- set reply = messages[-1]['role'] == 'assistant' -%}"
+            "{%- set turns = messages[:-1] if reply else messages -%}"
+            "{%- set ns = namespace(parts=[]) -%}"
+            "{%- for m in turns if m['role'] == 'system' -%}{%- set ns.parts = ns.parts + [m['content']] -%}"
+            "{%- endfor -%}"
+            "{%- for m in turns if m['role'] != 'system' -%}{%- set ns.parts = ns.parts + [m['content']] -%}"
+            "{%- endfor -%}"
+            f"{{{{ {literal(lead + before)} }}}}{{{{ ns.parts | join({literal(chr(10) * 2)}) }}}}"
+            f"{{{{ {literal(after)} }}}}"
+            "{%- if reply -%}{{ messages[-1]['content'] }}{%- if eos_token -%}{{ eos_token }}{%- endif -%}"
+            "{%- endif -%}")
 
 
 def _chat_ids(tokenizer: PreTrainedTokenizerBase, prompt: list[Message], response: str) -> tuple[list[int], list[int]]:

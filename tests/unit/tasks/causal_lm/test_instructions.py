@@ -294,3 +294,22 @@ def test_tokenise_with_lengths_measures_every_row_before_max_length(smol, alpaca
     again, again_note = encode_rows(shaped, smol, max_length, "train")
     assert encoded["input_ids"] == again["input_ids"] and note == again_note
     assert set(encoded.column_names) == {"input_ids", "attention_mask", "labels", "length", "prompt_ids", "reference"}
+
+
+def test_the_plain_template_as_a_chat_template_asks_as_training_did(pairs):
+    """A tokenizer without a chat template trains on PLAIN_TEMPLATE; an export gives it that template as
+    its chat template, so that apply_chat_template renders what training tokenised, ids and all."""
+    from tunelab.tasks.causal_lm.instructions import plain_chat_template, prompt_ids
+
+    plain = _bert()
+    plain.eos_token = "[SEP]"
+    templated = _bert()
+    templated.eos_token = "[SEP]"
+    templated.chat_template = plain_chat_template(plain)
+    system = [{"role": "system", "content": "Answer briefly."}]
+    for prompt, response in [*pairs[:3], (system + pairs[0][0], pairs[0][1])]:
+        asked = templated.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
+        assert asked == prompt_ids(plain, prompt)
+        whole = templated.apply_chat_template([*prompt, {"role": "assistant", "content": response}],
+                                              tokenize=True, return_dict=False)
+        assert whole == encode(plain, prompt, response, 10_000)["input_ids"]
