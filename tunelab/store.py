@@ -266,9 +266,13 @@ class Store:
                                "upgrade tunelab if a newer one wrote it, or use another work directory") from None
 
     @_guarded
-    def record(self, result: RunResult) -> None:
-        """A run's outcome, its metric series and artifact, in one transaction."""
+    def record(self, result: RunResult, rung: float | None = None) -> None:
+        """A run's outcome, its metric series and artifact, in one transaction; ``rung``: where a
+        learning-rate candidate stopped, which its row then says (a candidate trained on to a later
+        rung is found finished there, not at the rung it stopped at first)."""
         with self._transaction():
+            if rung is not None and result.status is RunStatus.STOPPED:
+                self.db.execute("UPDATE runs SET spec = json_set(spec, '$.rung', ?) WHERE key = ?", (rung, result.key))
             self.db.execute(
                 "UPDATE runs SET status = ?, metrics = ?, costs = ?, artifact = ?, error = ?, environment = ?, "
                 "updated = ? WHERE key = ?",

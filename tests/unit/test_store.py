@@ -473,3 +473,16 @@ def test_a_candidate_stopped_at_its_rung_keeps_it_when_the_final_run_is_planned(
     store.add_experiment("{}", "final", [candidate.model_copy(update={"rung": None, "workdir": "elsewhere"})])
     stored = store.run(candidate.key)
     assert stored is not None and stored.spec.rung == 0.2 and stored.spec.workdir == "elsewhere"
+
+
+def test_a_candidate_trained_on_to_a_later_rung_says_it_stopped_there(store, tmp_path):
+    """A method that had not learned at the first rung goes on to the later one: its row then says
+    the later rung, where a process waiting for its lock finds it finished."""
+    candidate = run_spec(tmp_path, "lora").model_copy(update={"rung": 0.2})
+    store.add_experiment("{}", "tuning", [candidate])
+    store.record(RunResult(key=candidate.key, status=RunStatus.STOPPED), rung=0.2)
+    later = candidate.model_copy(update={"rung": 0.5})
+    store.add_experiment("{}", "tuning", [later])
+    assert store.run(candidate.key).spec.rung == 0.2  # planned, not yet trained there
+    store.record(RunResult(key=candidate.key, status=RunStatus.STOPPED), rung=0.5)
+    assert store.run(candidate.key).spec.rung == 0.5

@@ -111,7 +111,7 @@ def _train_locked(runs: list[RunSpec], held: dict[str, RunLock], store: Store, e
             todo.append(run)
     by_key = {run.key: run for run in todo}
     for result in executor.execute(todo, listener.event):
-        store.record(result)
+        store.record(result, by_key[result.key].rung)
         _after_record(by_key[result.key], result)
         held.pop(result.key).release()
         listener.finished(by_key[result.key], result)
