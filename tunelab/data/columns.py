@@ -44,6 +44,11 @@ UNLABELLED = "-1"  # the hub's label for "no label" (GLUE test splits): meant on
 
 
 
+# Each example's row in the file (or split) it was read from, carried through sampling, splitting and
+# sorting, so that ``predictions.jsonl`` can be joined to the user's data (``run.outputs``).
+SOURCE_ROW = "source_row"
+
+
 def labelled_splits(raw: DatasetDict, spec: DataSpec,
                     name: str) -> tuple[DatasetDict, tuple[str, ...], list[str], list[str]]:
     """Labelled train, validation and test splits with their text column(s) (one, or a pair's two)
@@ -61,6 +66,7 @@ def labelled_splits(raw: DatasetDict, spec: DataSpec,
         _check_columns(rows, (*text_columns, label_column), f"{name} ({split})")
         values = _named_labels(rows, _label_values(rows, label_column, f"{name} ({split})"),
                                (*text_columns, label_column))
+        rows = rows.add_column(SOURCE_ROW, list(range(len(rows))))  # before rows are dropped, sampled, sorted
         rows, labels, note = _drop_unusable(rows, text_columns, values, part)
         if _unlabelled(values) or not labels:
             if split in ("validation", "test"):
@@ -86,7 +92,7 @@ def labelled_splits(raw: DatasetDict, spec: DataSpec,
         if unseen:
             raise TunelabError(f"{name}: label(s) {', '.join(map(repr, unseen[:5]))} in {split} never occur in train",
                                "add them to train or drop those rows")
-        rows = rows.remove_columns([c for c in rows.column_names if c not in text_columns])
+        rows = rows.remove_columns([c for c in rows.column_names if c not in (*text_columns, SOURCE_ROW)])
         rows = rows.add_column("labels", [index[label] for label in row_labels])
         splits[split] = rows.cast_column("labels", ClassLabel(names=labels))
 

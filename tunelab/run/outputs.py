@@ -16,14 +16,17 @@ from tunelab.results import PREDICTIONS_FILE
 from tunelab.spec.run import RunSpec
 
 
-def write_predictions(run_dir: Path, examples: list[dict[str, Any]]) -> None:
+def write_predictions(run_dir: Path, examples: list[dict[str, Any]], source_rows: list[int] | None = None) -> None:
     """``<run>/predictions.jsonl``: one JSON object per test example, in the prepared test split's
-    order (the same for every run on the same data), with its index and the task's fields
+    order (the same for every run on the same data), with its index, its row in the file it was read
+    from where the data kept it (``row``: to join predictions to the user's data) and the task's fields
     (classification: label, prediction, correct; causal-lm: loss summed over the response tokens,
     tokens). Written whole or not at all."""
     path = run_dir / PREDICTIONS_FILE
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("".join(json.dumps({"index": i, **example}) + "\n" for i, example in enumerate(examples)))
+    rows = source_rows if source_rows is not None and len(source_rows) == len(examples) else None
+    tmp.write_text("".join(json.dumps({"index": i, **({"row": rows[i]} if rows else {}), **example}) + "\n"
+                           for i, example in enumerate(examples)))
     os.replace(tmp, path)
 
 

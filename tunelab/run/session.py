@@ -24,6 +24,7 @@ from transformers import (
 
 from tunelab import methods, tasks
 from tunelab.artifact import FRESH_ATTRIBUTE
+from tunelab.data.columns import SOURCE_ROW
 from tunelab.results import Costs, RunResult, RunStatus
 from tunelab.run.callbacks import Clock, Meter, ProgressEvents, Rung, TrialReporter
 from tunelab.run.checkpoints import Checkpoints, last_checkpoint
@@ -205,7 +206,9 @@ def _final_metrics(session: Session, run: RunSpec) -> dict[str, float]:
         scored = session.task.evaluate(trainer, session.data[split], split, run.labels)
         metrics.update({k: float(v) for k, v in scored.metrics.items() if k.removeprefix(f"{split}_") in kept})
         if split == "test" and trainer.is_world_process_zero():
-            write_predictions(run.run_dir, scored.examples)
+            rows = session.data[split]
+            write_predictions(run.run_dir, scored.examples,
+                              rows[SOURCE_ROW] if SOURCE_ROW in rows.column_names else None)
     return metrics
 
 

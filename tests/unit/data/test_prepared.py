@@ -236,3 +236,19 @@ def test_the_baseline_is_the_training_split_s_most_frequent_label(minilm, tmp_pa
     del described["baselines"]
     meta.write_text(json.dumps(described))
     assert _load(DATA / "sms_spam" / "sms_spam.csv", minilm, tmp_path).baselines == prepared.baselines
+
+
+def test_each_example_keeps_its_row_in_the_file_it_came_from(minilm, tmp_path):
+    """Sampled, then sorted by length: each prepared example still names its source row, whose
+    text tokenises to its ids (what joins predictions.jsonl to the user's data)."""
+    from datasets import load_from_disk
+    from transformers import AutoTokenizer
+
+    prepared = _load(DATA / "sst2", minilm, tmp_path, sample={"train": 40, "validation": 12, "test": 12})
+    test = load_from_disk(prepared.path)["test"]
+    source = _rows("test.tsv", 10_000)
+    tokenizer = AutoTokenizer.from_pretrained(minilm.path)
+    assert len(set(test["source_row"])) == 12 and max(test["source_row"]) < len(source)
+    for ids, row, label in zip(test["input_ids"], test["source_row"], test["labels"], strict=True):
+        assert ids == tokenizer(source[row]["sentence"], truncation=True, max_length=64)["input_ids"]
+        assert prepared.labels[label] == str(source[row]["label"])

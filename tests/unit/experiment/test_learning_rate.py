@@ -89,6 +89,7 @@ def test_predictions_keep_every_test_example(tuned):
             assert [r["index"] for r in rows] == list(range(SAMPLE["test"]))
             assert sum(r["correct"] for r in rows) / len(rows) == pytest.approx(run.metrics["test_accuracy"])
             assert all(r["correct"] == (r["label"] == r["prediction"]) for r in rows)
+            assert len({r["row"] for r in rows}) == SAMPLE["test"]  # each example's row in the test file
 
 
 def test_the_report_names_no_best_where_nothing_learned_and_draws_budget_curves(tuned):
