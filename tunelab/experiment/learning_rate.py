@@ -21,7 +21,7 @@ of it, moved to the evaluation step after that), is evaluated on validation and 
   (``tune.later``); if none has learned there either, the grid grows upwards, and failing that the
   best-scoring rate is kept and said so (the verdicts then say whether the final run learned);
 - otherwise the lowest rate whose score is within validation noise of the best one (``Task.margin``;
-  see ``_lowest_as_good`` for why the lowest) is chosen.
+  see ``_lowest_as_good`` for why the lowest), and has itself beaten learning nothing, is chosen.
 
 The chosen candidate continues from its checkpoint to the full budget: the candidate and the final
 run are one run (``RunSpec.rung`` is left out of the key), trained once, and exactly the run its key
@@ -308,15 +308,18 @@ def _tuning_hash(candidates: list[RunSpec]) -> str:
 
 
 def _lowest_as_good(scores: dict[float, float], best: float, judge: _Judge) -> float:
-    """The lowest rate that the validation split cannot tell from the best one.
+    """The lowest rate that the validation split cannot tell from the best one, and that has itself
+    learned (beaten learning nothing by more than noise: within noise of a best that barely learned
+    is not yet learning).
 
     Why the lowest: a rung comes early, and early on a higher rate looks better than it ends
     (short-horizon bias, Wu et al. 2018): full fine-tuning of MiniLM on SST-2 at 5e-4 led at a fifth
     of the budget (81.0 against 78.2 at 1.5e-4) and ended 6 points worse on test. A higher rate wins
     only where its lead is more than validation noise."""
     top = scores[best]
-    return min(lr for lr, score in scores.items()
-               if judge.better(top) - judge.better(score) <= judge.margin(top, score))
+    alike = [lr for lr, score in scores.items() if judge.better(top) - judge.better(score) <= judge.margin(top, score)
+             and (lr == best or judge.learned(score))]
+    return min(alike)
 
 
 def _free_checkpoints(run: RunSpec) -> None:

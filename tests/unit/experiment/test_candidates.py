@@ -167,3 +167,11 @@ def test_the_probe_is_tuned_first_and_its_rate_is_every_method_s_head_rate(tmp_p
     assert {(m, h) for m, _, h in seen[3:]} == {("lora", 1e-2)}  # bitfit's rate is fixed: no candidates
     assert {run.train.head_lr for run in chosen.runs} == {1e-2}
     assert [run.options.lr for run in chosen.runs] == [chosen.lr[0].lr, 1e-3]
+
+
+def test_the_lowest_rate_as_good_as_the_best_must_have_learned_itself(tmp_path):
+    """1e-3 (50.8) is within noise of the best, 3e-3 (52.0), but not of learning nothing (50.0): it is
+    not chosen, 3e-3 is (TREC's probe kept such a rate before)."""
+    scores = {1e-3: 0.508, 3e-3: 0.52, 1e-2: 0.51}
+    choice, _ = _search(tmp_path, lambda lr, step: scores[lr])
+    assert choice.lr == 3e-3
