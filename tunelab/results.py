@@ -186,3 +186,4 @@ class ExperimentInfo(BaseModel):
     # The rate the new classification head learned at in every method (``train.head_lr``), and how it
     # was chosen (tuned: the linear probe's search); None where each method's head learned at its rate
     head: LrChoice | None = None
+    seeds_added: dict[str, list[int]] = {}  # seeds: auto: the seeds each leading row (by its label) was given

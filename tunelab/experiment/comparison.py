@@ -8,14 +8,15 @@ from pathlib import Path
 
 from tunelab import report
 from tunelab.experiment import learning_rate as tuning
-from tunelab.experiment import verdicts
+from tunelab.experiment import seeds, verdicts
 from tunelab.experiment.checks import check_executor
 from tunelab.experiment.listeners import Listener
 from tunelab.experiment.prepare import prepare
-from tunelab.experiment.schedule import finished, train_runs
+from tunelab.experiment.schedule import Outcome, finished, train_runs
 from tunelab.results import ExperimentInfo
 from tunelab.run.launch import Executor, LocalExecutor
 from tunelab.spec import ExperimentSpec
+from tunelab.spec.run import RunSpec
 from tunelab.store import Store
 
 
@@ -61,7 +62,11 @@ def compare(
         # a forced comparison just retrained the candidates: the winners resume from their rung
         resume = {c.keys[0] for c in choices if c.how == "tuned"} if force else set()
         outcomes = train_runs(todo, store, runner, listener, force, resume)
-        store.annotate(experiment_id, verdicts.judge(spec, store, info))  # the whole info again, with the verdicts
+        info = verdicts.judge(spec, store, info)
+        store.annotate(experiment_id, info)  # the whole info again, with the verdicts
+        if spec.seeds_auto:
+            runs, info, more = _more_seeds(spec, runs, info, store, experiment_id, runner, listener, force)
+            outcomes += more
         summary = report.from_store(store, experiment_id)
     finally:
         store.close()
@@ -69,3 +74,28 @@ def compare(
     return Comparison(experiment_id=experiment_id, rows=summary.rows, summary=summary,
                       ran=[o.run.key for o in outcomes if o.trained], skipped=[r.key for r in skipped],
                       notes=data.notes, markdown_path=md, json_path=js, html_path=page)
+
+
+def _more_seeds(spec: ExperimentSpec, runs: list[RunSpec], info: ExperimentInfo, store: Store, experiment_id: int,
+                runner: Executor, listener: Listener,
+                force: bool) -> tuple[list[RunSpec], ExperimentInfo, list[Outcome]]:
+    """``seeds: auto`` (``tunelab.experiment.seeds``): the leaders' further seeds, trained, filed with
+    the experiment, their keys added to their methods' choices, judged again, and said in a note."""
+    added = seeds.more_seeds(spec, runs, report.from_store(store, experiment_id))
+    extra = [run for found in added for run in found.runs]
+    runs = runs + extra
+    spec_json = spec.model_dump_json()
+    store.add_experiment(spec_json, hashlib.sha256(spec_json.encode()).hexdigest(), runs, exact=True)
+    todo = [r for r in extra if force or not finished(r, store.run(r.key))]
+    listener.start(todo, [r for r in extra if r not in todo], [])
+    outcomes = train_runs(todo, store, runner, listener, force)
+    more = {found.first: [r.key for r in found.runs] for found in added}
+    choices = [c.model_copy(update={"keys": c.keys + [k for key in c.keys for k in more.get(key, [])]})
+               for c in info.lr]
+    seconds = sum(found.costs.train_seconds or 0.0 for r in extra if (found := store.run(r.key)) is not None)
+    assert spec.seeds_auto is not None
+    info = info.model_copy(update={"lr": choices, "notes": [*info.notes, seeds.note(added, seconds, spec.seeds_auto)],
+                                   "seeds_added": {found.label: [r.seed for r in found.runs] for found in added}})
+    info = verdicts.judge(spec, store, info)
+    store.annotate(experiment_id, info)
+    return runs, info, outcomes

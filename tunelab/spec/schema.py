@@ -39,6 +39,7 @@ DEFAULT_WORKDIR = "tunelab-work"
 # numpy's RandomState (which transformers' set_seed seeds with torch) accepts 0 <= seed < 2**32 only.
 SEED_LIMIT = 2**32
 METHOD_EXAMPLE = "{name: lora, r: 8}"
+AUTO_SEEDS = 3  # seeds: auto adds seeds up to this many
 
 
 class ExperimentSpec(Strict):
@@ -48,6 +49,9 @@ class ExperimentSpec(Strict):
     methods: list[MethodSpec] = Field(min_length=1)
     train: TrainSpec = TrainSpec()
     seeds: list[int] = Field([0], min_length=1)
+    # ``seeds: auto``: one seed per method, then seeds up to this many for the methods the test set
+    # cannot tell from the best (``tunelab.experiment.seeds``); None: the seeds as listed
+    seeds_auto: int | None = None
     workdir: str = DEFAULT_WORKDIR
     trust_remote_code: bool = False
     allow_pickle: bool = False  # load pickled .bin checkpoints (they can run code)
@@ -59,7 +63,7 @@ class ExperimentSpec(Strict):
     def _compact(self, handler: Any) -> Any:
         """No ``sweep``, ``eval`` or ``tune`` key when there is none: such experiments hash as they always did."""
         data = handler(self)
-        for key in ("sweep", "eval", "tune"):
+        for key in ("sweep", "eval", "tune", "seeds_auto"):
             if getattr(self, key) is None:
                 data.pop(key, None)
         return data
@@ -176,6 +180,24 @@ class ExperimentSpec(Strict):
                              f"known methods: {', '.join(METHODS.available())}")
         task = info.data.get("task", "classification")
         return [_method_spec(i, entry, task) for i, entry in enumerate(value)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _auto_seeds(cls, values: Any) -> Any:
+        """``seeds: auto`` (up to 3) or ``seeds: {auto: N}``: the first seed, and a maximum to add up to."""
+        if not isinstance(values, dict):
+            return values
+        found = values.get("seeds")
+        if found == "auto":
+            found = {"auto": AUTO_SEEDS}
+        if not isinstance(found, dict):
+            return values
+        most = found.get("auto")
+        if set(found) != {"auto"} or not isinstance(most, int) or isinstance(most, bool) or most < 2:
+            raise TunelabError(f"seeds: {found!r}: auto takes the most seeds a method may get, at least 2",
+                               f"write seeds: auto (up to {AUTO_SEEDS}), seeds: {{auto: 5}}, or a number of seeds "
+                               "(seeds: 1 for one)")
+        return {**values, "seeds": [0], "seeds_auto": most}
 
     @field_validator("seeds", mode="before")
     @classmethod
