@@ -14,6 +14,7 @@ import html
 import statistics
 from typing import Any
 
+from tunelab.report.per_class import Confusion
 from tunelab.report.summary import MethodRow, Stat, Summary, TrialPoint, validation_metric
 from tunelab.report.text import MARKS
 from tunelab.spec import plugins
@@ -217,6 +218,35 @@ def _trials_figure(summary: Summary, method: str, points: list[TrialPoint]) -> A
     figure.update_yaxes(title_text=_text(title))
     figure.update_layout(title=_text(f"Sweep of {method}: each trial's validation metric"), height=400,
                          legend={"orientation": "h", "y": -0.25})
+    return figure
+
+
+def confusion_heatmap(confusion: Confusion) -> Any:
+    """A row's confusion matrix: true class down, predicted across, coloured by the share of the
+    true class (so a rare class's mistakes show as plainly as a common one's), its count on hover;
+    untitled, as the page's heading above it names the row.
+    Sized to its classes, from a fixed cell, so that it is drawn at full size inside a closed
+    ``<details>``; categorical axes, so that classes named ``0`` and ``1`` stay names."""
+    import numpy as np
+    from plotly import graph_objects as go
+
+    names = [_text(name) for name in confusion.labels]
+    cell = max(10, min(48, 720 // max(len(names), 1)))
+    side = cell * len(names)
+    margin = min(260, 20 + 7 * max((len(name) for name in confusion.labels), default=1))
+    counts = np.asarray(confusion.counts, dtype=np.float32)  # float32: half the page's bytes of float64
+    figure = go.Figure(go.Heatmap(
+        z=np.asarray(confusion.shares(), dtype=np.float32), x=names, y=names, customdata=counts,
+        colorscale="Blues", zmin=0, zmax=1,
+        colorbar={"title": "share of<br>true class"}, xgap=1 if cell >= 14 else 0, ygap=1 if cell >= 14 else 0,
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata:.3~f} examples, %{z:.1%} of the true class"
+                      "<extra></extra>"))
+    font = {"size": max(7, min(12, cell - 2))}
+    figure.update_xaxes(title_text="predicted", type="category", tickfont=font, tickangle=-90 if cell < 40 else 0,
+                        side="top")
+    figure.update_yaxes(title_text="true", type="category", tickfont=font, autorange="reversed")
+    figure.update_layout(autosize=False, width=side + margin + 160,
+                         height=side + margin + 80, margin={"l": margin, "t": margin, "r": 40, "b": 40})
     return figure
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from tunelab.report import bootstrap
 from tunelab.report.bootstrap import Interval
 from tunelab.report.format import setting
+from tunelab.report.per_class import ClassScore, Confusion, per_class
 from tunelab.results import PREDICTIONS_FILE, Curve, ExperimentInfo, LrChoice, MethodSearch, RunStatus
 from tunelab.spec import plugins
 from tunelab.store import Store, StoredRun, UnreadableRun
@@ -70,6 +71,9 @@ class MethodRow:
     learned: bool | None = None
     tried: list[float] = field(default_factory=list)  # the rates it was trained at, lowest first (its candidates')
     verdicts: dict[str, Curve] = field(default_factory=dict)  # per run key: what its validation curve says
+    # classification: per class name, its test precision, recall and F1 (each the mean over seeds) and
+    # support; empty where a run has no predictions.jsonl with labels
+    per_class: dict[str, ClassScore] = field(default_factory=dict)
 
     @property
     def state(self) -> str | None:
@@ -100,6 +104,7 @@ class Summary:
     trials: dict[str, list[TrialPoint]] = field(default_factory=dict)  # after a sweep: per method
     environment: dict[str, Any] = field(default_factory=dict)  # versions and device, as the first run saw them
     notes: list[str] = field(default_factory=list)  # the report's own: rows of the store it could not read
+    confusion: dict[str, Confusion] = field(default_factory=dict)  # classification: per row's label, on test
 
     @property
     def all_notes(self) -> list[str]:
@@ -128,12 +133,15 @@ def from_store(store: Store, experiment_id: int) -> Summary:
         row.lr = next((c for c in info.lr if set(c.keys) & set(row.keys)), None)
         _verdicts(row, info)
         _budget_curves(row, store, metric, task.greater_is_better(metric))
-    _paired(rows, [r for r in runs if r.status is RunStatus.DONE], task, store.workdir)
+    done = [r for r in runs if r.status is RunStatus.DONE]
+    _paired(rows, done, task, store.workdir)
+    confusion = _per_class(rows, done, info.labels, store.workdir)
     title = f"{spec['model']} on {spec['data']['path']}"  # the stored spec is the validated one: data is a mapping
     if info.sweep:
         title += f", tuned ({info.sweep.trials_per_method} trials per method)"
     trials, unread_trials = _trials(store, list(searches.values()), metric)
     return Summary(title=title, spec=spec, info=info, rows=rows, environment=_environment(runs), trials=trials,
+                   confusion=confusion,
                    notes=[unreadable_note(run, "the table") for run in stored.unreadable] + _devices_note(runs)
                    + [unreadable_note(run, "the sweep's charts (if it is a trial)") for run in unread_trials
                       if run not in stored.unreadable])
@@ -302,15 +310,38 @@ def _examples(row: MethodRow, done: list[StoredRun], numerator: str,
 
     per_seed = []
     for run in (r for r in done if r.key in row.keys):
-        path = Path(workdir) / "runs" / run.key / PREDICTIONS_FILE
-        if not path.is_file():
+        records = _predictions(run, workdir)
+        if records is None:
             return None
-        records = [json.loads(line) for line in path.read_text().splitlines() if line]
         per_seed.append(([float(r[numerator]) for r in records],
                          [float(r[denominator]) if denominator else 1.0 for r in records]))
     if not per_seed or len({len(num) for num, _ in per_seed}) != 1:
         return None
     return np.mean([num for num, _ in per_seed], axis=0), np.mean([den for _, den in per_seed], axis=0)
+
+
+def _predictions(run: StoredRun, workdir: Path) -> list[dict[str, Any]] | None:
+    """A finished run's ``predictions.jsonl`` records; None where it has none."""
+    path = Path(workdir) / "runs" / run.key / PREDICTIONS_FILE
+    if not path.is_file():
+        return None
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def _per_class(rows: list[MethodRow], done: list[StoredRun], labels: list[str],
+               workdir: Path) -> dict[str, Confusion]:
+    """Each classification row's per-class scores (``MethodRow.per_class``) and its confusion
+    matrix, per row label. A row is left without them where a seed has no predictions, or records
+    without a ``label`` and ``prediction`` (causal-lm, older runs): a mean over some of its seeds
+    would not be the row's."""
+    out = {}
+    for row in rows:
+        seeds = [_predictions(run, workdir) for run in done if run.key in row.keys]
+        if not seeds or any(not records or any("label" not in r or "prediction" not in r for r in records)
+                            for records in seeds):
+            continue
+        row.per_class, out[row.label] = per_class(seeds, labels)  # type: ignore[arg-type]
+    return out
 
 
 def _label(rows: list[MethodRow]) -> None:

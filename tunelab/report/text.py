@@ -266,11 +266,76 @@ def markdown(summary: Summary) -> str:
     said = verdict(summary)
     if said:
         lines += ["", md_escape(said)]
+    lines += _markdown_per_class(summary)
     for heading, items in sections(summary):
         lines += ["", heading, *(f"- {md_escape(item)}" for item in items)]
     lines += ["", explanation(summary.task)]
     return "\n".join(lines) + "\n"
 
+
+
+def _markdown_per_class(summary: Summary) -> list[str]:
+    """The per-class F1 table under the comparison's, as Markdown lines (none without it)."""
+    found = per_class_table(summary)
+    if found is None:
+        return []
+    heading, header, body = found
+    return ["", md_escape(heading), "", "| " + " | ".join(md_escape(c) for c in header) + " |",
+            "|" + "|".join("---" for _ in header) + "|",
+            *("| " + " | ".join(md_escape(c) for c in cells) + " |" for cells in body)]
+
+
+# Up to this many classes, the per-class table under the comparison shows them all; above, only
+# the DIFFER_MOST where the methods differ most
+ALL_CLASSES = 10
+DIFFER_MOST = 5
+
+
+def per_class_rows(summary: Summary) -> list[MethodRow]:
+    """The rows the per-class comparison is between: those with per-class scores that learned (a
+    row that did not learn scores what a constant guess scores, class by class too)."""
+    return [row for row in summary.rows if row.per_class and row.learned is not False]
+
+
+def differ_most(summary: Summary, limit: int | None = DIFFER_MOST) -> list[str]:
+    """The classes, those where the rows that learned differ most first: by the spread (largest
+    minus smallest) of their test F1, or with a single row, its lowest F1 first; ties in the data's
+    order. ``limit`` of them, all with None."""
+    rows = per_class_rows(summary)
+    if not rows:
+        return []
+    labels = list(rows[0].per_class)
+
+    def key(label: str) -> float:
+        f1 = [row.per_class[label].f1 for row in rows if label in row.per_class]
+        return -(max(f1) - min(f1)) if len(rows) > 1 else f1[0]
+
+    return sorted(labels, key=key)[:limit]
+
+
+def per_class_table(summary: Summary) -> tuple[str, list[str], list[list[str]]] | None:
+    """Heading, header and cells of the per-class F1 table under the comparison: every class where
+    there are few, else the ones where the methods differ most; None without per-class scores."""
+    rows = per_class_rows(summary)
+    if not rows:
+        return None
+    total = len(rows[0].per_class)
+    shown = differ_most(summary, None if total <= ALL_CLASSES else DIFFER_MOST)
+    several = len(rows) > 1
+    which = (f"each of the {total} classes" if len(shown) == total else f"the {len(shown)} of {total} classes")
+    order = ("where the methods that learned differ most (the spread: highest minus lowest F1) first"
+             if several else f"{rows[0].label} scores lowest first")
+    left = [row.label for row in summary.rows if row.per_class and row.learned is False]
+    heading = (f"Per-class test F1 (%), {which}, {order}" + (f"; left out, as they did not learn: {', '.join(left)}"
+               if left else "") + ". Every class's precision, recall and F1 are in comparison.json.")
+    header = ["class", "test examples", *(row.label for row in rows)] + (["spread"] if several else [])
+    body = []
+    for label in shown:
+        f1 = [row.per_class[label].f1 if label in row.per_class else None for row in rows]
+        known = [v for v in f1 if v is not None]
+        cells = [label, str(rows[0].per_class[label].support), *("–" if v is None else f"{100 * v:.1f}" for v in f1)]
+        body.append(cells + ([f"{100 * (max(known) - min(known)):.1f}"] if several else []))
+    return heading, header, body
 
 
 def sections(summary: Summary) -> list[tuple[str, list[str]]]:

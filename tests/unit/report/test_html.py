@@ -62,8 +62,10 @@ def _open(browser, page: Path) -> list[dict]:
 
 
 def _drawn(browser) -> dict[str, tuple[int, int, int]]:
-    """Per chart: the series it holds, the series its SVG drew, and the points drawn."""
-    script = """return Object.fromEntries([...document.querySelectorAll('.js-plotly-plot')].map(g => [g.id,
+    """Per scatter chart (the confusion heatmaps are test_per_class's): the series it holds, the
+    series its SVG drew, and the points drawn."""
+    script = """return Object.fromEntries([...document.querySelectorAll('.js-plotly-plot')]
+        .filter(g => !g.id.startsWith('chart-confusion-')).map(g => [g.id,
         [g.data.length, g.querySelectorAll('.scatterlayer .trace').length, g.querySelectorAll('.point').length]]))"""
     return {name: tuple(counts) for name, counts in browser.execute_script(script).items()}
 
