@@ -34,7 +34,7 @@ pre { background: #f6f6f6; padding: 0.75rem; overflow-x: auto; font-size: 0.8rem
 tr.did-not-learn td { color: #777; font-style: italic; background: #f7f7f7; }
 details { margin: 0.5rem 0 1rem; }
 summary { cursor: pointer; color: #245; }
-table.confused-pairs td:nth-child(2) { text-align: left; }
+table.confused-pairs td:nth-child(2), table.confused-pairs th:nth-child(2) { text-align: left; }
 </style>
 <script>{{ plotly_js }}</script>
 </head>
