@@ -267,5 +267,7 @@ def _scale(values: list[float]) -> str:
 
 
 def _text(text: str) -> str:
-    """A user string as plotly shows it literally: its HTML-like markup escaped."""
-    return html.escape(text)
+    """A user string as plotly shows it literally: its HTML-like markup escaped. Not its quotes:
+    plotly reads ``&lt;``, ``&gt;`` and ``&amp;`` back, but shows ``&quot;`` as typed (a LoRA row's
+    label, ``target_modules=["all-linear"]``, read ``[&quot;all-linear&quot;]`` in the legend)."""
+    return html.escape(text, quote=False)

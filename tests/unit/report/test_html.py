@@ -19,7 +19,7 @@ from tunelab.spec.run import RunSpec
 from tunelab.store import Store
 
 PAYLOAD = "<img src=x onerror=alert(1)>"
-MARKUP = "<b>lora</b> &amp; co"  # tags plotly would draw (bold) and an entity it would decode, unless escaped
+MARKUP = '<b>lora</b> &amp; "co"'  # tags plotly would draw (bold), an entity it would decode, quotes it would not
 
 
 def test_the_pareto_front_keeps_what_nothing_beats_on_both_axes():
