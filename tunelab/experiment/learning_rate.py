@@ -44,7 +44,6 @@ from __future__ import annotations
 import hashlib
 import math
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +53,7 @@ from tunelab.errors import TunelabError
 from tunelab.experiment.listeners import Listener
 from tunelab.experiment.locks import RunLock
 from tunelab.experiment.schedule import train_runs
+from tunelab.experiment.verdicts import Noise
 from tunelab.results import Candidate, LrChoice, RunStatus
 from tunelab.run.launch import Executor
 from tunelab.spec import ExperimentSpec, MethodSpec, TuneSpec
@@ -98,7 +98,7 @@ def choose(spec: ExperimentSpec, runs: list[RunSpec], store: Store, executor: Ex
     head = _head_as_planned(spec, runs)
     if spec.tune is None:
         return Choices(runs, choices, head)
-    judge = _Judge(spec, validation_size, (baselines or {}).get(f"validation_{spec.metric}"))
+    judge = Noise(spec, validation_size, (baselines or {}).get(f"validation_{spec.metric}"))
     searches = [_Search(c, spec.methods[c.index], spec.tune, groups[c.index][0], train_size)
                 for c in choices if c.how == "tuned"]
     shared = [i for i, m in enumerate(spec.methods) if spec.head_lr_tuned(m)]
@@ -142,25 +142,6 @@ def _with_head_rate(run: RunSpec, lr: float) -> RunSpec:
     return run.model_copy(update={"train": run.train.model_copy(update={"head_lr": lr})})
 
 
-class _Judge:
-    """What a validation score means: which way is better, how far apart two scores may be and still
-    be alike (``Task.margin`` at the validation split's size), and what learning nothing scores."""
-
-    def __init__(self, spec: ExperimentSpec, size: int, baseline: float | None) -> None:
-        task, metric = tasks.get(spec.task), spec.metric
-        self.maximise, self.baseline = spec.maximise, baseline
-        self.margin: Callable[[float, float], float] = lambda best, score: task.margin(metric, best, score, size)
-
-    def better(self, score: float) -> float:
-        return score if self.maximise else -score
-
-    def learned(self, score: float) -> bool:
-        """Better than learning nothing by more than the validation split can blur (no baseline: yes)."""
-        if self.baseline is None:
-            return True
-        return self.better(score) - self.better(self.baseline) > self.margin(score, self.baseline)
-
-
 @dataclass
 class _Search:
     """One method's search: its grid so far, the rung its candidates are scored at, what it did."""
@@ -189,7 +170,7 @@ class _Search:
     def _step_at(self, fraction: float) -> int:
         return rung_step(fraction, self.first.train.total_steps(self.train_size), self.first.train.eval_every)
 
-    def advance(self, scores: dict[float, float], judge: _Judge) -> None:
+    def advance(self, scores: dict[float, float], judge: Noise) -> None:
         """Grow the grid, go to the later rung, or choose: see the module's docstring."""
         if not scores:
             self.choice.note = "no candidate finished: the configured learning rate is used"
@@ -222,7 +203,7 @@ class _Search:
         default = self.first.options.lr
         return default * self.tune.min_factor * (1 - 1e-9) <= lr <= default * self.tune.max_factor * (1 + 1e-9)
 
-    def _leads(self, scores: dict[float, float], judge: _Judge) -> bool:
+    def _leads(self, scores: dict[float, float], judge: Noise) -> bool:
         """The grid's lowest rate beats the next by more than noise. Only then is a lower one worth a
         candidate: among rates alike the lowest is chosen anyway (the top edge grows whenever it is
         best, as a rate higher still may be better by far)."""
@@ -245,7 +226,7 @@ class _Search:
 
 
 def _run_searches(searches: list[_Search], spec: ExperimentSpec, store: Store, executor: Executor,
-                  listener: Listener, force: bool, judge: _Judge) -> None:
+                  listener: Listener, force: bool, judge: Noise) -> None:
     """Train every search's candidates to its rung, together (one executor call per round), until
     every search has chosen. Each candidate is trained at most once per rung; ``force`` retrains it
     from scratch once, then it resumes."""
@@ -307,7 +288,7 @@ def _tuning_hash(candidates: list[RunSpec]) -> str:
     return hashlib.sha256(f"tune:{keys}".encode()).hexdigest()
 
 
-def _lowest_as_good(scores: dict[float, float], best: float, judge: _Judge) -> float:
+def _lowest_as_good(scores: dict[float, float], best: float, judge: Noise) -> float:
     """The lowest rate that the validation split cannot tell from the best one, and that has itself
     learned (beaten learning nothing by more than noise: within noise of a best that barely learned
     is not yet learning).

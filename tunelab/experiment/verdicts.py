@@ -51,19 +51,34 @@ Z95 = 1.96
 Margin = Callable[[float, float], float]
 
 
+class Noise:
+    """What a validation score means: which way is better, how far apart two scores may be and still
+    be alike (``Task.margin`` at the validation split's size), and what learning nothing scores. The
+    tuner ranks candidates with it and the verdicts judge final runs with it: one judgement for both."""
+
+    def __init__(self, spec: ExperimentSpec, size: int, baseline: float | None) -> None:
+        task, metric = tasks.get(spec.task), spec.metric
+        self.maximise, self.baseline = spec.maximise, baseline
+        self.margin: Margin = lambda best, score: task.margin(metric, best, score, size)
+
+    def better(self, score: float) -> float:
+        return score if self.maximise else -score
+
+    def learned(self, score: float) -> bool:
+        """Better than learning nothing by more than the validation split can blur (no baseline: yes)."""
+        if self.baseline is None:
+            return True
+        return self.better(score) - self.better(self.baseline) > self.margin(score, self.baseline)
+
+
 def judge(spec: ExperimentSpec, store: Store, info: ExperimentInfo) -> ExperimentInfo:
     """``info`` with a curve verdict for each final run that finished and ``learned`` for each
     method, from the store alone (runs found finished and runs trained now alike)."""
-    task, metric, size = tasks.get(spec.task), spec.metric, info.sizes.get("validation", 0)
-
-    def margin(best: float, score: float) -> float:
-        return task.margin(metric, best, score, size)
-
+    metric = spec.metric
+    noise = Noise(spec, info.sizes.get("validation", 0), info.baselines.get(f"validation_{metric}"))
     keys = [key for choice in info.lr for key in choice.keys]
-    baseline = info.baselines.get(f"validation_{metric}")
-    choices = [choice.model_copy(update={"learned": learned(choice, store, metric, baseline, spec.maximise, margin)})
-               for choice in info.lr]
-    return info.model_copy(update={"curves": curves(store, keys, metric, spec.maximise, margin), "lr": choices})
+    choices = [choice.model_copy(update={"learned": learned(choice, store, metric, noise)}) for choice in info.lr]
+    return info.model_copy(update={"curves": curves(store, keys, metric, spec.maximise, noise.margin), "lr": choices})
 
 
 def curves(store: Store, keys: list[str], metric: str, maximise: bool, margin: Margin) -> dict[str, Curve]:
@@ -134,19 +149,16 @@ def scatter(values: list[float]) -> float | None:
     return Z95 * math.sqrt(2) * sigma
 
 
-def learned(choice: LrChoice, store: Store, metric: str, baseline: float | None, maximise: bool,
-            margin: Margin) -> bool | None:
+def learned(choice: LrChoice, store: Store, metric: str, noise: Noise) -> bool | None:
     """Whether a method's final validation score (mean over its finished seeds) beat what learning
     nothing scores by more than validation noise. False stays False (the tuner found no rate that
     beat it); None without a baseline, or with no finished run to tell."""
     if choice.learned is False:
         return False
-    if baseline is None:
+    if noise.baseline is None:
         return None
     scores = [stored.metrics[f"validation_{metric}"] for stored in map(store.run, choice.keys)
               if stored is not None and stored.status is RunStatus.DONE and f"validation_{metric}" in stored.metrics]
     if not scores:
         return choice.learned
-    score = statistics.fmean(scores)
-    sign = 1 if maximise else -1
-    return sign * (score - baseline) > margin(score, baseline)
+    return noise.learned(statistics.fmean(scores))
