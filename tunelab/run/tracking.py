@@ -87,9 +87,17 @@ def check_reachable(train: TrainSpec, workdir: str | Path) -> None:
                 raise
             except Exception as err:  # whatever the store says (refused, timed out, not a database…)
                 raise TunelabError(f"train.mlflow_tracking_uri {uri}: cannot reach MLflow's tracking store "
-                                   f"({type(err).__name__}: {first_line(err)[:200]})",
-                                   "start the tracking server, or correct train.mlflow_tracking_uri "
-                                   "(or MLFLOW_TRACKING_URI); nothing was trained") from None
+                                   f"({_root_cause(err)})",
+                                   "start the tracking server, or correct train.mlflow_tracking_uri or "
+                                   "MLFLOW_TRACKING_URI; nothing was trained") from None
+
+
+def _root_cause(err: BaseException) -> str:
+    """What failed at the bottom (``ConnectionRefusedError: [Errno 111] Connection refused``): MLflow
+    wraps requests, which wraps urllib3, each repeating the URL at length."""
+    while (err.__cause__ or err.__context__) is not None:
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return f"{type(err).__name__}: {first_line(err)[:200]}"
 
 
 def _installed(package: str) -> bool:
