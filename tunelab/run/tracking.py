@@ -36,7 +36,8 @@ from tunelab.spec.sections import TrainSpec
 
 IDS_FILE = "tracking.json"  # in the run's folder: each tracker's run id, for an attempt that resumes
 CHECK_SECONDS = 10  # how long the parent waits for MLflow's server before it says it cannot reach it
-# The tunelab environment of the Trainer's MLflow callback: tunelab chooses the experiment and the run.
+# What the Trainer's MLflow callback reads to choose its experiment and run: tunelab chooses them, so
+# the worker clears these.
 OWNED_ENV = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_NESTED_RUN")
 
 
@@ -188,7 +189,6 @@ class Tracking:
 
     def _start_mlflow(self, previous: str | None, resuming: bool) -> str:
         import mlflow
-        from mlflow.exceptions import MlflowException
 
         for name in OWNED_ENV:
             os.environ.pop(name, None)
@@ -196,15 +196,9 @@ class Tracking:
         mlflow.set_tracking_uri(uri)
         if mlflow.active_run() is not None:  # a run of this process's last attempt (in-process training)
             mlflow.end_run("KILLED")
-        if previous and resuming:
-            try:
-                return mlflow.start_run(run_id=previous).info.run_id
-            except MlflowException:  # deleted in MLflow since: a new one
-                pass
-        elif previous:  # started from scratch: the run the killed attempt left running is over
-            with contextlib.suppress(MlflowException):
-                if mlflow.MlflowClient().get_run(previous).info.status == "RUNNING":
-                    mlflow.MlflowClient().set_terminated(previous, "KILLED")
+        continued = _continue_mlflow(previous, resuming) if previous else None
+        if continued:
+            return continued
         experiment = _experiment_id(uri, experiment_name(self.train, self.run.workdir))
         started = mlflow.start_run(experiment_id=experiment, run_name=self.run.key, tags=tags(self.run))
         mlflow.log_params(flat(self.run.identity(), "tunelab"))
@@ -269,6 +263,22 @@ class Tracking:
         except Exception as err:
             print(f"tunelab: {tracker} did not take the run's final values: {type(err).__name__}: "
                   f"{first_line(err)}", file=sys.stderr)
+
+
+def _continue_mlflow(previous: str, resuming: bool) -> str | None:
+    """The attempt before's MLflow run, started again where this attempt resumes from its
+    checkpoint; else (training from scratch) that run ended as killed if it was left running, and None."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if resuming:
+            return str(mlflow.start_run(run_id=previous).info.run_id)
+        if mlflow.MlflowClient().get_run(previous).info.status == "RUNNING":
+            mlflow.MlflowClient().set_terminated(previous, "KILLED")
+    except MlflowException:  # deleted in MLflow since: a new run
+        pass
+    return None
 
 
 def _read_ids(run_dir: Path) -> dict[str, str]:
