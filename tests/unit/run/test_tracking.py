@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,8 @@ def _wandb_records(path: Path) -> list[Any]:
         if kind == 0:  # the rest of a block is padding
             pos += left
             continue
+        if pos + 7 + length > len(data):  # the last record, still being written
+            break
         pending += data[pos + 7:pos + 7 + length]
         pos += 7 + length
         if kind in (1, 4):  # a whole record, or the last piece of one
@@ -111,6 +114,17 @@ def _wandb_records(path: Path) -> list[Any]:
             records.append(record)
             pending = b""
     return records
+
+
+def _finished_records(path: Path, seconds: float = 60) -> list[Any]:
+    """The run file's records once wandb has written its last (``exit``): ``wandb.finish`` returns
+    before wandb's service process has written out the file, so under load it may be short a while."""
+    deadline = time.monotonic() + seconds
+    while True:
+        records = _wandb_records(path)
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
 
 
 def _items(items: Any) -> dict[str, Any]:
@@ -126,7 +140,7 @@ def test_wandb_offline_holds_the_run_its_steps_and_its_final_metrics_and_costs(t
 
     wandb_id = json.loads((run.run_dir / IDS_FILE).read_text())["wandb"]
     (path,) = (tmp_path / "wandb").glob(f"offline-run-*-{wandb_id}/run-{wandb_id}.wandb")
-    records = _wandb_records(path)
+    records = _finished_records(path)
     (started,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
     assert (started.project, started.display_name, list(started.tags)) == ("sst2-tiny", run.key, ["lora"])
     config = _items(started.config.update)
