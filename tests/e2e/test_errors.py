@@ -163,7 +163,38 @@ CASES = [
          "tuning: the validation split has 24 examples; ranking learning-rate candidates on accuracy needs at least 100"),
     Case(".pt weights", lambda t, s: {**s, "model": str(tiny_bert(t / "pt", weights="model.pt"))},
          "pickles that transformers cannot load (not even with --allow-pickle)", args=("--allow-pickle",)),
+    Case("unknown tracker", lambda t, s: {**s, "train": {**s["train"], "report_to": ["mlflw"]}},
+         "train.report_to.0: Input should be 'tensorboard', 'mlflow' or 'wandb'"),
+    Case("unreachable MLflow tracking server", lambda t, s: {**s, "train": {
+        **s["train"], "report_to": ["tensorboard", "mlflow"], "mlflow_tracking_uri": f"http://127.0.0.1:{_closed_port()}"}},
+        "cannot reach MLflow's tracking store (ConnectionRefusedError: [Errno 111] Connection refused)"),
+    Case("MLflow tracking URI with a password", lambda t, s: {**s, "train": {
+        **s["train"], "report_to": ["mlflow"], "mlflow_tracking_uri": "http://ann:s3cret@127.0.0.1:5000"}},
+        "train.mlflow_tracking_uri http://ann:***@127.0.0.1:5000: holds a password"),
 ]
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then let go): a tracking server that is not there."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_tracker_that_is_not_installed_gets_one_line_naming_its_extra(tmp_path):
+    """mlflow blocked in the process (``sys.modules['mlflow'] = None``: every import of it fails, as
+    where it is not installed); the CLI as a user runs it otherwise."""
+    made = tiny_spec(tmp_path / "work", ["head"], report_to=["tensorboard", "mlflow"])
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(made))
+    before = _fresh_store(tmp_path / "work")
+    without = "import sys; sys.modules['mlflow'] = None; sys.argv[0] = 'tunelab'; from tunelab.cli import main; main()"
+    out = subprocess.run([sys.executable, "-c", without, "compare", "experiment.yaml"], capture_output=True, text=True,
+                         env={**os.environ, "COLUMNS": "300"}, cwd=tmp_path, timeout=300)
+    _assert_one_line(out, "train.report_to: mlflow is not installed (pip install 'tunelab[mlflow]', or remove mlflow "
+                          "from train.report_to)")
+    assert _store_bytes(tmp_path / "work") == before
 
 
 def _store_bytes(workdir: Path) -> dict[str, bytes]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.text import Text
@@ -11,6 +12,9 @@ from rich.text import Text
 from tunelab.cli.app import ADDRESS, CPUS_PER_RUN, EXECUTOR, GPUS_PER_RUN, app, console, errors
 from tunelab.cli.progress import ProgressListener, SweepProgress, sweep_table
 from tunelab.cli.render import print_notes, print_verdict, rich_table
+
+if TYPE_CHECKING:
+    from tunelab.spec import ExperimentSpec
 
 
 @app.command()
@@ -32,6 +36,8 @@ def compare(
                                                 "sentence1/sentence2, premise/hypothesis, question1/question2…)."),
     label_column: str | None = typer.Option(None),
     workdir: str | None = typer.Option(None, help="Where the store, runs and reports go."),
+    report_to: str | None = typer.Option(None, help="Trackers every run logs to, comma-separated: tensorboard, "
+                                          "mlflow, wandb, or none (train.report_to; default tensorboard)."),
     force: bool = typer.Option(False, help="Retrain runs the store already has."),
     no_tune: bool = typer.Option(False, "--no-tune", help="Each method at its configured learning rate, untuned."),
     trust_remote_code: bool | None = typer.Option(None, help="Run model code from the hub (off by default)."),
@@ -51,7 +57,8 @@ def compare(
                  "seeds": seeds, "train.epochs": epochs, "train.max_steps": max_steps, "train.batch_size": batch_size,
                  "train.max_length": max_length, "train.eval_every": eval_every, "data.text_column": text_column,
                  "data.text_pair_column": text_pair_column, "data.label_column": label_column,
-                 "workdir": workdir, "trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle}
+                 "workdir": workdir, "trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle,
+                 "train.report_to": report_to}
     experiment = load_spec(spec, overrides)
     if no_tune:
         experiment = experiment.model_copy(update={"tune": None})
@@ -62,8 +69,21 @@ def compare(
     print_verdict(result.summary)
     console.print(f"trained {len(result.ran)} run(s){': ' + ', '.join(result.ran) if result.ran else ''}",
                   highlight=False)
-    console.print(Text(f"{result.html_path} · {result.markdown_path} · {result.json_path} · "
-                       f"tensorboard --logdir {Path(experiment.workdir) / 'runs'}", style="dim"))
+    console.print(Text(" · ".join([str(result.html_path), str(result.markdown_path), str(result.json_path),
+                                   *trackers_line(experiment)]), style="dim"))
+
+
+def trackers_line(experiment: ExperimentSpec) -> list[str]:
+    """Where to look at the runs' curves, per tracker of ``train.report_to``."""
+    from tunelab.run.tracking import experiment_name, mlflow_uri
+
+    train, workdir = experiment.train, experiment.workdir
+    uri = mlflow_uri(train, workdir)
+    where = {"tensorboard": f"tensorboard --logdir {Path(workdir) / 'runs'}",
+             "mlflow": f"MLflow at {uri}" if uri.startswith(("http:", "https:"))
+                       else f"mlflow ui --backend-store-uri {uri}",
+             "wandb": f"wandb project {experiment_name(train, workdir)}"}
+    return [where[tracker] for tracker in train.report_to]
 
 
 
@@ -81,6 +101,8 @@ def sweep_command(
     epochs: float | None = typer.Option(None),
     max_steps: int | None = typer.Option(None),
     workdir: str | None = typer.Option(None, help="Where the store, studies, runs and reports go."),
+    report_to: str | None = typer.Option(None, help="Trackers every run logs to, comma-separated: tensorboard, "
+                                          "mlflow, wandb, or none (train.report_to; default tensorboard)."),
     executor: str = EXECUTOR,
     address: str | None = ADDRESS,
     cpus_per_run: float = CPUS_PER_RUN,
@@ -95,7 +117,8 @@ def sweep_command(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress view says what matters
     overrides = {"task": task, "methods": methods, "seeds": seeds, "train.epochs": epochs, "train.max_steps": max_steps,
-                 "workdir": workdir, "sweep.trials": trials, "sweep.pruner": pruner, "sweep.storage": storage}
+                 "workdir": workdir, "sweep.trials": trials, "sweep.pruner": pruner, "sweep.storage": storage,
+                 "train.report_to": report_to}
     experiment = load_spec(spec, overrides)
     runner = make_executor(executor, address, cpus_per_run, gpus_per_run)
     try:
@@ -114,6 +137,6 @@ def sweep_command(
                               experiment.task))
     comparison = result.comparison
     print_verdict(comparison.summary)
-    console.print(Text(f"{comparison.html_path} · {comparison.markdown_path} · {comparison.json_path} · "
-                       f"{result.tuned_path} · "
-                       f"studies in {result.storage}", style="dim"))
+    console.print(Text(" · ".join([str(comparison.html_path), str(comparison.markdown_path), str(comparison.json_path),
+                                   str(result.tuned_path), f"studies in {result.storage}",
+                                   *trackers_line(experiment)]), style="dim"))

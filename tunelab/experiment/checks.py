@@ -1,14 +1,17 @@
 """What an experiment asks of the executor it trains through, checked before anything runs: every
-batch size splits over a run's processes, and FSDP has the GPUs it shards over. ``compare`` and
-``sweep`` check it, whoever built the executor."""
+batch size splits over a run's processes, and FSDP has the GPUs it shards over; and of its trackers:
+installed, and MLflow's tracking store reachable. ``compare`` and ``sweep`` check it, whoever built
+the executor."""
 
 from __future__ import annotations
 
 from tunelab import methods as registry
 from tunelab.errors import TunelabError
+from tunelab.run import tracking
 from tunelab.run.launch import Executor
 from tunelab.spec import ExperimentSpec
 from tunelab.spec.dimensions import Range
+from tunelab.spec.sections import hide_password
 from tunelab.spec.space import sweep_space
 
 
@@ -62,3 +65,22 @@ def _check_fsdp(spec: ExperimentSpec, processes: int, local: bool) -> None:
     if local and not torch.cuda.is_available():
         raise TunelabError(f"train.fsdp ({', '.join(sharded)}): this machine has no GPU, and FSDP shards over GPUs",
                            "drop train.fsdp: the run then trains with DDP on its --gpus-per-run processes")
+
+
+def tracked(spec: ExperimentSpec) -> ExperimentSpec:
+    """The experiment with where its trackers log filled in (``tunelab.run.tracking.resolved``),
+    each tracker of ``train.report_to`` checked to be installed. It reads nothing but the
+    environment: the store's reachability is ``check_trackers``'s, once the work directory exists."""
+    train = tracking.resolved(spec.train, spec.workdir)
+    if train.mlflow_tracking_uri and hide_password(train.mlflow_tracking_uri) != train.mlflow_tracking_uri:
+        raise TunelabError(f"MLFLOW_TRACKING_URI {hide_password(train.mlflow_tracking_uri)}: holds a password, "
+                           "which tunelab would store with every run", "put it in MLFLOW_TRACKING_PASSWORD, the user "
+                           "in MLFLOW_TRACKING_USERNAME, and leave both out of the URI")
+    tracking.check_installed(train)
+    return spec.model_copy(update={"train": train})
+
+
+def check_trackers(spec: ExperimentSpec) -> None:
+    """MLflow's tracking store answers, and has the experiment (made if new): before the store
+    records anything, so that an unreachable server trains nothing."""
+    tracking.check_reachable(spec.train, spec.workdir)

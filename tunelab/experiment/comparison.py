@@ -9,7 +9,7 @@ from pathlib import Path
 from tunelab import report
 from tunelab.experiment import learning_rate as tuning
 from tunelab.experiment import seeds, verdicts
-from tunelab.experiment.checks import check_executor
+from tunelab.experiment.checks import check_executor, check_trackers, tracked
 from tunelab.experiment.listeners import Listener
 from tunelab.experiment.prepare import prepare
 from tunelab.experiment.schedule import Outcome, finished, train_runs
@@ -43,8 +43,10 @@ def compare(
     listener = listener or Listener()
     runner: Executor = executor or LocalExecutor()
     check_executor(spec, runner)
+    spec = tracked(spec)
     _, data, runs = prepare(spec)
     tuning.check_validation(spec, data)
+    check_trackers(spec)
     store = Store(Path(spec.workdir))
     try:
         chosen = tuning.choose(spec, runs, store, runner, listener, force, data.sizes.get("validation", 0),

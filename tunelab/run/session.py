@@ -2,9 +2,10 @@
 
 Imported only in the process that trains (it pulls in torch and transformers).
 
-The Trainer brings evaluation cadence, checkpointing, early stopping, TensorBoard and mixed
-precision; this module adds only what a comparison needs on top: the method's parameter groups,
-measured costs, and an artifact that reloads for prediction.
+The Trainer brings evaluation cadence, checkpointing, early stopping, its trackers (TensorBoard by
+default; MLflow and wandb, whose runs ``tunelab.run.tracking`` starts and ends) and mixed precision;
+this module adds only what a comparison needs on top: the method's parameter groups, measured costs,
+and an artifact that reloads for prediction.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tunelab.run.checkpoints import Checkpoints, last_checkpoint
 from tunelab.run.events import Evaluation, Progress, Report
 from tunelab.run.measure import count_parameters, directory_bytes, environment, peak_memory_mb, process_age
 from tunelab.run.outputs import save_artifact, series, write_predictions
+from tunelab.run.tracking import Tracking
 from tunelab.run.trainer import MethodTrainer, parallelism, training_args
 from tunelab.spec.run import RunSpec
 
@@ -110,12 +112,26 @@ def build(run: RunSpec, report: Report = _ignore) -> Session:
 
 def train(run: RunSpec, report: Report = _ignore) -> RunResult:
     """Train, evaluate on validation (and test unless ``run.evaluate_test`` is off), save the
-    artifact, and measure what it all cost.
+    artifact, and measure what it all cost; a tracker (MLflow, wandb) gets the result too.
 
     A sweep trial (``run.trial``) ends as ``pruned`` when its pruner stopped it, and keeps no
     artifact: the sweep's final comparison retrains the best settings on every seed, and a copy of
     the weights per trial would fill the disk (87 MB per full fine-tuning trial of MiniLM)."""
     session = build(run, report)
+    tracked = {"mlflow", "wandb"} & set(run.train.report_to) and session.trainer.is_world_process_zero()
+    tracking = Tracking(run, resuming=session.checkpoint is not None) if tracked else None
+    try:
+        result = _train(run, session)
+    except BaseException as err:
+        if tracking:
+            tracking.fail(err)
+        raise
+    if tracking:
+        tracking.finish(result, session.trainer.state.global_step)
+    return result
+
+
+def _train(run: RunSpec, session: Session) -> RunResult:
     trainer, checkpoint = session.trainer, session.checkpoint
     trainable, total = session.trainable_params, session.total_params
     startup_seconds = process_age()

@@ -188,6 +188,7 @@ def training_args(run: RunSpec, task: tasks.Task, output_dir: Path, model: Any) 
         per_device_eval_batch_size=t.eval_batch_size or 2 * t.batch_size,
         warmup_steps=t.warmup_ratio,  # a float below 1 is a ratio of the total steps
         weight_decay=t.weight_decay,  # the method's groups carry it; the Trainer's own is unused
+        learning_rate=run.options.lr,  # so too the rate, which only the trackers read here (logged as a parameter)
         eval_strategy="steps",
         eval_steps=t.eval_every,
         save_strategy="steps",  # at evaluations, where Checkpoints' cadence lets it
@@ -197,7 +198,8 @@ def training_args(run: RunSpec, task: tasks.Task, output_dir: Path, model: Any) 
         logging_steps=math.gcd(t.eval_every, 10),  # divides eval_every: a NaN is seen before it is evaluated
         logging_nan_inf_filter=False,
         restore_callback_states_from_checkpoint=True,  # early stopping's patience and the clock, on resume
-        report_to=["tensorboard"],
+        report_to=list(t.report_to),  # the Trainer's own callbacks; tunelab.run.tracking starts their runs
+        run_name=run.key,
         seed=run.seed,
         data_seed=run.seed,
         train_sampling_strategy="group_by_length",

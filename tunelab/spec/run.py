@@ -68,6 +68,12 @@ class RunSpec(BaseModel):
     @property
     def key(self) -> str:
         """Same inputs, same key: a finished key in the store is not trained again."""
+        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()
+        return f"{self.method}-s{self.seed}-{digest[:10]}"
+
+    def identity(self) -> dict[str, Any]:
+        """What the key hashes: everything that changes what is trained or measured (a tracker
+        logs these as the run's parameters)."""
         identity = self.model_dump()
         for where in ("model_path", "data_path", "workdir"):  # where things are is not what they are
             identity.pop(where)
@@ -76,6 +82,8 @@ class RunSpec(BaseModel):
         identity.pop("trial")
         identity.pop("rung")
         identity["train"].pop("checkpoint_minutes")  # how often it is saved, not what it trains
+        for tracking in ("report_to", "mlflow_tracking_uri", "tracking_experiment"):  # where it is logged
+            identity["train"].pop(tracking)
         for flag in ("gradient_checkpointing", "fsdp", "head_lr"):  # off: as keys were before these fields
             if not identity["train"][flag]:
                 identity["train"].pop(flag)
@@ -83,8 +91,7 @@ class RunSpec(BaseModel):
             identity.pop("evaluate_test")
         if identity["evaluation"] is None:
             identity.pop("evaluation")
-        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-        return f"{self.method}-s{self.seed}-{digest[:10]}"
+        return identity
 
     @property
     def metric(self) -> str:

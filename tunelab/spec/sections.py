@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from tunelab.errors import TunelabError
 from tunelab.spec.options import MethodOptions
 from tunelab.spec.plugins import typed_options
 
@@ -112,6 +113,44 @@ class TrainSpec(Strict):
     # linear probe's (method ``head``), tuned once per experiment when tuning is on; null: each
     # method's own rate (as tunelab did before). Not for ``head`` itself, whose rate it is.
     head_lr: PositiveFloat | Literal["auto"] | None = "auto"
+    # Where every run logs its parameters, its metrics at each step and, after training, its final
+    # metrics and costs: through the Trainer's own callbacks, tensorboard into the run's folder, mlflow
+    # and wandb as set below. [] for none. Which trackers a run logs to is not what it trains, so not
+    # part of its key.
+    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = ["tensorboard"]
+    # mlflow: a tracking server (http://host:5000), a database (sqlite:///path/mlflow.db) or a folder.
+    # Unset: the environment's MLFLOW_TRACKING_URI, else sqlite:///<workdir>/mlflow.db. Credentials go
+    # in MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN), never here.
+    mlflow_tracking_uri: str | None = None
+    # The MLflow experiment (and wandb project) the runs are grouped under, each run named by its key.
+    # Unset: the work directory's name.
+    tracking_experiment: str | None = None
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _trackers(cls, value: Any) -> Any:
+        """``mlflow`` or ``tensorboard,mlflow`` (as a flag gives it) is a list of one or two; ``none`` is []."""
+        if isinstance(value, str):
+            value = [] if value.strip() == "none" else [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("report_to")
+    @classmethod
+    def _unique_trackers(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"{value} names a tracker twice")
+        return value
+
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _no_password(cls, value: str | None) -> str | None:
+        """A password in the URI would be stored with the experiment, in every run's spec (and is not
+        echoed back here either)."""
+        if value is not None and hide_password(value) != value:
+            raise TunelabError(f"train.mlflow_tracking_uri {hide_password(value)}: holds a password, which tunelab "
+                               "would store with every run", "put it in MLFLOW_TRACKING_PASSWORD, the user in "
+                               "MLFLOW_TRACKING_USERNAME, and leave both out of the URI")
+        return value
 
     def total_steps(self, examples: int, batch_size: int | None = None) -> int:
         """The optimizer steps training takes on ``examples``: ``max_steps``, or the epochs over

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from tunelab.errors import TunelabError
 from tunelab.experiment import prepare
-from tunelab.experiment.checks import check_executor
+from tunelab.experiment.checks import check_executor, check_trackers, tracked
 from tunelab.run.launch import Executor, LocalExecutor
 from tunelab.run.pruning import display_url, open_storage, password_in_environment
 from tunelab.spec import ExperimentSpec, SweepSpec
@@ -79,8 +79,10 @@ def sweep(
     listener = listener or SweepListener()
     runner: Executor = executor or LocalExecutor()
     check_executor(spec, runner)
+    spec = tracked(spec)
     _check_methods_once(spec)
     _, data, runs = prepare(spec)
+    check_trackers(spec)
     url = storage or config.storage or default_storage(spec.workdir)
     optuna_storage = open_storage(url)
     plans = [plan_study(spec, method, runs) for method in spec.methods]

@@ -40,6 +40,9 @@ def test_what_changes_the_result_changes_the_key(change):
     {"data_path": "/moved/d"},
     {"rung": 0.25},
     {"train": {"checkpoint_minutes": 0}},
+    {"train": {"report_to": []}},  # trackers log a run; they do not change what it trains
+    {"train": {"report_to": ["tensorboard", "mlflow", "wandb"], "mlflow_tracking_uri": "http://127.0.0.1:5000",
+               "tracking_experiment": "sst2"}},
     {"trial": TrialRef(storage="sqlite:///o.db", study="s", trial_id=3, number=2, pruner=PrunerSpec(),
                        min_resource=1)},
 ], ids=lambda change: ",".join(change))

@@ -54,6 +54,8 @@ def test_data_flag_replaces_default_sample():
         ({"tune": {"fraction": 0.5, "later": 0.2}}, "tune: later 0.2 comes before the first rung (fraction 0.5)"),
         ({"methods": [{"name": "head", "lr": 1e-3}, "lora"], "train": {"head_lr": 0.01}},
          "methods[0] (head): lr 0.001 is the head's rate, and train.head_lr 0.01 sets another"),
+        ({"train": {"report_to": ["mlflw"]}}, "train.report_to.0: Input should be 'tensorboard', 'mlflow' or 'wandb'"),
+        ({"train": {"report_to": "mlflow,mlflow"}}, "train.report_to: ['mlflow', 'mlflow'] names a tracker twice"),
     ],
 )
 def test_bad_values_name_the_field(raw, expected):
@@ -61,6 +63,20 @@ def test_bad_values_name_the_field(raw, expected):
         build_spec({**DEFAULT_EXPERIMENT, **raw})
     assert expected in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_report_to_takes_a_list_a_comma_list_or_none_and_tensorboard_is_the_default():
+    assert load_spec().train.report_to == ["tensorboard"]
+    assert load_spec(None, {"train.report_to": "tensorboard, mlflow"}).train.report_to == ["tensorboard", "mlflow"]
+    assert load_spec(None, {"train.report_to": "none"}).train.report_to == []
+    assert build_spec({**DEFAULT_EXPERIMENT, "train": {"report_to": ["wandb"]}}).train.report_to == ["wandb"]
+
+
+def test_a_tracking_uri_with_a_password_is_refused_without_showing_it():
+    with pytest.raises(TunelabError) as err:
+        build_spec({**DEFAULT_EXPERIMENT, "train": {"mlflow_tracking_uri": "https://ann:s3cret@mlflow.example:5000"}})
+    assert "s3cret" not in str(err.value) and "MLFLOW_TRACKING_PASSWORD" in str(err.value)
+    assert str(err.value).startswith("train.mlflow_tracking_uri https://ann:***@mlflow.example:5000: holds a password")
 
 
 def test_yaml_is_loaded_safely(tmp_path):
