@@ -58,8 +58,8 @@ class Costs(BaseModel):
     validation_seconds: float | None = None  # evaluations during training (in train_seconds)
     checkpoint_seconds: float | None = None  # checkpoint writes during training (in train_seconds)
     save_seconds: float | None = None  # writing the artifact
-    # What serving the model costs (``latency`` in the experiment; ``tunelab.run.latency``): timed after
-    # training on test batches at the evaluation batch size, as trained (an adapter unmerged) and merged
+    # What serving the model costs, timed after training on test batches at the evaluation batch size, as
+    # trained (an adapter unmerged) and merged (``latency`` in the experiment; ``tunelab.run.latency``):
     latency_batch_size: int | None = None  # examples per timed batch: the evaluation batch size
     latency_examples: int | None = None  # test examples in the timed batches
     latency_ms: float | None = None  # one batch's forward pass, the model as trained: what each example in it waits

@@ -74,10 +74,10 @@ class MethodRow:
     # classification: per class name, its test precision, recall and F1 (each the mean over seeds) and
     # support; empty where a run has no predictions.jsonl with labels
     per_class: dict[str, ClassScore] = field(default_factory=dict)
-    # How its merged latency was had (``Costs.merge``: merged, no adapter, cannot merge, failed), and why one
-    # is missing (``Costs.latency_note``); None where no run measured latency
+    # How its merged latency was had (``Costs.merge``: merged, no adapter, cannot merge, failed); None where
+    # no run of it measured latency
     merge: str | None = None
-    latency_note: str | None = None
+    latency_note: str | None = None  # why a latency is missing, in words (``Costs.latency_note``)
 
     @property
     def state(self) -> str | None:

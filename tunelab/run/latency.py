@@ -11,10 +11,11 @@ weights (full, LLRD, head, BitFit, freeze) has nothing to merge and is timed onc
 be merged (its virtual tokens are inputs) and is timed as trained, saying why.
 
 The batches are at most ``batches``, spread over the test split (sorted by length for evaluation, so they
-span its short to long examples: ``spread``), the same for both forms. One untimed pass over them warms up
-(allocations, kernels chosen, caches filled), then ``repeats`` timed passes, the device synchronised around
-each; the median pass counts. On a GPU both forms run in the precision the run evaluated in (bf16 or fp16
-autocast), the merged model too, which accelerate's wrapping of the trained model does not reach.
+span its short to long examples: ``spread``), the same for both forms. One untimed pass over them warms
+each form up (allocations, kernels chosen, caches filled), then ``repeats`` timed passes, the device
+synchronised around each and the two forms taking turns; the median pass counts. On a GPU both forms run
+in the precision the run evaluated in (bf16 or fp16 autocast), the merged model too, which accelerate's
+wrapping of the trained model does not reach.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import contextlib
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -49,15 +51,15 @@ def measure(model: Any, tokenizer: Any, task: Task, rows: Any, collate: Any, bat
     generation = prompt_batches(prompts, tokenizer.pad_token_id, batch_size, chosen, device) if prompts else []
     timing = Timing(forward, generation, settings.new_tokens, tokenizer.pad_token_id, settings.repeats,
                     examples=sum(len(batch["input_ids"]) for batch in forward))
-    out: dict[str, Any] = {"latency_batch_size": batch_size, "latency_examples": timing.examples,
-                           "generate_new_tokens": settings.new_tokens if generation else None, **timing.of(model)}
     form, note, copy = merged_form(model)
-    if copy is not None:
-        out.update({f"merged_{name}": value for name, value in timing.of(copy).items()})
-        del copy
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    return out | {"merge": form, "latency_note": note, "latency_seconds": time.perf_counter() - started}
+    trained, *merged = timing.of([model] if copy is None else [model, copy])
+    del copy
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return {"latency_batch_size": batch_size, "latency_examples": timing.examples,
+            "generate_new_tokens": settings.new_tokens if generation else None, **trained,
+            **{f"merged_{name}": value for found in merged for name, value in found.items()},
+            "merge": form, "latency_note": note, "latency_seconds": time.perf_counter() - started}
 
 
 def merged_form(model: Any) -> tuple[str, str | None, Any]:
@@ -112,22 +114,27 @@ def prompt_batches(prompts: list[list[int]], pad_id: int, batch_size: int, chose
 
 
 class Timing:
-    """The same batches timed on any form of the model."""
+    """The same batches timed on each form of the model, their passes taking turns (trained, merged,
+    trained...), so that a change in what else the machine runs weighs on both alike."""
 
     def __init__(self, forward: list[dict[str, Any]], generation: list[tuple[Any, Any]], new_tokens: int,
                  pad_id: int, repeats: int, examples: int) -> None:
         self.forward, self.generation, self.new_tokens = forward, generation, new_tokens
         self.pad_id, self.repeats, self.examples = pad_id, repeats, examples
 
-    def of(self, model: Any) -> dict[str, float]:
-        """``latency_ms``, ``examples_per_second`` and, where prompts were given, ``generate_latency_ms``."""
-        model.eval()
+    def of(self, models: list[Any]) -> list[dict[str, float]]:
+        """Per model, ``latency_ms``, ``examples_per_second`` and, where prompts were given,
+        ``generate_latency_ms``."""
+        for model in models:
+            model.eval()
         with torch.no_grad(), autocast():
-            seconds = median_pass(lambda: self._forward(model), self.repeats)
-            out = {"latency_ms": 1000 * seconds / len(self.forward), "examples_per_second": self.examples / seconds}
+            passes = median_passes([partial(self._forward, m) for m in models], self.repeats)
+            out = [{"latency_ms": 1000 * seconds / len(self.forward), "examples_per_second": self.examples / seconds}
+                   for seconds in passes]
             if self.generation:
-                seconds = median_pass(lambda: self._generate(model), self.repeats)
-                out["generate_latency_ms"] = 1000 * seconds / len(self.generation)
+                passes = median_passes([partial(self._generate, m) for m in models], self.repeats)
+                for found, seconds in zip(out, passes, strict=True):
+                    found["generate_latency_ms"] = 1000 * seconds / len(self.generation)
         return out
 
     def _forward(self, model: Any) -> None:
@@ -143,18 +150,20 @@ class Timing:
                            use_cache=True)
 
 
-def median_pass(work: Callable[[], None], repeats: int) -> float:
-    """The median seconds of ``repeats`` runs of ``work``, after one untimed run, the device's queue
-    drained before each clock is read."""
-    work()
-    times = []
-    for _ in range(repeats):
-        synchronize()
-        started = time.perf_counter()
+def median_passes(works: list[Callable[[], None]], repeats: int) -> list[float]:
+    """Per work, the median seconds of ``repeats`` runs, after one untimed run each; the works take turns,
+    and the device's queue is drained before each clock is read."""
+    for work in works:
         work()
-        synchronize()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    times: list[list[float]] = [[] for _ in works]
+    for _ in range(repeats):
+        for work, found in zip(works, times, strict=True):
+            synchronize()
+            started = time.perf_counter()
+            work()
+            synchronize()
+            found.append(time.perf_counter() - started)
+    return [statistics.median(found) for found in times]
 
 
 def autocast() -> contextlib.AbstractContextManager[Any]:
