@@ -67,7 +67,6 @@ def rich_table(rows: list[MethodRow], title: str, task: str) -> Table:
     return out
 
 
-
 def print_latency(summary: Summary) -> None:
     """The inference-cost table (``report.text.latency_table``), what it shows and its notes; or why there
     is none."""
