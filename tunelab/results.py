@@ -51,7 +51,8 @@ class Costs(BaseModel):
     diverged_at_step: int | None = None
     process_seconds: float | None = None  # the worker process's whole life, measured by its parent
     generation_tokens_per_second: float | None = None  # causal-lm: greedy generation on the test split
-    fixed_seconds: float | None = None  # of it, what was not training: start-up, loading, final evaluations, saving
+    # of it, what was not training: start-up, loading, final evaluations, saving (less latency_seconds)
+    fixed_seconds: float | None = None
     # Where the time outside the training steps went, measured in the worker:
     startup_seconds: float | None = None  # process start to the Trainer's start: imports, data, model
     load_seconds: float | None = None  # of it, reading the model and applying the method
@@ -74,7 +75,7 @@ class Costs(BaseModel):
     # learning: its virtual tokens are inputs), "failed" (the merge or its copy did); latency_note says why
     merge: str | None = None
     latency_note: str | None = None  # why a latency is missing, in words
-    latency_seconds: float | None = None  # what measuring the latencies took (a part of the fixed cost)
+    latency_seconds: float | None = None  # what measuring the latencies took: in process_seconds, not in fixed_seconds
 
     @property
     def tokens_per_step(self) -> float | None:
