@@ -44,11 +44,13 @@ def minilm_runs(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def tiny_comparison(tmp_path_factory: pytest.TempPathFactory, tiny_bert_model: Path) -> Path:
     """The work directory of a real comparison, trained once a session in worker processes: the tiny
-    BERT, lora, head and prompt-tuning on two seeds each. Tests read it; one that changes it copies it."""
+    BERT, lora, head and prompt-tuning on two seeds each, their inference cost timed (an adapter that
+    merges, a method with nothing to merge, one that cannot merge). Tests read it; one that changes it
+    copies it."""
     from tunelab.experiment import compare
     from tunelab.spec import build_spec
 
     workdir = tmp_path_factory.mktemp("comparison") / "work"
     compare(build_spec({**tiny_spec(workdir, ["lora", "head", "prompt-tuning"]), "model": str(tiny_bert_model),
-                        "seeds": [0, 1]}))
+                        "seeds": [0, 1], "latency": {}}))
     return workdir

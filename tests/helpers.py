@@ -52,6 +52,7 @@ def tiny_spec(workdir: Path, methods: list, data: str = "sst2", **train: object)
         "seeds": [0],
         "workdir": str(workdir),
         "tune": None,  # each method at its configured rate; tests/unit/experiment/test_learning_rate.py tunes
+        "latency": None,  # not timed after training; tests/unit/run/test_latency.py and the tiny_comparison time it
     }
 
 
@@ -124,6 +125,7 @@ def tiny_causal_spec(workdir: Path, methods: list, **train: object) -> dict[str,
         "seeds": [0],
         "workdir": str(workdir),
         "tune": None,  # each method at its configured rate; tests/unit/experiment/test_learning_rate.py tunes
+        "latency": None,  # not timed: SmolLM2's on a CPU takes tens of seconds a run (tests/unit/run/test_latency.py)
     }
 
 

@@ -9,6 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 PREDICTIONS_FILE = "predictions.jsonl"  # per test example, in each run's directory (``run.outputs.write_predictions``)
+# Costs.merge: how a run's merged latency was had (``tunelab.run.latency``)
+MERGED, NO_ADAPTER, CANNOT_MERGE, MERGE_FAILED = "merged", "no adapter", "cannot merge", "failed"
 
 
 class RunStatus(str, Enum):
@@ -49,13 +51,31 @@ class Costs(BaseModel):
     diverged_at_step: int | None = None
     process_seconds: float | None = None  # the worker process's whole life, measured by its parent
     generation_tokens_per_second: float | None = None  # causal-lm: greedy generation on the test split
-    fixed_seconds: float | None = None  # of it, what was not training: start-up, loading, final evaluations, saving
+    # of it, what was not training: start-up, loading, final evaluations, saving (less latency_seconds)
+    fixed_seconds: float | None = None
     # Where the time outside the training steps went, measured in the worker:
     startup_seconds: float | None = None  # process start to the Trainer's start: imports, data, model
     load_seconds: float | None = None  # of it, reading the model and applying the method
     validation_seconds: float | None = None  # evaluations during training (in train_seconds)
     checkpoint_seconds: float | None = None  # checkpoint writes during training (in train_seconds)
     save_seconds: float | None = None  # writing the artifact
+    # What serving the model costs, timed after training on test batches at the evaluation batch size, as
+    # trained (an adapter unmerged) and merged (``latency`` in the experiment; ``tunelab.run.latency``):
+    latency_batch_size: int | None = None  # examples per timed batch: the evaluation batch size
+    latency_examples: int | None = None  # test examples in the timed batches
+    latency_ms: float | None = None  # one batch's forward pass, the model as trained: what each example in it waits
+    examples_per_second: float | None = None  # forward passes' throughput, the model as trained
+    merged_latency_ms: float | None = None  # the same, the adapter merged into the base weights; None: see merge
+    merged_examples_per_second: float | None = None  # the same, merged
+    generate_new_tokens: int | None = None  # causal-lm: tokens generated per prompt, exactly, when generation is timed
+    generate_latency_ms: float | None = None  # causal-lm: one batch's greedy generation, the model as trained
+    merged_generate_latency_ms: float | None = None  # causal-lm: the same, merged
+    # How the merged numbers were had: "merged" (peft's merge_and_unload, on a copy), "no adapter" (the
+    # method trains the model's own weights: as trained is merged, measured once), "cannot merge" (prompt
+    # learning: its virtual tokens are inputs), "failed" (the merge or its copy did); latency_note says why
+    merge: str | None = None
+    latency_note: str | None = None  # why a latency is missing, in words
+    latency_seconds: float | None = None  # what measuring the latencies took: in process_seconds, not in fixed_seconds
 
     @property
     def tokens_per_step(self) -> float | None:

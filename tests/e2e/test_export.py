@@ -112,3 +112,31 @@ def test_a_folder_that_is_not_empty_is_replaced_only_with_force(tiny_comparison,
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["README.md", "config.json", "model.safetensors",
                                                                      "tokenizer.json", "tokenizer_config.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["here", "out"]  # nothing half-written beside it
+
+
+def test_the_comparison_timed_each_method_as_its_export_serves_it(tiny_comparison):
+    """The inference cost the workers measured, through the store into every rendering: lora timed as
+    trained and merged (its export is merged), head once (nothing to merge: it is exported whole), and
+    prompt-tuning as trained only, saying why (it is exported as an adapter)."""
+    import json
+
+    rows = {row["method"]: row for row in json.loads((tiny_comparison / "comparison.json").read_text())["methods"]}
+    assert {name: row["merge"] for name, row in rows.items()} == {"lora": "merged", "head": "no adapter",
+                                                                  "prompt-tuning": "cannot merge"}
+    assert all(row["values"]["latency_ms"]["n"] == 2 for row in rows.values())  # both seeds timed
+    for row in rows.values():  # timing is the lab's cost, not the method's: out of the fixed cost
+        seconds = {key: row["values"][key]["mean"] for key in ("process_seconds", "train_seconds", "fixed_seconds",
+                                                                 "latency_seconds")}
+        assert seconds["process_seconds"] == pytest.approx(seconds["train_seconds"] + seconds["fixed_seconds"]
+                                                           + seconds["latency_seconds"])
+    assert "merged_latency_ms" in rows["lora"]["values"]
+    assert not any(key.startswith("merged_") for key in (*rows["head"]["values"], *rows["prompt-tuning"]["values"]))
+    assert "virtual tokens" in rows["prompt-tuning"]["latency_note"]
+    markdown = (tiny_comparison / "comparison.md").read_text()
+    assert "Inference cost: each method's model timed after training" in markdown
+    assert next(line for line in markdown.splitlines() if line.startswith("| head |") and "= as trained" in line)
+    assert 'id="latency"' in (tiny_comparison / "comparison.html").read_text()
+    shown = tunelab("report", "--latency", "--workdir", str(tiny_comparison))
+    assert shown.returncode == 0, shown.stderr
+    assert "forward merged (ms)" in shown.stdout and "cannot merge" in shown.stdout
+    assert "prompt-tuning: peft cannot merge it: its virtual tokens are inputs" in " ".join(shown.stdout.split())

@@ -65,3 +65,23 @@ def rich_table(rows: list[MethodRow], title: str, task: str) -> Table:
     for cells in body:
         out.add_row(*(Text(c) for c in cells))  # user strings (labels, options) are text, not markup
     return out
+
+
+def print_latency(summary: Summary) -> None:
+    """The inference-cost table (``report.text.latency_table``), what it shows and its notes; or why there
+    is none."""
+    from tunelab.report.text import latency_table
+
+    found = latency_table(summary)
+    if found is None:
+        console.print(Text("No run of this experiment measured its inference cost (the experiment's latency: "
+                           "null, or runs recorded before tunelab measured it)."), highlight=False)
+        return
+    heading, header, body, notes = found
+    table = Table(*header, title=Text(summary.title))
+    for cells in body:
+        table.add_row(*(Text(c) for c in cells))
+    console.print(table)
+    console.print(Text(heading, style="dim"), highlight=False)
+    for note in notes:
+        console.print(Text(note, style="yellow"), highlight=False)

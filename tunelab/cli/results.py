@@ -11,7 +11,7 @@ from rich.text import Text
 
 from tunelab import tasks
 from tunelab.cli.app import app, console
-from tunelab.cli.render import open_store, print_notes, print_verdict, rich_table
+from tunelab.cli.render import open_store, print_latency, print_notes, print_verdict, rich_table
 from tunelab.errors import TunelabError
 from tunelab.spec.schema import DEFAULT_WORKDIR
 
@@ -42,6 +42,8 @@ def report(
     workdir: str = typer.Option(DEFAULT_WORKDIR, help="The experiment's work directory."),
     html: Path | None = typer.Option(None, "--html", help="Also write the report, with its charts, as one "
                                      "self-contained HTML file here."),
+    latency: bool = typer.Option(False, "--latency", help="Print the inference cost instead: each method's latency "
+                                 "and throughput on test batches, as trained and merged."),
 ) -> None:
     """Print the latest experiment's comparison again, from the store, as it was first shown."""
     from tunelab import report as reporting
@@ -51,9 +53,12 @@ def report(
     if experiment_id is None:
         raise TunelabError(f"{workdir} holds no experiment yet", "run tunelab compare first")
     summary = reporting.from_store(store, experiment_id)
-    console.print(rich_table(summary.rows, summary.title, summary.task))
-    print_verdict(summary)
-    print_notes(summary.all_notes)
+    if latency:
+        print_latency(summary)
+    else:
+        console.print(rich_table(summary.rows, summary.title, summary.task))
+        print_verdict(summary)
+        print_notes(summary.all_notes)
     if html is not None:
         from tunelab.report.files import write_page
 

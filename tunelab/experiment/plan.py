@@ -29,6 +29,7 @@ def plan(spec: ExperimentSpec, model: ModelRef, data: PreparedData) -> list[RunS
             trust_remote_code=spec.trust_remote_code,
             allow_pickle=spec.allow_pickle,
             evaluation=spec.eval,
+            latency=spec.latency,
         )
         for method in spec.methods
         for seed in spec.seeds

@@ -34,6 +34,7 @@ from tunelab import artifact as artifacts
 from tunelab.errors import TunelabError, first_line
 from tunelab.exports.card import ADAPTER, MERGED, WHOLE, CardFacts, base_hub_id, card
 from tunelab.exports.locate import Source, locate
+from tunelab.methods.merging import MERGE_ERRORS, is_adapter, merged, unmergeable
 from tunelab.spec.schema import DEFAULT_WORKDIR
 
 __all__ = ["ADAPTER", "DTYPES", "MERGED", "WHOLE", "Exported", "check_dtype", "dtype_name", "export", "locate",
@@ -210,29 +211,17 @@ def _readable(folder: Path) -> None:
             file.chmod(0o666 & ~umask)
 
 
-def unmergeable(model: Any) -> str | None:
-    """Why peft cannot merge ``model``'s adapter into its base weights, in words; None when it can."""
-    config = model.peft_config[model.active_adapter]
-    if config.is_prompt_learning:
-        return "its virtual tokens are inputs to the model, not a change of its weights"
-    if config.is_adaption_prompt:
-        return "its adaption prompts are inputs to attention, not a change of the weights"
-    if not hasattr(model.base_model, "merge_and_unload"):
-        return f"peft has no merge for {config.peft_type}"
-    return None
-
-
 def _merged(model: Any, method: str, merge: bool | None) -> tuple[Any, str, str | None]:
     """(the model to save, its form, the note saying why it is not what was asked)."""
-    if not hasattr(model, "peft_config"):
+    if not is_adapter(model):
         note = (f"{method} trains no adapter: its model is exported whole (--no-merge is for adapters)"
                 if merge is False else None)
         return model, WHOLE, note
     why = unmergeable(model)
     if why is None and merge is not False:
         try:
-            return model.merge_and_unload(safe_merge=True), MERGED, None
-        except (ValueError, NotImplementedError, TypeError, AttributeError, RuntimeError) as err:
+            return merged(model), MERGED, None
+        except MERGE_ERRORS as err:
             raise TunelabError(f"peft could not merge the {method} adapter: {first_line(err)}",
                                "pass --no-merge to export it as a peft adapter") from None
     if why is None:

@@ -1,5 +1,5 @@
-"""The comparison as one self-contained HTML page (``comparison.html``): the table, the charts of
-``tunelab.report.charts``, the environment and the experiment's spec, from the store alone.
+"""The comparison as one self-contained HTML page (``comparison.html``): the table, the inference cost,
+the charts of ``tunelab.report.charts``, the environment and the experiment's spec, from the store alone.
 
 It works offline and can be mailed: plotly's script is embedded once (about 4.8 MB, 1.5 MB
 zipped), and nothing is fetched. Jinja2 escapes every string the page shows; the charts escape
@@ -68,7 +68,16 @@ table.confused-pairs td:nth-child(2), table.confused-pairs th:nth-child(2) { tex
 <ul>{% for item in items %}<li>{{ item }}</li>{% endfor %}</ul>
 {% endfor %}
 <p class="note">{{ explanation }}</p>
-{% for chart in figures %}<div class="chart">{{ chart }}</div>
+{% if latency %}<h2>Inference cost</h2>
+<p class="note">{{ latency[0] }}</p>
+<table id="latency">
+<thead><tr>{% for cell in latency[1] %}<th>{{ cell }}</th>{% endfor %}</tr></thead>
+<tbody>
+{% for cells in latency[2] %}<tr>{% for cell in cells %}<td>{{ cell }}</td>{% endfor %}</tr>
+{% endfor %}</tbody>
+</table>
+{% if latency[3] %}<ul id="latency-notes">{% for note in latency[3] %}<li>{{ note }}</li>{% endfor %}</ul>{% endif %}
+{% endif %}{% for chart in figures %}<div class="chart">{{ chart }}</div>
 {% endfor %}
 {% if confusions %}<h2>Confusion on test</h2>
 <p class="note">Per method, the most-confused pairs (true class → predicted class{% if seeds > 1 %}, counts the mean
@@ -109,7 +118,8 @@ def render(summary: Summary) -> str:
         body=list(zip(body, [row.learned is False for row in summary.rows], strict=True)),
         sections=text.sections(summary), explanation=text.explanation(summary.task),
         figures=[Markup(chart) for chart in _charts(summary)],
-        per_class=text.per_class_table(summary), every_class=_every_class(summary), confusions=_confusions(summary),
+        per_class=text.per_class_table(summary), latency=text.latency_table(summary),
+        every_class=_every_class(summary), confusions=_confusions(summary),
         seeds=max((c.seeds for c in summary.confusion.values()), default=1),
         environment=sorted((str(k), _flat(v)) for k, v in summary.environment.items()),
         spec=yaml.safe_dump(summary.spec, sort_keys=False, allow_unicode=True),

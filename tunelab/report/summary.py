@@ -74,6 +74,10 @@ class MethodRow:
     # classification: per class name, its test precision, recall and F1 (each the mean over seeds) and
     # support; empty where a run has no predictions.jsonl with labels
     per_class: dict[str, ClassScore] = field(default_factory=dict)
+    # How its merged latency was had (``Costs.merge``: merged, no adapter, cannot merge, failed); None where
+    # no run of it measured latency
+    merge: str | None = None
+    latency_note: str | None = None  # why a latency is missing, in words (``Costs.latency_note``)
 
     @property
     def state(self) -> str | None:
@@ -205,6 +209,8 @@ def summarize(runs: list[StoredRun]) -> list[MethodRow]:
                       for r in group if r.status is not RunStatus.DONE]
         if done:
             row.trainable_pct = done[0].costs.trainable_pct
+            timed = next((r.costs for r in done if r.costs.merge or r.costs.latency_note), None)
+            row.merge, row.latency_note = (timed.merge, timed.latency_note) if timed else (None, None)
         # every number a run recorded, not only the table's columns
         numbers = [{**r.costs.numbers(), **r.metrics} for r in done]
         for key in sorted({k for n in numbers for k in n}):

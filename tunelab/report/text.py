@@ -7,7 +7,7 @@ from typing import Any
 
 from tunelab.report.format import count, format_value, setting
 from tunelab.report.summary import MethodRow, Summary, columns, validation_metric
-from tunelab.results import Curve, LrChoice, MethodSearch
+from tunelab.results import CANNOT_MERGE, MERGE_FAILED, MERGED, NO_ADAPTER, Curve, LrChoice, MethodSearch
 from tunelab.spec import plugins
 
 _UNITS = {
@@ -267,6 +267,7 @@ def markdown(summary: Summary) -> str:
     if said:
         lines += ["", md_escape(said)]
     lines += _markdown_per_class(summary)
+    lines += _markdown_latency(summary)
     for heading, items in sections(summary):
         lines += ["", heading, *(f"- {md_escape(item)}" for item in items)]
     lines += ["", explanation(summary.task)]
@@ -283,6 +284,18 @@ def _markdown_per_class(summary: Summary) -> list[str]:
     return ["", md_escape(heading), "", "| " + " | ".join(md_escape(c) for c in header) + " |",
             "|" + "|".join("---" for _ in header) + "|",
             *("| " + " | ".join(md_escape(c) for c in cells) + " |" for cells in body)]
+
+
+def _markdown_latency(summary: Summary) -> list[str]:
+    """The inference-cost table and its notes, as Markdown lines (none where no run measured it)."""
+    found = latency_table(summary)
+    if found is None:
+        return []
+    heading, header, body, notes = found
+    return ["", md_escape(heading), "", "| " + " | ".join(md_escape(c) for c in header) + " |",
+            "|" + "|".join("---" for _ in header) + "|",
+            *("| " + " | ".join(md_escape(c) for c in cells) + " |" for cells in body),
+            *([""] + [f"- {md_escape(note)}" for note in notes] if notes else [])]
 
 
 # Up to this many classes, the per-class table under the comparison shows them all; above, only
@@ -336,6 +349,62 @@ def per_class_table(summary: Summary) -> tuple[str, list[str], list[list[str]]] 
         cells = [label, str(rows[0].per_class[label].support), *("–" if v is None else f"{100 * v:.1f}" for v in f1)]
         body.append(cells + ([f"{100 * (max(known) - min(known)):.1f}"] if several else []))
     return heading, header, body
+
+
+# The inference-cost table's cells for the merged form of a row that has none, by ``Costs.merge``
+_UNMERGED_CELL = {NO_ADAPTER: "= as trained", CANNOT_MERGE: "cannot merge", MERGE_FAILED: "failed"}
+LATENCY_FORMAT = "{:.1f}"
+
+
+def latency_table(summary: Summary) -> tuple[str, list[str], list[list[str]], list[str]] | None:
+    """Heading, header, cells and notes of the inference-cost table (``Costs.latency_ms`` and the rest):
+    per row, one batch's forward pass (and, for causal-lm, greedy generation) as trained and merged, and
+    the throughput; None where no run measured it. Apart from the comparison's table, which it would
+    make too wide to read."""
+    rows = [row for row in summary.rows if "latency_ms" in row.values or row.latency_note]
+    if not rows:
+        return None
+    generated = next((row.values["generate_new_tokens"].mean for row in rows if "generate_new_tokens" in row.values),
+                     None)
+    header = ["method", "batch", "merge", "forward as trained (ms)", "forward merged (ms)", "merged vs as trained",
+              "examples/s as trained", "examples/s merged"]
+    if generated is not None:
+        header += [f"generate {generated:.0f} tokens as trained (ms)", "generate merged (ms)", "merged vs as trained"]
+    body = []
+    for row in rows:
+        cells = [row.label, cell(row, "latency_batch_size", "{:.0f}"), row.merge or "–", *_both(row, "latency_ms"),
+                 cell(row, "examples_per_second", "{:.1f}"), _merged_cell(row, "examples_per_second", "{:.1f}")]
+        body.append(cells + (_both(row, "generate_latency_ms") if generated is not None else []))
+    examples = next((row.values["latency_examples"].mean for row in rows if "latency_examples" in row.values), None)
+    what = "forward pass" + (f" and greedy generation of exactly {generated:.0f} tokens per prompt"
+                             if generated is not None else "")
+    heading = (f"Inference cost: each method's model timed after training on {examples or 0:.0f} test examples at the "
+               f"evaluation batch size, its {what}; ms: one batch's time (what each example in it waits), the median "
+               "of the timed passes. As trained: an adapter unmerged, as tunelab predict serves it; merged: peft's "
+               "merge_and_unload, as tunelab export writes it; = as trained: the method trains the model's own "
+               "weights, so nothing is left to merge.")
+    notes = [f"{row.label}: {row.latency_note}" for row in rows if row.latency_note]
+    return heading, header, body, notes
+
+
+def _both(row: MethodRow, key: str) -> list[str]:
+    """A latency as trained, merged, and how they differ."""
+    return [cell(row, key, LATENCY_FORMAT), _merged_cell(row, key, LATENCY_FORMAT), _merged_change(row, key)]
+
+
+def _merged_cell(row: MethodRow, key: str, fmt: str) -> str:
+    """The merged form's value of ``key``, or why there is none."""
+    if row.merge == MERGED:
+        return cell(row, f"merged_{key}", fmt)
+    return _UNMERGED_CELL.get(row.merge or "", "–")
+
+
+def _merged_change(row: MethodRow, key: str) -> str:
+    """``-12 %``: how much longer (+) or shorter (-) the merged model takes than the model as trained."""
+    trained, merged = row.values.get(key), row.values.get(f"merged_{key}")
+    if row.merge != MERGED or trained is None or merged is None or not trained.mean:
+        return "–"
+    return f"{100 * (merged.mean - trained.mean) / trained.mean:+.0f} %"
 
 
 def sections(summary: Summary) -> list[tuple[str, list[str]]]:

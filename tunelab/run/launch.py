@@ -119,11 +119,13 @@ def attempt_line(run: RunSpec) -> str:
 
 
 def _with_fixed_cost(result: RunResult, process_seconds: float) -> RunResult:
-    """What a run cost beyond training: the process's life minus its training time."""
-    trained = result.costs.train_seconds
+    """What a run cost beyond training: the process's life minus its training time, and minus the time
+    timing its inference cost took (``latency_seconds``), which the lab spends, not the method: an adapter
+    timed in two forms would otherwise look dearer than a method timed once."""
+    trained, timing = result.costs.train_seconds, result.costs.latency_seconds or 0.0
     costs = result.costs.model_copy(update={
         "process_seconds": process_seconds,
-        "fixed_seconds": None if trained is None else max(process_seconds - trained, 0.0)})
+        "fixed_seconds": None if trained is None else max(process_seconds - trained - timing, 0.0)})
     return result.model_copy(update={"costs": costs})
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,9 @@ from transformers import (
 from tunelab import methods, tasks
 from tunelab.artifact import FRESH_ATTRIBUTE
 from tunelab.data.columns import SOURCE_ROW
+from tunelab.errors import first_line
 from tunelab.results import Costs, RunResult, RunStatus
+from tunelab.run import latency
 from tunelab.run.callbacks import Clock, Meter, ProgressEvents, Rung, TrialReporter
 from tunelab.run.checkpoints import Checkpoints, last_checkpoint
 from tunelab.run.events import Evaluation, Progress, Report
@@ -164,7 +167,8 @@ def _train(run: RunSpec, session: Session) -> RunResult:
     artifact = (save_artifact(trainer.model, trainer.processing_class, run, state_dict=whole)
                 if kept and trainer.is_world_process_zero() else None)  # one writer per run
     save_seconds = time.perf_counter() - started
-    memory, memory_kind = peak_memory_mb()
+    memory, memory_kind = peak_memory_mb()  # before the latency's merged copy
+    latency = _latency(session, run) if kept else {}
     state, meter = trainer.state, session.meter
     costs = Costs(
         trainable_params=trainable,
@@ -189,11 +193,30 @@ def _train(run: RunSpec, session: Session) -> RunResult:
         artifact_bytes=directory_bytes(artifact) if artifact else None,
         pruned_at_step=pruned_at,
         generation_tokens_per_second=measured.generation_tokens_per_second,
+        **latency,
     )
     status = RunStatus.PRUNED if pruned_at is not None else RunStatus.STOPPED if run.rung else RunStatus.DONE
     return RunResult(key=run.key, status=status, metrics=metrics, costs=costs,
                      series=series(state.log_history, clock.elapsed_at), artifact=str(artifact) if artifact else None,
                      environment=environment() | parallelism(trainer))
+
+
+def _latency(session: Session, run: RunSpec) -> dict[str, Any]:
+    """What serving the trained model costs (``tunelab.run.latency``), for a final run that evaluated
+    test, on one process. A failure to time it is the log's and a note's: the run trained, and its
+    result stands."""
+    trainer = session.trainer
+    if run.latency is None or not run.evaluate_test or not trainer.is_world_process_zero():
+        return {}
+    if trainer.is_fsdp_enabled:
+        return {"latency_note": "not measured under FSDP: the model is sharded over the run's processes"}
+    try:
+        return latency.measure(trainer.model, trainer.processing_class, session.task, session.data["test"],
+                               trainer.data_collator, run.train.eval_batch_size or 2 * run.train.batch_size,
+                               run.latency)
+    except Exception as err:  # noqa: BLE001 (any failure: the trained run is kept)
+        traceback.print_exc()
+        return {"latency_note": f"not measured: {type(err).__name__}: {first_line(err)}"}
 
 
 def _last_evaluation(log_history: list[dict[str, Any]], kept: frozenset[str]) -> dict[str, float]:

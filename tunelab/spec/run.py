@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, SerializeAsAny, model_validator
 
 from tunelab.spec.options import MethodOptions
 from tunelab.spec.plugins import task, typed_options
-from tunelab.spec.sections import EvalSpec, PrunerSpec, TrainSpec
+from tunelab.spec.sections import EvalSpec, LatencySpec, PrunerSpec, TrainSpec
 
 
 class TrialRef(BaseModel):
@@ -58,6 +58,10 @@ class RunSpec(BaseModel):
     # training budget, with a checkpoint, so that the chosen candidate resumes there. Kept out of the
     # key: the candidate that wins and the final run at its learning rate are one run, trained once.
     rung: float | None = None
+    # The inference cost measured after training (final runs only: not a sweep trial's, nor a candidate's
+    # at its rung); None: not measured. Kept out of the key: it changes what is measured of the trained
+    # model, never what is trained or scored.
+    latency: LatencySpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -81,6 +85,7 @@ class RunSpec(BaseModel):
         # run directory and checkpoints. Defaults are left out so that keys from before these fields stay.
         identity.pop("trial")
         identity.pop("rung")
+        identity.pop("latency")
         identity["train"].pop("checkpoint_minutes")  # how often it is saved, not what it trains
         for tracking in ("report_to", "mlflow_tracking_uri", "tracking_experiment"):  # where it is logged
             identity["train"].pop(tracking)

@@ -25,6 +25,7 @@ from tunelab.spec.sections import (
     TUNABLE_TRAIN,
     DataSpec,
     EvalSpec,
+    LatencySpec,
     MethodSpec,
     Strict,
     SweepSpec,
@@ -58,14 +59,19 @@ class ExperimentSpec(Strict):
     sweep: SweepSpec | None = None
     eval: EvalSpec | None = None  # causal-lm only; its defaults when omitted
     tune: TuneSpec | None = TuneSpec()  # compare's learning-rate selection; null (--no-tune): each method's lr as set
+    # Each method's inference cost after training, as trained and merged; null: not measured
+    latency: LatencySpec | None = LatencySpec()
 
     @model_serializer(mode="wrap")
     def _compact(self, handler: Any) -> Any:
-        """No ``sweep``, ``eval`` or ``tune`` key when there is none: such experiments hash as they always did."""
+        """No ``sweep``, ``eval`` or ``tune`` key when there is none, and no ``latency`` key at its defaults:
+        such experiments hash as they always did."""
         data = handler(self)
         for key in ("sweep", "eval", "tune", "seeds_auto"):
             if getattr(self, key) is None:
                 data.pop(key, None)
+        if self.latency == LatencySpec():
+            data.pop("latency", None)
         return data
 
     @field_validator("task")

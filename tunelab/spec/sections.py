@@ -336,6 +336,18 @@ class EvalSpec(Strict):
         return expand_home(value) if value else value
 
 
+class LatencySpec(Strict):
+    """What serving each method's model costs, measured after training on the test split at the evaluation
+    batch size: the model as trained (an adapter unmerged, as ``tunelab predict`` serves it) and merged into
+    the base weights (peft's ``merge_and_unload``, as ``tunelab export`` writes it; on a copy, so the
+    artifact stays the adapter). ``null``: not measured. How it is measured is not part of a run's key."""
+
+    batches: PositiveInt = 2  # test batches timed at most, spread over the split (sorted by length): short to long
+    repeats: PositiveInt = 3  # timed passes over those batches, after one untimed warm-up pass; the median counts
+    # causal-lm: greedy generation of exactly this many tokens per prompt, timed on the same batches; 0: not timed
+    new_tokens: NonNegativeInt = 8
+
+
 def expand_home(path: str) -> str:
     """``~/x`` is the home folder's x, as in a shell: YAML and ``--workdir=~/x`` are not expanded
     by one, and a literal ``~`` folder in the current directory is never what was meant."""

@@ -169,6 +169,12 @@ class Task(ABC):
 
     def derived_metrics(self, metrics: dict[str, float]) -> None:  # noqa: B027 (an optional hook)
         """Add what follows from an evaluation's metrics (perplexity from loss), in place."""
+
+    def prompts(self, rows: Any) -> list[list[int]] | None:
+        """The prompts a served model of this task continues, one per row (token ids), for timing its
+        generation (``tunelab.run.latency``); None: the task's model answers in one forward pass."""
+        return None
+
     def measure(self, model: Any, tokenizer: Any, data: DatasetDict, run: RunSpec) -> Measured:
         """What the task measures after training with the best weights (generation, forgetting)."""
         return Measured()

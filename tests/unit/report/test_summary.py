@@ -560,3 +560,46 @@ def test_tunelab_report_shows_the_verdicts_it_reads_from_the_store(tmp_path):
     assert shown.returncode == 0, shown.stderr
     assert "did not learn at lr 0.001" in shown.stdout and "lora †" in shown.stdout
     assert "Best on test: lora." in shown.stdout and "† not converged, lora" in shown.stdout
+
+
+def test_the_inference_cost_table_shows_each_form_and_says_why_one_is_missing(tmp_path):
+    """Latency apart from the comparison's table: as trained and merged where the adapter merged, once
+    where there is nothing to merge, as trained only (with why) where peft cannot merge; none at all
+    when no run measured it."""
+    lora, head, prompt = (run_spec(tmp_path, name, 0) for name in ("lora", "head", "prompt-tuning"))
+    timed = {"latency_batch_size": 32, "latency_examples": 64, "generate_new_tokens": 8}
+    results = [
+        (lora, done(lora, 0.8, 1.0, **timed, latency_ms=12.0, examples_per_second=2000.0, merged_latency_ms=9.0,
+                    merged_examples_per_second=2600.0, generate_latency_ms=40.0, merged_generate_latency_ms=30.0,
+                    merge="merged")),
+        (head, done(head, 0.7, 1.0, **timed, latency_ms=8.0, examples_per_second=3000.0, generate_latency_ms=20.0,
+                    merge="no adapter")),
+        (prompt, done(prompt, 0.6, 1.0, **timed, latency_ms=10.0, examples_per_second=2500.0,
+                      generate_latency_ms=35.0, merge="cannot merge", latency_note="peft cannot merge it: virtual")),
+    ]
+    store, experiment_id = experiment(tmp_path, results)
+    summary = report.from_store(store, experiment_id)
+    heading, header, body, notes = text.latency_table(summary)
+    assert "64 test examples" in heading and "greedy generation of exactly 8 tokens" in heading
+    assert header[3:6] == ["forward as trained (ms)", "forward merged (ms)", "merged vs as trained"]
+    assert header[8] == "generate 8 tokens as trained (ms)"
+    assert body == [["lora", "32", "merged", "12.0", "9.0", "-25 %", "2000.0", "2600.0", "40.0", "30.0", "-25 %"],
+                    ["head", "32", "no adapter", "8.0", "= as trained", "–", "3000.0", "= as trained", "20.0",
+                     "= as trained", "–"],
+                    ["prompt-tuning", "32", "cannot merge", "10.0", "cannot merge", "–", "2500.0", "cannot merge",
+                     "35.0", "cannot merge", "–"]]
+    assert notes == ["prompt-tuning: peft cannot merge it: virtual"]
+    markdown = report.markdown(summary)
+    assert "| lora | 32 | merged | 12.0 | 9.0 | -25 % |" in markdown and "- prompt-tuning: peft cannot merge" in markdown
+    row = next(r for r in report.as_json(summary)["methods"] if r["method"] == "prompt-tuning")
+    assert row["merge"] == "cannot merge" and row["values"]["latency_ms"]["mean"] == 10.0
+    assert "merged_latency_ms" not in row["values"]
+    store.close()
+
+    untimed = tmp_path / "untimed"
+    untimed.mkdir()
+    plain = run_spec(untimed, "lora", 0)
+    store, experiment_id = experiment(untimed, [(plain, done(plain, 0.8, 1.0))])
+    summary = report.from_store(store, experiment_id)
+    assert text.latency_table(summary) is None and "Inference cost" not in report.markdown(summary)
+    store.close()

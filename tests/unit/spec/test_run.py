@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tunelab.spec import EvalSpec, PrunerSpec, TrainSpec
+from tunelab.spec import EvalSpec, LatencySpec, PrunerSpec, TrainSpec
 from tunelab.spec.run import RunSpec, TrialRef
 
 BASE = {"task": "classification", "model_path": "/models/m", "model_type": "bert", "model_fingerprint": "f1",
@@ -43,6 +43,8 @@ def test_what_changes_the_result_changes_the_key(change):
     {"train": {"report_to": []}},  # trackers log a run; they do not change what it trains
     {"train": {"report_to": ["tensorboard", "mlflow", "wandb"], "mlflow_tracking_uri": "http://127.0.0.1:5000",
                "tracking_experiment": "sst2"}},
+    {"latency": LatencySpec()},  # what is measured of the trained model, not what is trained
+    {"latency": LatencySpec(batches=8, repeats=5)},
     {"trial": TrialRef(storage="sqlite:///o.db", study="s", trial_id=3, number=2, pruner=PrunerSpec(),
                        min_resource=1)},
 ], ids=lambda change: ",".join(change))

@@ -52,6 +52,9 @@ def test_data_flag_replaces_default_sample():
         ({"tune": {"factors": [0.3, 1], "min_factor": 0.5}}, "tune: min_factor 0.5 is not a positive bound below the "
                                                              "grid"),
         ({"tune": {"fraction": 0.5, "later": 0.2}}, "tune: later 0.2 comes before the first rung (fraction 0.5)"),
+        ({"latency": {"batches": 0}}, "latency.batches: Input should be greater than 0"),
+        ({"latency": {"repeat": 3}}, "latency.repeat: unknown key; did you mean 'repeats'?"),
+        ({"latency": {"new_tokens": -1}}, "latency.new_tokens: Input should be greater than or equal to 0"),
         ({"methods": [{"name": "head", "lr": 1e-3}, "lora"], "train": {"head_lr": 0.01}},
          "methods[0] (head): lr 0.001 is the head's rate, and train.head_lr 0.01 sets another"),
         ({"train": {"report_to": ["mlflw"]}}, "train.report_to.0: Input should be 'tensorboard', 'mlflow' or 'wandb'"),
@@ -77,6 +80,16 @@ def test_a_tracking_uri_with_a_password_is_refused_without_showing_it():
         build_spec({**DEFAULT_EXPERIMENT, "train": {"mlflow_tracking_uri": "https://ann:s3cret@mlflow.example:5000"}})
     assert "s3cret" not in str(err.value) and "MLFLOW_TRACKING_PASSWORD" in str(err.value)
     assert str(err.value).startswith("train.mlflow_tracking_uri https://ann:***@mlflow.example:5000: holds a password")
+def test_latency_is_measured_by_default_and_null_turns_it_off_while_the_default_hashes_as_before():
+    from tunelab.spec import LatencySpec
+
+    spec = load_spec()
+    assert spec.latency == LatencySpec() and "latency" not in spec.model_dump()  # experiments hash as before it
+    off = build_spec({**DEFAULT_EXPERIMENT, "latency": None})
+    assert off.latency is None and off.model_dump()["latency"] is None
+    assert build_spec(off.model_dump()).latency is None  # the stored spec reads back the same
+    asked = build_spec({**DEFAULT_EXPERIMENT, "latency": {"batches": 8}})
+    assert asked.latency == LatencySpec(batches=8) and asked.model_dump()["latency"]["batches"] == 8
 
 
 def test_yaml_is_loaded_safely(tmp_path):

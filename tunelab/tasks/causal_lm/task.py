@@ -136,6 +136,11 @@ class CausalLM(Task):
         for key in [k for k in metrics if k.endswith("_loss")]:
             metrics[key.removesuffix("_loss") + "_perplexity"] = math.exp(min(metrics[key], 50.0))
 
+    def prompts(self, rows: Any) -> list[list[int]] | None:
+        """Each example's prompt, chat-templated up to where the response begins; none for plain text
+        (``format: text``), which has no prompts."""
+        return list(rows["prompt_ids"]) if "prompt_ids" in rows.column_names else None
+
     def measure(self, model: Any, tokenizer: Any, data: DatasetDict, run: RunSpec) -> Measured:
         """Generation on the test split and forgetting; neither for a sweep trial, which is judged
         on validation only."""
