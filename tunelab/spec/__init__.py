@@ -9,6 +9,7 @@ from tunelab.spec.sections import (
     DataSpec,
     EvalSpec,
     GenerateSpec,
+    HarnessSpec,
     MethodSpec,
     PrunerSpec,
     Sample,
@@ -20,5 +21,5 @@ from tunelab.spec.sections import (
 from tunelab.spec.space import sweep_space
 
 __all__ = ["DEFAULT_EXPERIMENT", "DEFAULT_WORKDIR", "TUNABLE_TRAIN", "DataSpec", "EvalSpec", "ExperimentSpec",
-           "GenerateSpec", "MethodSpec", "PrunerSpec", "Sample", "SweepSpec", "TrainSpec", "TuneSpec", "build_spec",
-           "load_spec", "merge_train", "read_yaml", "sweep_space"]
+           "GenerateSpec", "HarnessSpec", "MethodSpec", "PrunerSpec", "Sample", "SweepSpec", "TrainSpec", "TuneSpec",
+           "build_spec", "load_spec", "merge_train", "read_yaml", "sweep_space"]
