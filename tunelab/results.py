@@ -9,6 +9,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 PREDICTIONS_FILE = "predictions.jsonl"  # per test example, in each run's directory (``run.outputs.write_predictions``)
+# causal-lm with eval.harness: per lm-evaluation-harness example, the tuned and the base model's score, in each
+# run's directory (``tasks.causal_lm.harness``): the report's paired intervals on the harness forgetting
+HARNESS_FILE = "harness.jsonl"
 
 
 class RunStatus(str, Enum):
@@ -49,6 +52,9 @@ class Costs(BaseModel):
     diverged_at_step: int | None = None
     process_seconds: float | None = None  # the worker process's whole life, measured by its parent
     generation_tokens_per_second: float | None = None  # causal-lm: greedy generation on the test split
+    harness_seconds: float | None = None  # causal-lm, eval.harness: lm-evaluation-harness on the tuned model
+    # the base model's evaluation, where this run was the one to make it (the others read it from the cache)
+    harness_base_seconds: float | None = None
     fixed_seconds: float | None = None  # of it, what was not training: start-up, loading, final evaluations, saving
     # Where the time outside the training steps went, measured in the worker:
     startup_seconds: float | None = None  # process start to the Trainer's start: imports, data, model
