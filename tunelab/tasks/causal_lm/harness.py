@@ -297,7 +297,8 @@ def in_memory(model: Any, tokenizer: Any, batch_size: int) -> Any:
 def _in_memory_class() -> type:
     """lm-eval's Hugging Face model class for a model already loaded, whose description is not
     looked up on the hub (it has no hub revision there). A prompt-tuned model's logits have a
-    position per virtual token before the inputs' own, which lm-eval's causal backend reads past."""
+    position per virtual token before the inputs' own, which lm-eval's causal backend skips (its
+    logits' length against the inputs'; test_harness holds it to that)."""
     from lm_eval.models.huggingface import HFLM
 
     class InMemory(HFLM):
