@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict
 PREDICTIONS_FILE = "predictions.jsonl"  # per test example, in each run's directory (``run.outputs.write_predictions``)
 # Costs.merge: how a run's merged latency was had (``tunelab.run.latency``)
 MERGED, NO_ADAPTER, CANNOT_MERGE, MERGE_FAILED = "merged", "no adapter", "cannot merge", "failed"
+# causal-lm with eval.harness: per lm-evaluation-harness example, the tuned and the base model's score, in each
+# run's directory (``tasks.causal_lm.harness``): the report's paired intervals on the harness forgetting
+HARNESS_FILE = "harness.jsonl"
 
 
 class RunStatus(str, Enum):
@@ -51,6 +54,9 @@ class Costs(BaseModel):
     diverged_at_step: int | None = None
     process_seconds: float | None = None  # the worker process's whole life, measured by its parent
     generation_tokens_per_second: float | None = None  # causal-lm: greedy generation on the test split
+    harness_seconds: float | None = None  # causal-lm, eval.harness: lm-evaluation-harness on the tuned model
+    # the base model's evaluation, where this run was the one to make it (the others read it from the cache)
+    harness_base_seconds: float | None = None
     # of it, what was not training: start-up, loading, final evaluations, saving (less latency_seconds)
     fixed_seconds: float | None = None
     # Where the time outside the training steps went, measured in the worker:

@@ -157,12 +157,53 @@ def test_compare_causal_lm_end_to_end_then_predict(tmp_path):
     assert answer.stdout.startswith("> Name three primary colours.\n") and len(answer.stdout.splitlines()) >= 2
 
 
+@pytest.mark.slow
+def test_compare_scores_each_run_and_the_base_model_on_the_harness(tmp_path, tiny_llama_model):
+    """eval.harness as a user runs it, in worker processes: lm-eval's scores of each run's model and of
+    the base model (measured by the first run, read by the second), in the store, the table, the
+    Markdown, JSON and HTML reports, with the forgetting's paired interval over both seeds' examples."""
+    import json
+
+    import yaml
+    from helpers import stored_runs
+
+    pytest.importorskip("lm_eval", reason="eval.harness needs lm-eval: pip install 'tunelab[harness]'")
+    raw = {**tiny_causal_spec(tmp_path / "work", [{"name": "lora", "lr": 0.05}]), "seeds": [0, 1],
+           "model": str(tiny_llama_model),  # SmolLM2's architecture and tokenizer, in milliseconds a step
+           "eval": {"generate": None, "forgetting": None, "harness": {"tasks": ["tunelab_sentiment"], "limit": 8}}}
+    spec = tmp_path / "harness.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    done = tunelab("compare", str(spec))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "tunelab_sentiment acc forgetting" in done.stdout and "harness time (s)" in done.stdout
+    runs = sorted(stored_runs(tmp_path / "work").values(), key=lambda run: run.seed)
+    acc = "harness:tunelab_sentiment:acc"
+    assert [run.status for run in runs] == ["done", "done"]
+    assert runs[0].metrics[f"{acc}:base"] == runs[1].metrics[f"{acc}:base"]
+    assert runs[0].costs.harness_base_seconds > 0 and runs[1].costs.harness_base_seconds is None
+    assert all(run.costs.harness_seconds > 0 for run in runs)
+
+    report = json.loads((tmp_path / "work" / "comparison.json").read_text())
+    (row,) = report["methods"]
+    interval = row["harness"][f"{acc}:forgetting"]
+    assert interval["low"] <= interval["difference"] <= interval["high"]
+    mean = sum(run.metrics[f"{acc}:forgetting"] for run in runs) / 2
+    assert interval["difference"] == pytest.approx(mean)  # each example's tuned score averaged over the seeds
+    assert report["harness"]["settings"]["tasks"] == ["tunelab_sentiment"]
+    assert report["harness"]["base"][f"{acc}:base"] == runs[0].metrics[f"{acc}:base"]
+    markdown = (tmp_path / "work" / "comparison.md").read_text()
+    assert "lm-evaluation-harness (eval.harness):" in markdown and "The base model (before tuning)" in markdown
+    assert "tunelab_sentiment acc forgetting" in markdown  # the table's header
+    assert "tunelab_sentiment acc forgetting" in (tmp_path / "work" / "comparison.html").read_text()
+
+
 BAD = [
     ({"data": {"path": str(ALPACA.parents[1] / "sst2")}}, "looks like classification data"),
     ({"model": "builtin:minilm"}, "is not a decoder with a causal-LM head"),
     ({"methods": ["head"]}, "method 'head' does not apply to task causal-lm"),
     ({"methods": ["bitfit"]}, "bitfit: LlamaForCausalLM has no bias terms to train (use lora or ia3 on this model)"),
     ({"train": {"max_length": 9000}}, "train.max_length 9000 is more than the 8192 positions"),
+    ({"eval": {"harness": {"tasks": ["hellaswg"]}}}, "eval.harness.tasks: 'hellaswg' is not an lm-eval task"),
 ]
 
 

@@ -155,6 +155,9 @@ CASES = [
     Case("lr fixed and a tuning grid", lambda t, s: {**s, "tune": {}, "methods": [{"name": "head", "lr": 1e-3,
                                                                                    "lr_grid": [1e-3, 1e-2]}]},
          "methods[0] (head): lr 0.001 fixes the learning rate and lr_grid gives candidates to choose it from"),
+    Case("lm-evaluation-harness on a classifier", lambda t, s: {**s, "eval": {"harness": {"tasks": ["hellaswag"]}}},
+         "eval.harness: lm-evaluation-harness scores decoders (task causal-lm), and this experiment's task is "
+         "classification"),
     Case("empty tuning grid", lambda t, s: {**s, "tune": {"factors": []}}, "tune.factors: the grid is empty"),
     Case("non-positive learning-rate candidate", lambda t, s: {**s, "tune": {}, "methods": [{"name": "head",
                                                                                              "lr_grid": [0.01, 0]}]},

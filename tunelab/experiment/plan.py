@@ -10,8 +10,9 @@ from tunelab.spec import ExperimentSpec
 from tunelab.spec.run import RunSpec
 
 
-def plan(spec: ExperimentSpec, model: ModelRef, data: PreparedData) -> list[RunSpec]:
-    """Methods in the order given, each over every seed, so partial results compare early."""
+def plan(spec: ExperimentSpec, model: ModelRef, data: PreparedData, harness: str | None = None) -> list[RunSpec]:
+    """Methods in the order given, each over every seed, so partial results compare early;
+    ``harness`` is what the lm-evaluation-harness tasks are made of (``Task.check_evaluation``)."""
     return [
         RunSpec(
             task=spec.task,
@@ -30,6 +31,7 @@ def plan(spec: ExperimentSpec, model: ModelRef, data: PreparedData) -> list[RunS
             allow_pickle=spec.allow_pickle,
             evaluation=spec.eval,
             latency=spec.latency,
+            harness_fingerprint=harness,
         )
         for method in spec.methods
         for seed in spec.seeds

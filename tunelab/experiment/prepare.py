@@ -24,10 +24,11 @@ def prepare(spec: ExperimentSpec) -> tuple[ModelRef, PreparedData, list[RunSpec]
     model = resolve_model(spec.model, task, spec.trust_remote_code, spec.allow_pickle)
     task.check_methods(spec, model)
     model.check_length(spec.train.max_length, *spec.prepended_tokens())
+    evaluation = task.check_evaluation(spec)
     workdir = writable_workdir(spec.workdir)
     data = prepare_data(spec.data, model, spec.train.max_length, workdir, task, spec.trust_remote_code,
                         spec.eval.forgetting if spec.eval else None)
-    return model, data, plan(spec, model, data)
+    return model, data, plan(spec, model, data, evaluation)
 
 
 def writable_workdir(path: str) -> Path:

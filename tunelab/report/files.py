@@ -13,7 +13,7 @@ from typing import Any
 
 from tunelab.errors import TunelabError
 from tunelab.report import html
-from tunelab.report.summary import MethodRow, Summary
+from tunelab.report.summary import HARNESS_PREFIX, MethodRow, Summary
 from tunelab.report.text import did_not_learn, markdown, verdict
 
 
@@ -27,7 +27,18 @@ def as_json(summary: Summary) -> dict[str, Any]:
             "seeds": spec.get("seeds"), "baselines": info.baselines, "verdict": verdict(summary),
             "notes": summary.all_notes, "sweep": info.sweep.model_dump() if info.sweep else None,
             "head_lr": info.head.model_dump(mode="json") if info.head else None,
-            "methods": [_row(row) for row in summary.rows]}
+            "harness": _harness(summary), "methods": [_row(row) for row in summary.rows]}
+
+
+def _harness(summary: Summary) -> dict[str, Any] | None:
+    """The lm-evaluation-harness settings and the base model's scores and standard errors (each
+    row's own are in its ``values``, its forgetting intervals in its ``harness``); None without it."""
+    settings = (summary.spec.get("eval") or {}).get("harness")
+    if not settings:
+        return None
+    base = {key: stat.mean for row in summary.rows for key, stat in row.values.items()
+            if key.startswith(HARNESS_PREFIX) and key.endswith((":base", ":base_stderr"))}
+    return {"settings": settings, "base": base}
 
 
 def _row(row: MethodRow) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from tunelab.report import bootstrap
 from tunelab.report.bootstrap import Interval
 from tunelab.report.format import setting
 from tunelab.report.per_class import ClassScore, Confusion, per_class
-from tunelab.results import PREDICTIONS_FILE, Curve, ExperimentInfo, LrChoice, MethodSearch, RunStatus
+from tunelab.results import HARNESS_FILE, PREDICTIONS_FILE, Curve, ExperimentInfo, LrChoice, MethodSearch, RunStatus
 from tunelab.spec import plugins
 from tunelab.store import Store, StoredRun, UnreadableRun
 
@@ -34,9 +34,29 @@ COST_COLUMNS = [
 ]
 
 
-def columns(task: str) -> list[tuple[str, str, str]]:
-    """What every task costs, then what this task measures (``Task.columns``)."""
-    return COST_COLUMNS + plugins.task(task).columns
+def columns(task: str, rows: list[MethodRow] | None = None) -> list[tuple[str, str, str]]:
+    """What every task costs, then what this task measures (``Task.columns``), then the
+    lm-evaluation-harness scores the ``rows`` have (``harness_columns``)."""
+    return COST_COLUMNS + plugins.task(task).columns + harness_columns(rows or [])
+
+
+HARNESS_PREFIX = "harness:"  # a run's harness scores: harness:<task>:<metric>[:stderr|:base|:base_stderr|:forgetting]
+FORGETTING = ":forgetting"
+# lm-eval metrics that are fractions, shown in %
+HARNESS_FRACTIONS = ("acc", "acc_norm", "acc_mutual_info", "exact_match", "mc1", "mc2")
+
+
+def harness_columns(rows: list[MethodRow]) -> list[tuple[str, str, str]]:
+    """Per harness score the rows have: the score and its forgetting; then what the harness cost
+    each run. None where no row has a harness score."""
+    scores = sorted({key.removesuffix(FORGETTING) for row in rows for key in row.values
+                     if key.startswith(HARNESS_PREFIX) and key.endswith(FORGETTING)})
+    out = []
+    for key in scores:
+        task, metric = key.removeprefix(HARNESS_PREFIX).split(":", 1)
+        fmt = "pct" if metric.split(",")[0] in HARNESS_FRACTIONS else "{:.3f}"
+        out += [(key, f"{task} {metric}", fmt), (key + FORGETTING, f"{task} {metric} forgetting", fmt)]
+    return out + [("harness_seconds", "harness time (s)", "{:.0f}")] if out else []
 
 
 @dataclass
@@ -78,6 +98,10 @@ class MethodRow:
     # no run of it measured latency
     merge: str | None = None
     latency_note: str | None = None  # why a latency is missing, in words (``Costs.latency_note``)
+    # causal-lm with eval.harness: per harness forgetting (its key), the paired bootstrap 95 % interval
+    # over the harness's examples (each example's tuned score averaged over the row's seeds); empty
+    # where a run has no harness.jsonl or the score is no mean over examples
+    harness: dict[str, Interval] = field(default_factory=dict)
 
     @property
     def state(self) -> str | None:
@@ -140,6 +164,8 @@ def from_store(store: Store, experiment_id: int) -> Summary:
     done = [r for r in runs if r.status is RunStatus.DONE]
     _paired(rows, done, task, store.workdir)
     confusion = _per_class(rows, done, info.labels, store.workdir)
+    for row in rows:
+        row.harness = _harness_intervals(row, done, store.workdir)
     title = f"{spec['model']} on {spec['data']['path']}"  # the stored spec is the validated one: data is a mapping
     if info.sweep:
         title += f", tuned ({info.sweep.trials_per_method} trials per method)"
@@ -332,6 +358,42 @@ def _predictions(run: StoredRun, workdir: Path) -> list[dict[str, Any]] | None:
     if not path.is_file():
         return None
     return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def _harness_intervals(row: MethodRow, done: list[StoredRun], workdir: Path) -> dict[str, Interval]:
+    """Each harness forgetting of the row with its paired bootstrap interval: the base model's
+    score minus the tuned one's (the other way for a lower-is-better metric) resampled over the
+    examples both were scored on, each example's tuned score the mean over the row's seeds."""
+    import numpy as np
+
+    seeds = [_harness_pairs(Path(workdir) / "runs" / run.key / HARNESS_FILE) for run in done if run.key in row.keys]
+    if not seeds or any(pairs is None for pairs in seeds):
+        return {}
+    out = {}
+    for key in set.intersection(*(set(pairs) for pairs in seeds if pairs is not None)):
+        found = [pairs[key] for pairs in seeds if pairs is not None]
+        docs = sorted(set.intersection(*(set(examples) for examples, _ in found)))
+        if not docs:
+            continue
+        sign = 1.0 if found[0][1] else -1.0
+        tuned = np.mean([[examples[doc][0] for doc in docs] for examples, _ in found], axis=0)
+        base = np.array([found[0][0][doc][1] for doc in docs])
+        out[key + FORGETTING] = bootstrap.paired_difference(sign * base, sign * tuned)
+    return out
+
+
+def _harness_pairs(path: Path) -> dict[str, tuple[dict[str, tuple[float, float]], bool]] | None:
+    """A run's ``harness.jsonl``: per harness score, each example's (tuned, base) scores and
+    whether higher is better; None where the run has none."""
+    if not path.is_file():
+        return None
+    out: dict[str, tuple[dict[str, tuple[float, float]], bool]] = {}
+    for line in path.read_text().splitlines():
+        if line:
+            record = json.loads(line)
+            examples, _ = out.setdefault(record["key"], ({}, bool(record["higher_is_better"])))
+            examples[str(record["doc"])] = (float(record["tuned"]), float(record["base"]))
+    return out
 
 
 def _per_class(rows: list[MethodRow], done: list[StoredRun], labels: list[str],

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from tunelab.report.bootstrap import Interval
 from tunelab.report.format import count, format_value, setting
-from tunelab.report.summary import MethodRow, Summary, columns, validation_metric
+from tunelab.report.summary import HARNESS_PREFIX, MethodRow, Summary, columns, harness_columns, validation_metric
 from tunelab.results import CANNOT_MERGE, MERGE_FAILED, MERGED, NO_ADAPTER, Curve, LrChoice, MethodSearch
 from tunelab.spec import plugins
 
@@ -38,7 +39,7 @@ def table(rows: list[MethodRow], task: str = "classification") -> tuple[list[str
     swept = any(row.sweep for row in rows)
     chosen = any(row.lr for row in rows)
     paired = any(row.paired for row in rows)
-    shown = columns(task)
+    shown = columns(task, rows)
     scores = {key for key, _, _ in plugins.task(task).columns}
     metric, _, _ = plugins.task(task).paired
     header = ["method", "seeds"] + (["trials (done/pruned/failed)"] if swept else []) + (["lr"] if chosen else [])
@@ -50,7 +51,8 @@ def table(rows: list[MethodRow], task: str = "classification") -> tuple[list[str
         trials = [trial_counts(row.sweep)] if swept else []
         lr = [did_not_learn(row, how=True) if row.learned is False else learning_rate(row)] if chosen else []
         difference = [difference_cell(row, next(fmt for k, _, fmt in shown if k == f"test_{metric}"))] if paired else []
-        values = [DID_NOT_LEARN if row.learned is False and key in scores else cell(row, key, fmt)
+        values = [DID_NOT_LEARN if row.learned is False and key in scores else
+                  interval_cell(row.harness[key], fmt) if key in row.harness else cell(row, key, fmt)
                   for key, _, fmt in shown]
         body.append([(row.label or row.method) + marks(row), seeds, *trials, *lr, *values, *difference])
     return header, body
@@ -111,7 +113,11 @@ def difference_cell(row: MethodRow, fmt: str) -> str:
         return "best"
     if row.paired is None:
         return "–"
-    p = row.paired
+    return interval_cell(row.paired, fmt)
+
+
+def interval_cell(p: Interval, fmt: str) -> str:
+    """``−2.3 [−4.1, −0.6] *``: a paired difference, its 95 % interval, and * where it excludes zero."""
     signed = "{:+" + (fmt[2:] if fmt.startswith("{:") else ".1f}")
     scale = 100 if fmt == "pct" else 1
     text = (f"{signed.format(p.difference * scale)} [{signed.format(p.low * scale)}, "
@@ -428,11 +434,43 @@ def sections(summary: Summary) -> list[tuple[str, list[str]]]:
         ("Validation curves (each change judged against validation noise: what another sample of the validation "
          "split's size could reverse, or for a loss the curve's own evaluation-to-evaluation scatter):",
          curve_notes(summary)),
+        ("lm-evaluation-harness (eval.harness):", harness_notes(summary)),
         ("Runs that did not finish:", [f"{r.label} {f}" for r in rows for f in r.failed]),
         ("Notes:", summary.all_notes),
     ]
     return [(heading, items) for heading, items in lists if items]
 
+
+
+def harness_notes(summary: Summary) -> list[str]:
+    """What the harness columns are: the settings, the base model's scores (with lm-eval's
+    standard errors), what forgetting and its interval mean, what the harness cost; none without them."""
+    shown = [(key, title, fmt) for key, title, fmt in harness_columns(summary.rows)
+             if key.startswith(HARNESS_PREFIX) and not key.endswith(":forgetting")]
+    if not shown:
+        return []
+    settings = (summary.spec.get("eval") or {}).get("harness") or {}
+    limit = settings.get("limit")
+    shots = settings.get("num_fewshot")
+    first = next(row for row in summary.rows if any(key in row.values for key, _, _ in shown))
+
+    def base(key: str, fmt: str) -> str:
+        value, error = first.values.get(f"{key}:base"), first.values.get(f"{key}:base_stderr")
+        return format_value(value.mean if value else None, fmt) + \
+            (f" (standard error {format_value(error.mean, fmt)})" if error else "")
+
+    seconds = [row.values["harness_base_seconds"].mean for row in summary.rows if "harness_base_seconds" in row.values]
+    return [
+        f"Tasks {', '.join(settings.get('tasks', []))}, "
+        + (f"the first {limit} examples of each" if limit else "every example") + ", "
+        + (f"{shots}-shot" if shots is not None else "each task's own number of shots") + ".",
+        "The base model (before tuning): " + "; ".join(f"{title} {base(key, fmt)}" for key, title, fmt in shown)
+        + (f"; measured once in {seconds[0]:.0f} s and kept for every run" if seconds else "") + ".",
+        "Forgetting: the base model's score minus the tuned model's (for a metric where lower is better, the "
+        "other way), so that above 0 the tuning lost some of it, as for the general-text forgetting; in brackets "
+        "a paired bootstrap 95 % interval over the examples both models were scored on (2,000 resamples; * where "
+        "it excludes 0). Harness time: the tuned model's evaluation, per run.",
+    ]
 
 
 def explanation(task: str) -> str:

@@ -194,11 +194,20 @@ def _train(run: RunSpec, session: Session) -> RunResult:
         pruned_at_step=pruned_at,
         generation_tokens_per_second=measured.generation_tokens_per_second,
         **latency,
+        harness_seconds=measured.harness_seconds,
+        harness_base_seconds=measured.harness_base_seconds,
     )
     status = RunStatus.PRUNED if pruned_at is not None else RunStatus.STOPPED if run.rung else RunStatus.DONE
     return RunResult(key=run.key, status=status, metrics=metrics, costs=costs,
                      series=series(state.log_history, clock.elapsed_at), artifact=str(artifact) if artifact else None,
-                     environment=environment() | parallelism(trainer))
+                     environment=environment() | parallelism(trainer) | _harness_version(measured))
+
+
+def _harness_version(measured: tasks.Measured) -> dict[str, str]:
+    """lm-eval's version, in the environment of a run it scored."""
+    from importlib import metadata
+
+    return {"lm-eval": metadata.version("lm_eval")} if measured.harness_seconds is not None else {}
 
 
 def _latency(session: Session, run: RunSpec) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from tunelab.spec.sections import (
     DataSpec,
     EvalSpec,
     GenerateSpec,
+    HarnessSpec,
     LatencySpec,
     MethodSpec,
     PrunerSpec,
@@ -21,5 +22,5 @@ from tunelab.spec.sections import (
 from tunelab.spec.space import sweep_space
 
 __all__ = ["DEFAULT_EXPERIMENT", "DEFAULT_WORKDIR", "TUNABLE_TRAIN", "DataSpec", "EvalSpec", "ExperimentSpec",
-           "GenerateSpec", "LatencySpec", "MethodSpec", "PrunerSpec", "Sample", "SweepSpec", "TrainSpec", "TuneSpec",
-           "build_spec", "load_spec", "merge_train", "read_yaml", "sweep_space"]
+           "GenerateSpec", "HarnessSpec", "LatencySpec", "MethodSpec", "PrunerSpec", "Sample", "SweepSpec", "TrainSpec",
+           "TuneSpec", "build_spec", "load_spec", "merge_train", "read_yaml", "sweep_space"]

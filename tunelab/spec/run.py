@@ -54,6 +54,9 @@ class RunSpec(BaseModel):
     evaluate_test: bool = True
     trial: TrialRef | None = None  # a sweep trial's identity, for reporting to Optuna from the worker
     evaluation: EvalSpec | None = None  # causal-lm: generation and forgetting after training
+    # The content of the lm-evaluation-harness tasks that ``evaluation.harness`` names (their YAML files
+    # and data, or lm-eval's version for its own tasks): in the key, where their folders are not.
+    harness_fingerprint: str | None = None
     # A learning-rate candidate (``tunelab.experiment.learning_rate``): stop at this share of the
     # training budget, with a checkpoint, so that the chosen candidate resumes there. Kept out of the
     # key: the candidate that wins and the final run at its learning rate are one run, trained once.
@@ -96,6 +99,10 @@ class RunSpec(BaseModel):
             identity.pop("evaluate_test")
         if identity["evaluation"] is None:
             identity.pop("evaluation")
+        elif identity["evaluation"].get("harness"):
+            identity["evaluation"]["harness"].pop("include")  # where the tasks are; their content is below
+        if identity["harness_fingerprint"] is None:
+            identity.pop("harness_fingerprint")
         return identity
 
     @property

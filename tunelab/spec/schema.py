@@ -92,6 +92,10 @@ class ExperimentSpec(Strict):
         evaluation = self.eval
         if self.task == "causal-lm":
             evaluation = evaluation or EvalSpec()
+        elif evaluation is not None and evaluation.harness is not None:
+            raise TunelabError(f"eval.harness: lm-evaluation-harness scores decoders (task causal-lm), and this "
+                               f"experiment's task is {self.task}", "remove eval.harness, or tune a decoder with "
+                               "task: causal-lm")
         elif evaluation is not None:
             raise TunelabError(f"eval: applies to task causal-lm only (this experiment's task is {self.task})",
                                "remove the eval section")

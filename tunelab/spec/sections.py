@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -323,12 +324,57 @@ class GenerateSpec(Strict):
 
 
 
+class HarnessSpec(Strict):
+    """lm-evaluation-harness (the ``lm-eval`` package, ``pip install 'tunelab[harness]'``) after
+    training: the base model once and every run's model on the same tasks, each task's scores and
+    how much of them the tuning lost (causal-lm)."""
+
+    # lm-eval task names: tunelab_sentiment (shipped with tunelab), one of your include folders', or one
+    # of lm-eval's own (hellaswag, arc_easy, gsm8k...), whose data it reads from the Hugging Face hub
+    tasks: list[str] = Field(min_length=1)
+    limit: PositiveInt | None = 100  # the first N examples of each task; null: all of them
+    num_fewshot: NonNegativeInt | None = None  # examples in each prompt; the task's own default when omitted
+    # Folders of task YAML files of your own (lm-eval's format), searched beside the shipped example
+    include: list[str] = []
+    batch_size: PositiveInt = 16  # examples per forward pass
+
+    @field_validator("tasks", "include", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        """One name (or folder) may be written without the list around it."""
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        twice = sorted({name for name in value if value.count(name) > 1})
+        if twice:
+            raise ValueError(f"tasks repeat: {', '.join(twice)}")
+        return value
+
+    @field_validator("include")
+    @classmethod
+    def _absolute(cls, value: list[str]) -> list[str]:
+        """Absolute, as the run processes (which start in their run folders) read them."""
+        return [str(Path(expand_home(folder)).resolve()) for folder in value]
+
+
+
 class EvalSpec(Strict):
     """What the causal-LM task measures beyond the loss: ``null`` turns a part off."""
 
     generate: GenerateSpec | None = GenerateSpec()
     # General text whose loss before vs after tuning measures forgetting: builtin:general-text or a file.
     forgetting: str | None = "builtin:general-text"
+    harness: HarnessSpec | None = None  # lm-evaluation-harness tasks, off when omitted
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: Any) -> Any:
+        """No ``harness`` key when there is none: experiments without one hash as they always did."""
+        data = handler(self)
+        if self.harness is None:
+            data.pop("harness", None)
+        return data
 
     @field_validator("forgetting")
     @classmethod

@@ -32,6 +32,8 @@ class Measured:
     """What a task measures after training, beyond the validation and test losses."""
     metrics: dict[str, float] = field(default_factory=dict)
     generation_tokens_per_second: float | None = None
+    harness_seconds: float | None = None  # lm-evaluation-harness on the tuned model
+    harness_base_seconds: float | None = None  # and on the base model, where this run measured it
 
 
 @dataclass
@@ -114,6 +116,12 @@ class Task(ABC):
             # Applied on the meta device: what it cannot adapt (peft's refusals, a method's own
             # checks) is refused here, before anything runs, instead of failing every run of it.
             self.on_meta(method(entry.options), model.path, config, spec.trust_remote_code)
+
+    def check_evaluation(self, spec: ExperimentSpec) -> str | None:
+        """Refuse evaluation settings that would fail every run after its training (an evaluation
+        task that does not exist), and say what they evaluate on, by content, for the run key
+        (``RunSpec.harness_fingerprint``): None here, where a task has no such settings."""
+        return None
 
     def on_meta(self, method: Any, model_path: str, config: Any, trust_remote_code: bool = False) -> Any:
         """``method`` applied to the task's model built from ``config`` on the meta device: every

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tunelab.spec import EvalSpec, LatencySpec, PrunerSpec, TrainSpec
+from tunelab.spec import EvalSpec, HarnessSpec, LatencySpec, PrunerSpec, TrainSpec
 from tunelab.spec.run import RunSpec, TrialRef
 
 BASE = {"task": "classification", "model_path": "/models/m", "model_type": "bert", "model_fingerprint": "f1",
@@ -50,6 +50,30 @@ def test_what_changes_the_result_changes_the_key(change):
 ], ids=lambda change: ",".join(change))
 def test_where_it_is_and_who_asks_do_not(change):
     assert RunSpec(**{**BASE, **change}).key == KEY
+
+
+CAUSAL = {**BASE, "task": "causal-lm", "evaluation": EvalSpec(), "labels": []}
+HARNESS = {**CAUSAL, "evaluation": EvalSpec(harness=HarnessSpec(tasks=["tunelab_sentiment"])),
+           "harness_fingerprint": "h1"}
+
+
+@pytest.mark.parametrize("change", [
+    {"evaluation": EvalSpec(harness=HarnessSpec(tasks=["tunelab_sentiment"], limit=50))},
+    {"evaluation": EvalSpec(harness=HarnessSpec(tasks=["tunelab_sentiment"], num_fewshot=2))},
+    {"evaluation": EvalSpec(harness=HarnessSpec(tasks=["tunelab_sentiment", "hellaswag"]))},
+    {"evaluation": EvalSpec(harness=HarnessSpec(tasks=["tunelab_sentiment"], batch_size=4))},
+    {"harness_fingerprint": "h2"},  # a task's YAML or data changed
+], ids=["limit", "num_fewshot", "tasks", "batch_size", "content"])
+def test_what_changes_the_harness_scores_changes_the_key(change):
+    assert RunSpec(**{**HARNESS, **change}).key != RunSpec(**HARNESS).key
+
+
+def test_the_harness_enters_the_key_and_where_its_tasks_are_does_not(tmp_path):
+    assert RunSpec(**HARNESS).key != RunSpec(**CAUSAL).key
+    moved = EvalSpec(harness=HarnessSpec(tasks=["tunelab_sentiment"], include=[str(tmp_path)]))
+    assert RunSpec(**{**HARNESS, "evaluation": moved}).key == RunSpec(**HARNESS).key
+    # without it, a causal-LM run keeps the key it had before eval.harness existed
+    assert RunSpec(**CAUSAL).key == "lora-s0-676f6adf55"
 
 
 def test_a_run_survives_its_trip_through_json_with_its_key_and_typed_options():

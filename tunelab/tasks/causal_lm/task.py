@@ -15,7 +15,7 @@ from tunelab.models import is_decoder, load_for_causal_lm, stored_dtype
 from tunelab.results import TokenLengths
 from tunelab.tasks import register
 from tunelab.tasks.base import Measured, Scored, Task
-from tunelab.tasks.causal_lm import instructions
+from tunelab.tasks.causal_lm import harness, instructions
 from tunelab.tasks.causal_lm.general_text import fingerprint, passages
 from tunelab.tasks.causal_lm.generation import example_losses, generate, mean_loss
 from tunelab.tasks.causal_lm.metrics import generation_metrics
@@ -23,6 +23,7 @@ from tunelab.tasks.causal_lm.metrics import generation_metrics
 if TYPE_CHECKING:
     from datasets import DatasetDict
 
+    from tunelab.spec import ExperimentSpec
     from tunelab.spec.run import RunSpec
 
 GENERAL = "general"  # the split of general text that forgetting is measured on
@@ -75,6 +76,10 @@ class CausalLM(Task):
         if tokenizer.pad_token is None:  # gpt2-style models: see check_tokenizer
             tokenizer.pad_token = tokenizer.eos_token
         return tokenizer
+
+    def check_evaluation(self, spec: ExperimentSpec) -> str | None:
+        """The lm-evaluation-harness tasks (``eval.harness``), checked and fingerprinted."""
+        return harness.check(spec.eval.harness) if spec.eval is not None and spec.eval.harness is not None else None
 
     def cache_parts(self, general_text: str | None) -> list[str]:
         """The task, and the forgetting text by its name and its content."""
@@ -142,8 +147,8 @@ class CausalLM(Task):
         return list(rows["prompt_ids"]) if "prompt_ids" in rows.column_names else None
 
     def measure(self, model: Any, tokenizer: Any, data: DatasetDict, run: RunSpec) -> Measured:
-        """Generation on the test split and forgetting; neither for a sweep trial, which is judged
-        on validation only."""
+        """Generation on the test split, forgetting and the lm-evaluation-harness tasks; none of them
+        for a sweep trial, which is judged on validation only."""
         measured = Measured()
         evaluation = run.evaluation
         if not run.evaluate_test or evaluation is None:
@@ -162,6 +167,10 @@ class CausalLM(Task):
             after = mean_loss(model, data[GENERAL], collate, run.train.eval_batch_size or 2 * run.train.batch_size)
             before = self._base_loss(run, data, collate, model.device)
             measured.metrics.update({"general_loss": after, "general_loss_base": before, "forgetting": after - before})
+        if evaluation.harness is not None:
+            found = harness.measure(model, tokenizer, run, lambda: self.load_model(run).to(model.device))
+            measured.metrics.update(found.metrics)
+            measured.harness_seconds, measured.harness_base_seconds = found.seconds, found.base_seconds
         return measured
 
     def _base_loss(self, run: RunSpec, data: DatasetDict, collate: Any, device: Any) -> float:
