@@ -1,7 +1,7 @@
 """A sweep shared through PostgreSQL: trials per minute with one `tunelab sweep` process, and with two
 started at once on the same storage URL and work directory, side by side.
 
-    python bench/sweep_postgres.py                  # 8 LoRA trials each (about 10 minutes on 2 CPU cores)
+    OMP_NUM_THREADS=1 python bench/sweep_postgres.py --trials 6 --max-steps 20   # as in bench/results
     python bench/sweep_postgres.py --trials 12 --processes 3
 
 A throwaway PostgreSQL server (tests/postgres.py: the system's server binaries, a cluster in a
@@ -99,7 +99,11 @@ def main() -> None:
     for r in (one, many):
         lines.append(f"| {r['processes']} | {r['trials']} ({r['complete']}) | {r['ran_trials']} | {r['span']:.0f} | "
                      f"{r['rate']:.2f} | {', '.join(f'{c:.0f}' for c in r['commands'])} |")
-    lines += ["", f"{args.processes} processes / 1: {many['rate'] / one['rate']:.2f}× the trials per minute."]
+    lines += ["", f"{args.processes} processes / 1: {many['rate'] / one['rate']:.2f}× the trials per minute.", "",
+              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}. The machine's cores were shared with "
+              "other work while this ran (see the load average), so the ratio is indicative, not exact. Each process "
+              "counts the study's finished trials before it asks for one, so a shared study may end up to one "
+              "trial per extra process past the budget."]
     report = "\n".join(lines)
     print(report)
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
