@@ -56,6 +56,7 @@ def shared_sweep(server, processes: int, args: argparse.Namespace, folder: Path)
     url = server.create_database(f"bench_{processes}")
     path = experiment(folder, args.method, args.trials, args.max_steps)
     env = {**os.environ, "PGPASSWORD": server.password}
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     running = [subprocess.Popen([sys.executable, "-m", "tunelab", "sweep", str(path), "--storage", url, "--resume"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
@@ -66,6 +67,7 @@ def shared_sweep(server, processes: int, args: argparse.Namespace, folder: Path)
         if process.returncode != 0:
             raise SystemExit(f"a sweep process failed: {err.strip()[-2000:]}")
         commands.append(time.perf_counter() - started)
+    load_after = os.getloadavg()[0]
     os.environ["PGPASSWORD"] = server.password
     storage = open_storage(url)
     (name,) = optuna.study.get_all_study_names(storage)
@@ -73,7 +75,7 @@ def shared_sweep(server, processes: int, args: argparse.Namespace, folder: Path)
     span = (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
     by_process = {t.user_attrs["pid"] for t in trials}
     return {"processes": processes, "trials": len(trials), "span": span, "rate": 60 * len(trials) / span,
-            "commands": commands, "ran_trials": len(by_process),
+            "commands": commands, "ran_trials": len(by_process), "load": (load_before, load_after),
             "complete": sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)}
 
 
@@ -94,14 +96,15 @@ def main() -> None:
     lines = [f"## One study of {args.trials} {args.method} trials ({args.max_steps} steps each) on PostgreSQL: "
              f"1 process against {args.processes}", "",
              "| sweep processes | trials finished (complete) | processes that ran trials | study span (s) | "
-             "trials per minute | each command, start to exit (s) |",
-             "|---|---|---|---|---|---|"]
+             "trials per minute | each command, start to exit (s) | load average before, after |",
+             "|---|---|---|---|---|---|---|"]
     for r in (one, many):
         lines.append(f"| {r['processes']} | {r['trials']} ({r['complete']}) | {r['ran_trials']} | {r['span']:.0f} | "
-                     f"{r['rate']:.2f} | {', '.join(f'{c:.0f}' for c in r['commands'])} |")
+                     f"{r['rate']:.2f} | {', '.join(f'{c:.0f}' for c in r['commands'])} | "
+                     f"{r['load'][0]:.1f}, {r['load'][1]:.1f} |")
     lines += ["", f"{args.processes} processes / 1: {many['rate'] / one['rate']:.2f}× the trials per minute.", "",
               f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}. The machine's cores were shared with "
-              "other work while this ran (see the load average), so the ratio is indicative, not exact. Each process "
+              "other work while this ran (the load averages: 1 minute, on 2 cores), so the ratio is indicative, not exact. Each process "
               "counts the study's finished trials before it asks for one, so a shared study may end up to one "
               "trial per extra process past the budget."]
     report = "\n".join(lines)
