@@ -116,6 +116,8 @@ def sweep_command(
     from tunelab.sweeps import sweep as run_sweep
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress view says what matters
+    if storage:
+        _warn_of_a_password(storage)
     overrides = {"task": task, "methods": methods, "seeds": seeds, "train.epochs": epochs, "train.max_steps": max_steps,
                  "workdir": workdir, "sweep.trials": trials, "sweep.pruner": pruner, "sweep.storage": storage,
                  "train.report_to": report_to}
@@ -140,3 +142,14 @@ def sweep_command(
     console.print(Text(" · ".join([str(comparison.html_path), str(comparison.markdown_path), str(comparison.json_path),
                                    str(result.tuned_path), f"studies in {result.storage}",
                                    *trackers_line(experiment)]), style="dim"))
+
+
+def _warn_of_a_password(storage: str) -> None:
+    """A password typed into --storage stays in the shell's history (tunelab itself never writes it
+    down); libpq reads it from the environment or a file instead."""
+    from tunelab.spec.sections import hide_password
+
+    if hide_password(storage) != storage:
+        errors.print(Text.assemble(("warning:", "bold red"), " the --storage URL holds a password, which your "
+                                   "shell's history keeps: leave it out of the URL and export PGPASSWORD "
+                                   "(or put it in ~/.pgpass)"), highlight=False)

@@ -26,14 +26,18 @@ from tunelab.spec.run import RunSpec
 CANCEL_SECONDS = 30  # at most, for cancelled runs to end
 
 
-def _run_in_worker_process(run_json: str, processes: int, storage: str | None = None) -> str:
+def _run_in_worker_process(run_json: str, processes: int, storage: str | None = None,
+                           pg_password: str | None = None) -> str:
     """On a node: the same worker process(es) as locally; the result travels back as JSON. A sweep's
-    storage URL comes as an argument and goes into this process's environment, which the worker
-    inherits: Ray logs a task's runtime environment on every node, so it cannot travel there."""
+    storage URL (with its password) and the driver's ``PGPASSWORD`` come as arguments and go into
+    this process's environment, which the worker inherits: Ray logs a task's runtime environment on
+    every node, so they cannot travel there, and a node started without them could not report."""
     if storage:
         os.environ[STORAGE_ENV] = storage
     else:  # Ray reuses its worker processes: no URL from an earlier task stays
         os.environ.pop(STORAGE_ENV, None)
+    if pg_password:  # the driver's own, for its own tasks (Ray's worker processes serve one driver)
+        os.environ["PGPASSWORD"] = pg_password
     run = RunSpec.from_json(run_json)
     return LocalExecutor(gpus_per_run=processes).run_one(run, lambda run, event: None).model_dump_json()
 
@@ -54,7 +58,8 @@ class RayExecutor:
         task = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=0)(
             _run_in_worker_process)
         storage = os.environ.get(STORAGE_ENV)  # a sweep's storage URL, for the nodes' workers' environment
-        pending = {task.remote(run.to_json(), self.processes, storage): run  # progress events stay on the nodes
+        pending = {task.remote(run.to_json(), self.processes, storage,  # progress events stay on the nodes
+                               os.environ.get("PGPASSWORD") if run.trial else None): run
                    for run in runs}
         try:
             while pending:

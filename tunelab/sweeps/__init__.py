@@ -81,10 +81,13 @@ def sweep(
     check_executor(spec, runner)
     spec = tracked(spec)
     _check_methods_once(spec)
+    url = storage or config.storage
+    optuna_storage = open_storage(url) if url else None  # a server that does not answer: before anything is written
     _, data, runs = prepare(spec)
     check_trackers(spec)
-    url = storage or config.storage or default_storage(spec.workdir)
-    optuna_storage = open_storage(url)
+    if not url:  # the default, in the work directory prepare has made
+        url = default_storage(spec.workdir)
+        optuna_storage = open_storage(url)
     plans = [plan_study(spec, method, runs) for method in spec.methods]
     check_existing(plans, optuna_storage, url, resume)
 

@@ -3,9 +3,14 @@ parameters, so the same run key, so the runner continues them from their last ch
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 from typing import Any
+
+# A RUNNING trial not yet marked with its process is one another process has just asked for (the mark
+# follows the ask), unless it is older than this: then its process was killed in between.
+JUST_ASKED_SECONDS = 120
 
 
 def recover_interrupted(study: Any, method: str) -> list[str]:
@@ -19,7 +24,7 @@ def recover_interrupted(study: Any, method: str) -> list[str]:
     notes = []
     queued = {t.user_attrs.get("resumes_trial") for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        running_on = owner(trial.user_attrs)
+        running_on = owner(trial)
         if running_on:
             notes.append(f"{method} trial {trial.number} is running on {running_on}: left to it")
             continue
@@ -30,12 +35,17 @@ def recover_interrupted(study: Any, method: str) -> list[str]:
     return notes
 
 
-def owner(attrs: dict[str, Any]) -> str | None:
+def owner(trial: Any) -> str | None:
     """Who runs a RUNNING trial, if anyone still may: another machine (which cannot be checked from
-    here) or a live process of this one; None when its process is gone."""
+    here), a live process of this one, or a process that has only just asked for it (sweep processes
+    starting at once resume beside each other's first trials); None when its process is gone."""
+    attrs = trial.user_attrs
     host, pid = attrs.get("host"), attrs.get("pid")
-    if host is None or pid is None:  # killed between ask and the first write: nothing ran
-        return None
+    if host is None or pid is None:
+        started = trial.datetime_start
+        if started is not None and datetime.datetime.now() - started < datetime.timedelta(seconds=JUST_ASKED_SECONDS):
+            return "a process that has just asked for it"
+        return None  # killed between ask and the first write: nothing ran
     if host != socket.gethostname():
         return f"host {host} (pid {pid})"
     if pid == os.getpid():

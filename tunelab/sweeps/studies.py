@@ -91,7 +91,8 @@ def check_existing(plans: list[StudyPlan], storage: Any, url: str, resume: bool)
     if found:
         raise TunelabError(f"a sweep of {', '.join(p.method.name for p in found)} already exists in "
                            f"{display_url(url)} (study {found[0].name})",
-                           "add --resume to continue it, or use another --workdir or --storage")
+                           "add --resume to continue it or to join the processes sweeping it, or use another "
+                           "--workdir or --storage")
 
 
 def open_study(plan: StudyPlan, storage: Any, spec: ExperimentSpec, config: SweepSpec, trials: int, resume: bool,
