@@ -18,7 +18,14 @@ from tunelab.report.summary import Summary
 
 HTML_FILE = "comparison.html"
 
-_PAGE = """<!DOCTYPE html>
+_PAGE = """{% macro plain_table(head, rows, id=none) -%}
+<table{% if id %} id="{{ id }}"{% endif %}>
+<thead><tr>{% for cell in head %}<th>{{ cell }}</th>{% endfor %}</tr></thead>
+<tbody>
+{% for cells in rows %}<tr>{% for cell in cells %}<td>{{ cell }}</td>{% endfor %}</tr>
+{% endfor %}</tbody>
+</table>
+{%- endmacro %}<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -49,19 +56,9 @@ table.confused-pairs td:nth-child(2), table.confused-pairs th:nth-child(2) { tex
 </table>
 {% if verdict %}<p>{{ verdict }}</p>{% endif %}
 {% if per_class %}<p>{{ per_class[0] }}</p>
-<table id="per-class">
-<thead><tr>{% for cell in per_class[1] %}<th>{{ cell }}</th>{% endfor %}</tr></thead>
-<tbody>
-{% for cells in per_class[2] %}<tr>{% for cell in cells %}<td>{{ cell }}</td>{% endfor %}</tr>
-{% endfor %}</tbody>
-</table>
+{{ plain_table(per_class[1], per_class[2], "per-class") }}
 <details id="per-class-all"><summary>Every class: test precision, recall and F1 (%) per method</summary>
-<table>
-<thead><tr>{% for cell in every_class[0] %}<th>{{ cell }}</th>{% endfor %}</tr></thead>
-<tbody>
-{% for cells in every_class[1] %}<tr>{% for cell in cells %}<td>{{ cell }}</td>{% endfor %}</tr>
-{% endfor %}</tbody>
-</table>
+{{ plain_table(every_class[0], every_class[1]) }}
 </details>{% endif %}
 {% for heading, items in sections %}
 <p>{{ heading }}</p>
@@ -70,12 +67,7 @@ table.confused-pairs td:nth-child(2), table.confused-pairs th:nth-child(2) { tex
 <p class="note">{{ explanation }}</p>
 {% if latency %}<h2>Inference cost</h2>
 <p class="note">{{ latency[0] }}</p>
-<table id="latency">
-<thead><tr>{% for cell in latency[1] %}<th>{{ cell }}</th>{% endfor %}</tr></thead>
-<tbody>
-{% for cells in latency[2] %}<tr>{% for cell in cells %}<td>{{ cell }}</td>{% endfor %}</tr>
-{% endfor %}</tbody>
-</table>
+{{ plain_table(latency[1], latency[2], "latency") }}
 {% if latency[3] %}<ul id="latency-notes">{% for note in latency[3] %}<li>{{ note }}</li>{% endfor %}</ul>{% endif %}
 {% endif %}{% for chart in figures %}<div class="chart">{{ chart }}</div>
 {% endfor %}
