@@ -83,6 +83,8 @@ class RunSpec(BaseModel):
             identity.pop("evaluate_test")
         if identity["evaluation"] is None:
             identity.pop("evaluation")
+        elif identity["evaluation"].get("generate"):  # how the report shows the answers, not what is measured
+            identity["evaluation"]["generate"].pop("side_by_side", None)
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
         return f"{self.method}-s{self.seed}-{digest[:10]}"
 
