@@ -65,7 +65,8 @@ def print_generations(summary: Summary) -> None:
     if found is None:
         return
     heading, header, body = found
-    out = Table(*header, title=Text(heading), title_justify="left")
+    console.print(Text(heading), highlight=False)
+    out = Table(*header)
     for cells in body:
         out.add_row(*(Text(c) for c in cells))
     console.print(out)

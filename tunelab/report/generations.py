@@ -82,16 +82,17 @@ def per_example(examples: Examples, metric: str) -> dict[int, float] | None:
     return {index: statistics.fmean(float(r[metric]) for r in records) for index, records in examples.items()}
 
 
-def scored(rows: dict[str, Examples], metrics: tuple[str, ...], contenders: set[str]) -> dict[str, Generation]:
+def scored(rows: dict[str, Examples], metrics: tuple[str, ...], contenders: list[str]) -> dict[str, Generation]:
     """Per row label, its generation scores: each metric's mean, and where two or more rows have it,
-    the difference to the best of ``contenders`` (greater is better) with its paired bootstrap interval."""
+    the difference to the best of ``contenders`` (greater is better; of equals, the first in
+    ``contenders``) with its paired bootstrap interval."""
     out = {label: Generation(examples=len(examples)) for label, examples in rows.items()}
     for metric in metrics:
         found = {label: scores for label, examples in rows.items()
                  if (scores := per_example(examples, metric)) is not None}
         for label, scores in found.items():
             out[label].scores[metric] = Score(score=statistics.fmean(scores.values()))
-        ranked = [label for label in found if label in contenders]
+        ranked = [label for label in contenders if label in found]
         if len(found) < 2 or not ranked:
             continue
         best = max(ranked, key=lambda label: out[label].scores[metric].score)  # the first of equals

@@ -47,6 +47,7 @@ details.clip > summary .more { color: #245; font-size: 0.8rem; white-space: nowr
 details.clip[open] > summary .preview, details.clip[open] > summary .shut, details.clip:not([open]) > summary .open
   { display: none; }
 section.prompt { margin: 1rem 0 1.5rem; }
+table.answers { width: 100%; max-width: 72rem; }
 </style>
 <script>{{ plotly_js }}</script>
 </head>

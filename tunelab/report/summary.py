@@ -374,7 +374,9 @@ def _generations(rows: list[MethodRow], done: list[StoredRun], task: plugins.Tas
         examples = generations.generated(kept) if kept and len(kept) == len(seeds) else None
         if examples is not None:
             found[row.label] = examples
-    contenders = {row.label for row in rows if row.learned is not False and not row.base}
+    # the table's best first: of equal generation scores (all 0 exact matches), it is the one named best
+    contenders = [row.label for row in sorted(rows, key=lambda row: not row.best)
+                  if row.learned is not False and not row.base]
     scored = generations.scored(found, task.example_metrics, contenders)
     for row in rows:
         row.generation = scored.get(row.label)

@@ -9,8 +9,10 @@ import json
 import pytest
 from helpers import stored_runs, tiny_causal_spec, tiny_spec
 
+from tunelab.errors import TunelabError
 from tunelab.experiment import compare, untuned
 from tunelab.experiment.prepare import prepare
+from tunelab.exports.locate import locate
 from tunelab.report.summary import BASE_LABEL
 from tunelab.results import PREDICTIONS_FILE, RunStatus
 from tunelab.spec import build_spec
@@ -62,6 +64,8 @@ def test_the_base_model_is_evaluated_once_and_heads_the_table(compared):
     assert run.status is RunStatus.DONE and run.method == "base-model"
     assert run.costs.trainable_params == 0 and run.costs.steps == 0 and run.costs.train_seconds == 0
     assert run.artifact is None and not (run.spec.run_dir / "artifact").exists()  # the model is on disk already
+    with pytest.raises(TunelabError, match="is the untuned base model's evaluation: it trained nothing"):
+        locate("base-model", workdir)  # a unique prefix of its key: nothing to export
     assert run.metrics["forgetting"] == 0.0  # the base model against itself
     # learning nothing is the untuned model: lora learned if its validation loss is below the base model's
     info = first.summary.info
@@ -89,8 +93,6 @@ def test_every_run_keeps_its_answers_with_their_prompts_and_rows(compared):
 
 
 def test_base_model_is_not_a_method_to_name(tmp_path, tiny_llama_model):
-    from tunelab.errors import TunelabError
-
     with pytest.raises(TunelabError, match=r"methods\[1\]: base-model is not a method to compare") as raised:
         _spec(tmp_path, tiny_llama_model, methods=["lora", "base-model"])
     assert "remove it from methods" in str(raised.value) and "\n" not in str(raised.value)

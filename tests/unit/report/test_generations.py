@@ -111,6 +111,18 @@ def test_each_rows_generation_scores_and_intervals_against_the_best_method(tmp_p
         [(a or 0.25) - (b or 0.25) for a, b in zip(EXACT["base-model"], EXACT["full"], strict=True)]))
 
 
+def test_of_equal_generation_scores_the_tables_best_is_named_best():
+    """All exact matches 0 (a short budget): the best is the table's best, the first contender, not
+    whichever row is listed first."""
+    from tunelab.report import generations
+
+    examples = {label: {i: [{"index": i, "generation": "x", "exact_match": 0.0}] for i in range(4)}
+                for label in ("base model (untuned)", "lora", "full")}
+    scored = generations.scored(examples, ("exact_match",), ["full", "lora"])
+    assert scored["full"].scores["exact_match"].best and not scored["lora"].scores["exact_match"].best
+    assert scored["lora"].scores["exact_match"].paired.difference == 0.0
+
+
 def test_the_base_model_is_a_row_of_its_own_and_never_best(tmp_path):
     """Untuned, it heads the table, with its Δ to the best like any row, but is never named best,
     on the loss or on generation, even where it scores higher."""
