@@ -242,7 +242,8 @@ def test_a_causal_lm_sweep_minimises_validation_loss(tmp_path):
     assert study.direction == optuna.study.StudyDirection.MINIMIZE
     values = [t.value for t in study.trials]
     assert result.methods[0].best_value == min(values)
-    (row,) = result.comparison.rows
+    base, row = result.comparison.rows  # the untuned base model's row heads a causal-lm comparison
+    assert base.base and not row.base and row.method == "lora"
     assert {"test_loss", "forgetting", "test_rouge_l"} <= set(row.values)
 
 
