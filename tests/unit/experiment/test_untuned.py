@@ -16,6 +16,7 @@ from tunelab.exports.locate import locate
 from tunelab.report.summary import BASE_LABEL
 from tunelab.results import PREDICTIONS_FILE, RunStatus
 from tunelab.spec import build_spec
+from tunelab.store import Store
 
 
 def _spec(workdir, model, **changes):
@@ -71,6 +72,14 @@ def test_the_base_model_is_evaluated_once_and_heads_the_table(compared):
     info = first.summary.info
     assert info.base == run.key and info.baselines["validation_loss"] == run.metrics["validation_loss"]
     assert lora.learned is (lora.values["validation_loss"].mean < run.metrics["validation_loss"])
+    # the tuner's "learned" bar: the base model's validation loss as the Trainer measures a candidate's rung
+    store = Store(workdir)
+    try:
+        zero = untuned.at_step_zero(store, store.run(run.key), "loss")
+    finally:
+        store.close()
+    assert set(zero) == {"validation_loss"} and zero["validation_loss"] == pytest.approx(
+        run.metrics["validation_loss"], rel=0.05)
 
 
 def test_every_run_keeps_its_answers_with_their_prompts_and_rows(compared):
