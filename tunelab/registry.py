@@ -38,13 +38,15 @@ class Registry(Generic[T]):
                 importlib.import_module(f"{self.package}.{module.name}")
 
     def available(self) -> list[str]:
+        """The names a user may choose, sorted: every plug-in but those that say they are not
+        ``listed`` (the comparison's own, such as the untuned ``base-model``), which ``get`` still finds."""
         self._discover()
-        return sorted(self.found)
+        return sorted(name for name, cls in self.found.items() if getattr(cls, "listed", True))
 
     def get(self, name: str) -> type[T]:
         self._discover()
         try:
             return self.found[name]
         except KeyError:
-            raise TunelabError(f"unknown {self.kind} {name!r}", f"{did_you_mean(name, self.found)}known "
+            raise TunelabError(f"unknown {self.kind} {name!r}", f"{did_you_mean(name, self.available())}known "
                                f"{self.kind}s: {', '.join(self.available())}") from None

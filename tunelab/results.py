@@ -213,3 +213,6 @@ class ExperimentInfo(BaseModel):
     # was chosen (tuned: the linear probe's search); None where each method's head learned at its rate
     head: LrChoice | None = None
     seeds_added: dict[str, list[int]] = {}  # seeds: auto: the seeds each leading row (by its label) was given
+    # causal-lm: the key of the base model's run (method base-model, nothing trained): the table's
+    # untuned row, whose scores are ``baselines``; None where the task has none
+    base: str | None = None

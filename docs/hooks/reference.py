@@ -630,6 +630,10 @@ def stat(_: str) -> str:
     return table(["key", "type", "what it is"], dataclass_rows(find_class("Stat")))
 
 
+def generation_score(_: str) -> str:
+    return table(["key", "type", "what it is"], dataclass_rows(find_class("Score")))
+
+
 # --- benchmarks ----------------------------------------------------------------------------------
 
 
@@ -682,6 +686,7 @@ GENERATORS: dict[str, Callable[[str], str]] = {
     "comparison-row": comparison_row,
     "run-spec": run_spec,
     "stat": stat,
+    "generation-score": generation_score,
     "bench": bench,
     "bench-table": bench_table,
 }

@@ -145,13 +145,15 @@ def test_compare_causal_lm_end_to_end_then_predict(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     for column in ("val loss", "test ppl", "exact match", "ROUGE-L", "forgetting"):
         assert column in done.stdout
+    assert "base model (untuned)" in done.stdout and "Generation on test" in done.stdout
     runs = stored_runs(tmp_path / "work")
-    assert {r.method for r in runs.values()} == {"lora", "prefix-tuning"}
+    assert {r.method for r in runs.values()} == {"base-model", "lora", "prefix-tuning"}  # the untuned row too
     for run in runs.values():
         assert run.status == "done"
         assert {"validation_loss", "test_loss", "test_perplexity", "forgetting", "test_rouge_l"} <= set(run.metrics)
-        assert run.costs.tokens_per_second > 0 and run.costs.generation_tokens_per_second > 0
-    artifact = next(iter(runs.values())).artifact
+        assert run.costs.generation_tokens_per_second > 0
+        assert run.costs.tokens_per_second > 0 if run.method != "base-model" else run.costs.steps == 0
+    artifact = next(run for run in runs.values() if run.method == "lora").artifact
     answer = tunelab("predict", artifact, "Name three primary colours.", "--max-new-tokens", "6")
     assert answer.returncode == 0, answer.stderr[-2000:]
     assert answer.stdout.startswith("> Name three primary colours.\n") and len(answer.stdout.splitlines()) >= 2
@@ -281,7 +283,8 @@ def test_a_causal_lm_sweep_minimises_validation_loss(tmp_path):
     assert study.direction == optuna.study.StudyDirection.MINIMIZE
     values = [t.value for t in study.trials]
     assert result.methods[0].best_value == min(values)
-    (row,) = result.comparison.rows
+    base, row = result.comparison.rows  # the untuned base model's row heads a causal-lm comparison
+    assert base.base and not row.base and row.method == "lora"
     assert {"test_loss", "forgetting", "test_rouge_l"} <= set(row.values)
 
 

@@ -119,9 +119,12 @@ def test_a_decoder_sharded_on_two_processes_scores_and_generates_as_on_one(tmp_p
     sharded = subprocess.run([sys.executable, "-c", _COMPARE_ON_TWO, str(spec)], env=env, capture_output=True,
                              text=True, timeout=600)
     assert sharded.returncode == 0, sharded.stderr
-    (one,), (two,) = stored_runs(tmp_path / "one").values(), stored_runs(tmp_path / "fsdp").values()
+    (one,), (two,) = ([run for run in stored_runs(tmp_path / where).values() if run.method == "full"]
+                      for where in ("one", "fsdp"))
     assert two.status == "done", f"{two.error}\n{(two.spec.run_dir / 'run.log').read_text()[-4000:]}"
     assert two.environment["parallel"] == "fsdp"
+    base = [run for run in stored_runs(tmp_path / "fsdp").values() if run.method == "base-model"]
+    assert [run.status for run in base] == ["done"]  # the untuned row, evaluated on both processes too
     assert {"validation_loss", "test_rouge_l", "forgetting"} <= set(one.metrics) == set(two.metrics)
     for name, value in one.metrics.items():
         assert two.metrics[name] == pytest.approx(value, abs=1e-4), name

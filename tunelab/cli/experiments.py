@@ -11,7 +11,7 @@ from rich.text import Text
 
 from tunelab.cli.app import ADDRESS, CPUS_PER_RUN, EXECUTOR, GPUS_PER_RUN, app, console, errors
 from tunelab.cli.progress import ProgressListener, SweepProgress, sweep_table
-from tunelab.cli.render import print_notes, print_verdict, rich_table
+from tunelab.cli.render import print_generations, print_notes, print_verdict, rich_table
 
 if TYPE_CHECKING:
     from tunelab.spec import ExperimentSpec
@@ -67,6 +67,7 @@ def compare(
         result = run_comparison(experiment, force=force, listener=listener, executor=runner)
     console.print(rich_table(result.rows, f"{experiment.model} on {experiment.data.path}", experiment.task))
     print_verdict(result.summary)
+    print_generations(result.summary)
     console.print(f"trained {len(result.ran)} run(s){': ' + ', '.join(result.ran) if result.ran else ''}",
                   highlight=False)
     console.print(Text(" · ".join([str(result.html_path), str(result.markdown_path), str(result.json_path),
@@ -139,6 +140,7 @@ def sweep_command(
                               experiment.task))
     comparison = result.comparison
     print_verdict(comparison.summary)
+    print_generations(comparison.summary)
     console.print(Text(" · ".join([str(comparison.html_path), str(comparison.markdown_path), str(comparison.json_path),
                                    str(result.tuned_path), f"studies in {result.storage}",
                                    *trackers_line(experiment)]), style="dim"))

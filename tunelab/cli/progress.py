@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from tunelab import tasks
+from tunelab import methods, tasks
 from tunelab.cli.app import console, errors
 from tunelab.cli.render import metric_text, print_notes
 from tunelab.sweeps.listener import SweepListener
@@ -97,9 +97,12 @@ class ProgressListener(SweepListener):
 
 
 def describe(run: RunSpec) -> str:
-    """A run as the progress lines name it; a learning-rate candidate with its rate."""
+    """A run as the progress lines name it; a learning-rate candidate with its rate; the base model's
+    evaluation (it trains nothing) as such."""
     if run.rung is not None:
         return f"{run.method} · lr {run.options.lr:.2g} (candidate)"
+    if not methods.get(run.method).trains:
+        return f"{run.method} · untuned, evaluated only"
     return f"{run.method} · seed {run.seed}"
 
 

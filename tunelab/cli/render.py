@@ -57,6 +57,22 @@ def print_verdict(summary: Summary) -> None:
 
 
 
+def print_generations(summary: Summary) -> None:
+    """causal-lm: each row's generation scores on test, with paired intervals against the best method."""
+    from tunelab.report.text import generation_table
+
+    found = generation_table(summary)
+    if found is None:
+        return
+    heading, header, body = found
+    console.print(Text(heading), highlight=False)
+    out = Table(*header)
+    for cells in body:
+        out.add_row(*(Text(c) for c in cells))
+    console.print(out)
+
+
+
 def rich_table(rows: list[MethodRow], title: str, task: str) -> Table:
     from tunelab.report import table
 

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from tunelab import tasks
 from tunelab.cli.app import app, console
-from tunelab.cli.render import open_store, print_latency, print_notes, print_verdict, rich_table
+from tunelab.cli.render import open_store, print_generations, print_latency, print_notes, print_verdict, rich_table
 from tunelab.errors import TunelabError
 from tunelab.spec.schema import DEFAULT_WORKDIR
 
@@ -58,6 +58,7 @@ def report(
     else:
         console.print(rich_table(summary.rows, summary.title, summary.task))
         print_verdict(summary)
+        print_generations(summary)
         print_notes(summary.all_notes)
     if html is not None:
         from tunelab.report.files import write_page

@@ -1,4 +1,5 @@
-"""The library's main entry: spec → prepare → plan → tune → execute → store → verdicts → report."""
+"""The library's main entry: spec → prepare → plan → the untuned base (causal-lm) → tune → execute →
+store → verdicts → report."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from tunelab import report
 from tunelab.experiment import learning_rate as tuning
-from tunelab.experiment import seeds, verdicts
+from tunelab.experiment import seeds, untuned, verdicts
 from tunelab.experiment.checks import check_executor, check_trackers, tracked
 from tunelab.experiment.listeners import Listener
 from tunelab.experiment.prepare import prepare
@@ -39,7 +40,10 @@ class Comparison:
 def compare(
     spec: ExperimentSpec, force: bool = False, executor: Executor | None = None, listener: Listener | None = None
 ) -> Comparison:
-    """Train every method × seed not already finished in the store, then summarise them all."""
+    """Train every method × seed not already finished in the store, then summarise them all. Where
+    the task scores the untuned model (causal-lm), the base model is evaluated first, once
+    (``tunelab.experiment.untuned``): its row heads the table, and its scores are what learning
+    nothing scores for the tuner and the verdicts."""
     listener = listener or Listener()
     runner: Executor = executor or LocalExecutor()
     check_executor(spec, runner)
@@ -47,16 +51,21 @@ def compare(
     _, data, runs = prepare(spec)
     tuning.check_validation(spec, data)
     check_trackers(spec)
+    spec_json = spec.model_dump_json()
+    filed = (spec_json, hashlib.sha256(spec_json.encode()).hexdigest())
     store = Store(Path(spec.workdir))
     try:
+        base = untuned.base_run(spec, runs[0])
+        found, evaluated = untuned.score(base, store, runner, listener, force, filed) if base else (None, False)
+        bases = [base] if base else []
         chosen = tuning.choose(spec, runs, store, runner, listener, force, data.sizes.get("validation", 0),
-                               data.sizes.get("train", 0), data.baselines)
+                               data.sizes.get("train", 0),
+                               data.baselines | untuned.at_step_zero(store, found, spec.metric))
         runs, choices = chosen.runs, chosen.lr
-        spec_json = spec.model_dump_json()
-        experiment_id = store.add_experiment(spec_json, hashlib.sha256(spec_json.encode()).hexdigest(), runs,
-                                             exact=True)
+        experiment_id = store.add_experiment(*filed, bases + runs, exact=True)
         info = ExperimentInfo(notes=data.notes, labels=data.labels, sizes=data.sizes, lengths=data.lengths,
-                              lr=choices, baselines=data.baselines, head=chosen.head)
+                              lr=choices, baselines=data.baselines | untuned.baselines(found), head=chosen.head,
+                              base=base.key if base else None)
         store.annotate(experiment_id, info)
         todo = [r for r in runs if force or not finished(r, store.run(r.key))]
         skipped = [r for r in runs if r not in todo]
@@ -67,27 +76,29 @@ def compare(
         info = verdicts.judge(spec, store, info)
         store.annotate(experiment_id, info)  # the whole info again, with the verdicts
         if spec.seeds_auto:
-            runs, info, more = _more_seeds(spec, runs, info, store, experiment_id, runner, listener, force)
+            runs, info, more = _more_seeds(spec, bases, runs, info, store, experiment_id, runner, listener, force)
             outcomes += more
         summary = report.from_store(store, experiment_id)
     finally:
         store.close()
     md, js, page = report.write(summary, Path(spec.workdir))
     return Comparison(experiment_id=experiment_id, rows=summary.rows, summary=summary,
-                      ran=[o.run.key for o in outcomes if o.trained], skipped=[r.key for r in skipped],
+                      ran=[base.key for base in bases if evaluated] + [o.run.key for o in outcomes if o.trained],
+                      skipped=[base.key for base in bases if not evaluated] + [r.key for r in skipped],
                       notes=data.notes, markdown_path=md, json_path=js, html_path=page)
 
 
-def _more_seeds(spec: ExperimentSpec, runs: list[RunSpec], info: ExperimentInfo, store: Store, experiment_id: int,
-                runner: Executor, listener: Listener,
+def _more_seeds(spec: ExperimentSpec, bases: list[RunSpec], runs: list[RunSpec], info: ExperimentInfo, store: Store,
+                experiment_id: int, runner: Executor, listener: Listener,
                 force: bool) -> tuple[list[RunSpec], ExperimentInfo, list[Outcome]]:
     """``seeds: auto`` (``tunelab.experiment.seeds``): the leaders' further seeds, trained, filed with
-    the experiment, their keys added to their methods' choices, judged again, and said in a note."""
+    the experiment (after its base run, if any), their keys added to their methods' choices, judged
+    again, and said in a note."""
     added = seeds.more_seeds(spec, runs, report.from_store(store, experiment_id))
     extra = [run for found in added for run in found.runs]
     runs = runs + extra
     spec_json = spec.model_dump_json()
-    store.add_experiment(spec_json, hashlib.sha256(spec_json.encode()).hexdigest(), runs, exact=True)
+    store.add_experiment(spec_json, hashlib.sha256(spec_json.encode()).hexdigest(), bases + runs, exact=True)
     todo = [r for r in extra if force or not finished(r, store.run(r.key))]
     listener.start(todo, [r for r in extra if r not in todo], [])
     outcomes = train_runs(todo, store, runner, listener, force)

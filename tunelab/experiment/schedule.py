@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunelab import artifact as artifacts
+from tunelab import methods
 from tunelab.experiment.listeners import Listener
 from tunelab.experiment.locks import RunLock
-from tunelab.results import RunResult, RunStatus
+from tunelab.results import PREDICTIONS_FILE, RunResult, RunStatus
 from tunelab.run.launch import Executor
 from tunelab.spec.run import RunSpec
 from tunelab.store import Store, StoredRun
@@ -37,13 +38,16 @@ def finished(run: RunSpec, stored: StoredRun | None) -> bool:
     keeps none); for a learning-rate candidate, stopped at its rung (another process that waited for
     its lock then finds it finished instead of training it again). A run whose folder was deleted,
     or never came along with a copied store, is trained again rather than reported from its row
-    alone, which nothing could then be predicted or exported from."""
+    alone, which nothing could then be predicted or exported from. A run of a method that trains
+    nothing (``base-model``) keeps no artifact: its predictions are what it leaves."""
     if stored is None:
         return False
     if run.rung is not None:  # a learning-rate candidate ends stopped at its rung (or won, and went on)
         return stored.status is RunStatus.DONE or (stored.status is RunStatus.STOPPED and stored.spec.rung == run.rung)
     if stored.status is not RunStatus.DONE:
         return False
+    if not methods.get(run.method).trains:
+        return (run.run_dir / PREDICTIONS_FILE).exists()
     return run.trial is not None or (run.run_dir / artifacts.LINK).exists()
 
 

@@ -21,9 +21,10 @@ from tunelab.spec.run import RunSpec
 
 
 def leaders(summary: Summary) -> list[MethodRow]:
-    """The rows that learned and that the test set cannot tell from the best (the best among them)."""
+    """The rows that learned and that the test set cannot tell from the best (the best among them);
+    never the untuned base model's, which draws nothing a seed could change."""
     return [row for row in summary.rows if row.done and row.learned is not False and row.paired is not None
-            and (row.best or not row.paired.excludes_zero)]
+            and not row.base and (row.best or not row.paired.excludes_zero)]
 
 
 @dataclass(frozen=True)

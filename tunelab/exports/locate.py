@@ -128,6 +128,9 @@ def _artifact_of(store: Store, run: StoredRun) -> Path:
         why = f": {run.error}" if run.error else ""
         raise TunelabError(f"run {run.key} did not finish ({run.status}{why}), so it has no artifact to export",
                            "give a run that finished: tunelab runs lists each run's status")
+    if run.artifact is None and not plugins.METHODS.get(run.method).trains:
+        raise TunelabError(f"run {run.key} is the untuned base model's evaluation: it trained nothing and kept "
+                           "no artifact", "use the base model itself, or export a method's run")
     if run.artifact is None:
         raise TunelabError(f"run {run.key} kept no artifact (a sweep trial keeps none)",
                            "export a run of the comparison that followed the sweep")

@@ -59,6 +59,12 @@ class Method(ABC):
     # Trains every weight and saves a whole transformers model, so FSDP may shard it over a run's
     # GPUs (``train.fsdp``); an adapter's artifact is not a model's state dict.
     shardable: ClassVar[bool] = False
+    # False for the one method that trains nothing (``base-model``): its run only evaluates, and
+    # leaves its predictions but no artifact (the model is the base model, already on disk).
+    trains: ClassVar[bool] = True
+    # Whether an experiment may name it in ``methods`` (and ``tunelab methods`` lists it): not
+    # ``base-model``, which a comparison adds itself where its task scores the untuned model.
+    listed: ClassVar[bool] = True
 
     def __init__(self, options: MethodOptions) -> None:
         self.options = options

@@ -53,12 +53,15 @@ def _axis(task: plugins.TaskPlugin, key: str) -> tuple[str, float]:
 
 def pareto(summary: Summary) -> Any | None:
     """The quality metric against each cost, one point per row with its 95 % intervals on both
-    axes, and the front of the rows no other row beats on both. None when no row has the metric."""
+    axes, and the front of the rows no other row beats on both. The untuned base model (causal-lm)
+    trained nothing and costs nothing to train: it is a dashed line across each panel, what every
+    method is read against, rather than a point at zero. None when no row has the metric."""
     from plotly import graph_objects as go
     from plotly.subplots import make_subplots
 
     key, title, scale, maximise = quality(summary)
-    rows = [row for row in summary.rows if key in row.values]
+    rows = [row for row in summary.rows if key in row.values and not row.base]
+    base = next((row for row in summary.rows if row.base and key in row.values), None)
     if not rows:
         return None
     colour = colours(summary)
@@ -85,9 +88,18 @@ def pareto(summary: Summary) -> Any | None:
             ), row=1, col=col)
             fronts += 1
         figure.update_xaxes(title_text=cost_title, type=_scale([x.mean for _, x, _ in placed]), row=1, col=col)
+    if base is not None:
+        _base_line(figure, base, base.values[key].mean * scale, colours(summary)[base.label])
     figure.update_yaxes(title_text=_text(title), row=1, col=1)
     figure.update_layout(title="Quality against cost", height=460, legend={"orientation": "h", "y": -0.25})
     return figure
+
+
+def _base_line(figure: Any, base: MethodRow, y: float, colour: str) -> None:
+    """The untuned base model's score as a dashed line across every panel, named on the first."""
+    for col in range(1, len(COSTS) + 1):
+        named = {"annotation_text": _text(base.label), "annotation_position": "top left"} if col == 1 else {}
+        figure.add_hline(y=y, line={"color": colour, "dash": "dash", "width": 1.5}, row=1, col=col, **named)
 
 
 def pareto_front(points: list[tuple[float, float]], maximise: bool) -> list[tuple[float, float]]:

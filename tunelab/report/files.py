@@ -27,7 +27,8 @@ def as_json(summary: Summary) -> dict[str, Any]:
             "seeds": spec.get("seeds"), "baselines": info.baselines, "verdict": verdict(summary),
             "notes": summary.all_notes, "sweep": info.sweep.model_dump() if info.sweep else None,
             "head_lr": info.head.model_dump(mode="json") if info.head else None,
-            "harness": _harness(summary), "methods": [_row(row) for row in summary.rows]}
+            "harness": _harness(summary), "base": info.base, "methods": [_row(row) for row in summary.rows],
+            "side_by_side": [asdict(prompt) for prompt in summary.side_by_side]}
 
 
 def _harness(summary: Summary) -> dict[str, Any] | None:

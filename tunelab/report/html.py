@@ -14,7 +14,8 @@ import yaml
 from markupsafe import Markup
 
 from tunelab.report import charts, text
-from tunelab.report.summary import Summary
+from tunelab.report.summary import MethodRow, Summary
+from tunelab.spec import plugins
 
 HTML_FILE = "comparison.html"
 
@@ -42,15 +43,34 @@ tr.did-not-learn td { color: #777; font-style: italic; background: #f7f7f7; }
 details { margin: 0.5rem 0 1rem; }
 summary { cursor: pointer; color: #245; }
 table.confused-pairs td:nth-child(2), table.confused-pairs th:nth-child(2) { text-align: left; }
+tr.base td { background: #eef4fb; }
+tr.reference td { background: #f1f7ec; }
+td.text, th.text { text-align: left; white-space: pre-wrap; max-width: 48rem; }
+div.prompt-text { white-space: pre-wrap; background: #f6f6f6; padding: 0.5rem 0.75rem; max-width: 60rem;
+  font-size: 0.85rem; margin-bottom: 0.5rem; }
+details.clip { margin: 0; display: inline; }
+details.clip > summary { color: inherit; list-style: none; }
+details.clip > summary .more { color: #245; font-size: 0.8rem; white-space: nowrap; }
+details.clip[open] > summary .preview, details.clip[open] > summary .shut, details.clip:not([open]) > summary .open
+  { display: none; }
+section.prompt { margin: 1rem 0 1.5rem; }
+table.answers { width: 100%; max-width: 72rem; }
 </style>
 <script>{{ plotly_js }}</script>
 </head>
 <body>
+{% macro clip(text) -%}
+{%- if text|length > limit -%}
+<details class="clip"><summary><span class="preview">{{ text[:limit] }}…</span>
+<span class="more shut">show all {{ text|length }} characters</span><span class="more open">show less</span></summary>
+{{- text }}</details>
+{%- else %}{{ text }}{% endif -%}
+{%- endmacro %}
 <h1>{{ title }}</h1>
 <table id="comparison">
 <thead><tr>{% for cell in header %}<th>{{ cell }}</th>{% endfor %}</tr></thead>
 <tbody>
-{% for cells, unlearned in body %}<tr{% if unlearned %} class="did-not-learn"{% endif %}>
+{% for cells, kind in body %}<tr{% if kind %} class="{{ kind }}"{% endif %}>
 {%- for cell in cells %}<td>{{ cell }}</td>{% endfor %}</tr>
 {% endfor %}</tbody>
 </table>
@@ -60,6 +80,14 @@ table.confused-pairs td:nth-child(2), table.confused-pairs th:nth-child(2) { tex
 <details id="per-class-all"><summary>Every class: test precision, recall and F1 (%) per method</summary>
 {{ plain_table(every_class[0], every_class[1]) }}
 </details>{% endif %}
+{% if generation %}<p>{{ generation[0] }}</p>
+<table id="generation">
+<thead><tr>{% for cell in generation[1] %}<th>{{ cell }}</th>{% endfor %}</tr></thead>
+<tbody>
+{% for cells, kind in generation[2] %}<tr{% if kind %} class="{{ kind }}"{% endif %}>
+{%- for cell in cells %}<td>{{ cell }}</td>{% endfor %}</tr>
+{% endfor %}</tbody>
+</table>{% endif %}
 {% for heading, items in sections %}
 <p>{{ heading }}</p>
 <ul>{% for item in items %}<li>{{ item }}</li>{% endfor %}</ul>
@@ -87,6 +115,26 @@ over seeds{% endif %}), and the whole matrix behind its control, coloured by the
 </details>
 </section>
 {% endfor %}{% endif %}
+{% if prompts %}<h2 id="side-by-side">Generations side by side</h2>
+<p class="note">{{ prompts|length }} of the {{ answered }} test prompts every row answered, drawn with a fixed seed,
+in the test split's order: the reference, then each row's greedy answer (a row of several seeds: its first seed's)
+with its scores in %. A long text is cut short; "show all" opens the whole of it.</p>
+{% for found in prompts %}<section class="prompt" id="prompt-{{ loop.index0 }}">
+<h3>Test example {{ found.index }}{% if found.row is not none %} (row {{ found.row }} of its file){% endif %}</h3>
+<div class="prompt-text">{{ clip(found.prompt) }}</div>
+<table class="answers">
+<thead><tr><th>row</th><th class="text">answer</th>
+{%- for title in answer_titles %}<th>{{ title }}</th>{% endfor %}</tr></thead>
+<tbody>
+<tr class="reference"><td>reference</td><td class="text">{{ clip(found.reference) }}</td>
+{%- for title in answer_titles %}<td></td>{% endfor %}</tr>
+{% for label, text, scores, kind in found.answers %}<tr{% if kind %} class="{{ kind }}"{% endif %}><td>{{ label }}</td>
+<td class="text">{% if text %}{{ clip(text) }}{% else %}<em>(empty)</em>{% endif %}</td>
+{%- for cell in scores %}<td>{{ cell }}</td>{% endfor %}</tr>
+{% endfor %}</tbody>
+</table>
+</section>
+{% endfor %}{% endif %}
 <h2>Environment</h2>
 {% if environment %}<table id="environment">
 {% for name, value in environment %}<tr><td>{{ name }}</td><td>{{ value }}</td></tr>{% endfor %}
@@ -105,9 +153,11 @@ def render(summary: Summary) -> str:
 
     header, body = text.table(summary.rows, summary.task)
     page = jinja2.Environment(autoescape=True).from_string(_PAGE)
+    kinds = [_kind(row) for row in summary.rows]
     return page.render(
         title=summary.title, header=header, verdict=text.verdict(summary),
-        body=list(zip(body, [row.learned is False for row in summary.rows], strict=True)),
+        body=list(zip(body, kinds, strict=True)), generation=_generation(summary), limit=CLIP,
+        prompts=_prompts(summary), answer_titles=_answer_titles(summary), answered=_answered(summary),
         sections=text.sections(summary), explanation=text.explanation(summary.task),
         figures=[Markup(chart) for chart in _charts(summary)],
         per_class=text.per_class_table(summary), latency=text.latency_table(summary),
@@ -132,6 +182,57 @@ def _charts(summary: Summary) -> list[str]:
 
 # The most-confused pairs each method's section lists above its full matrix
 PAIRS = 10
+# The characters of a prompt, reference or answer shown before "show all"
+CLIP = 300
+
+
+def _kind(row: MethodRow) -> str | None:
+    """A table row's class: the untuned base's, or one that did not learn (greyed)."""
+    return "base" if row.base else "did-not-learn" if row.learned is False else None
+
+
+def _generation(summary: Summary) -> tuple[str, list[str], list[tuple[list[str], str | None]]] | None:
+    """The generation table (``text.generation_table``), each row of cells with its class."""
+    found = text.generation_table(summary)
+    if found is None:
+        return None
+    heading, header, body = found
+    return heading, header, list(zip(body, [_kind(row) for row in text.generation_rows(summary)], strict=True))
+
+
+def _answered(summary: Summary) -> int:
+    """How many test prompts every row with generations answered (the side-by-side sample's pool)."""
+    return min((row.generation.examples for row in text.generation_rows(summary) if row.generation), default=0)
+
+
+def _answer_titles(summary: Summary) -> list[str]:
+    """The score columns of the side-by-side tables: the task's per-example metrics any answer has."""
+    return [title for metric, title in _answer_metrics(summary)]
+
+
+def _answer_metrics(summary: Summary) -> list[tuple[str, str]]:
+    task = plugins.task(summary.task)
+    found = {name for prompt in summary.side_by_side for answer in prompt.answers for name in answer.scores}
+    return [(metric, next((t for k, t, _ in task.columns if k == f"test_{metric}"), metric))
+            for metric in task.example_metrics if metric in found]
+
+
+def _prompts(summary: Summary) -> list[dict[str, Any]]:
+    """Each side-by-side prompt with its answers as (label, text, score cells, class), in the table's
+    order; a row that did not learn is named so."""
+    rows = {row.label: row for row in summary.rows}
+    metrics = [metric for metric, _ in _answer_metrics(summary)]
+    out = []
+    for prompt in summary.side_by_side:
+        answers = []
+        for answer in prompt.answers:
+            row = rows.get(answer.label)
+            name = answer.label + (" (did not learn)" if row is not None and row.learned is False else "")
+            cells = [f"{100 * answer.scores[m]:.1f}" if m in answer.scores else "–" for m in metrics]
+            answers.append((name, answer.text, cells, _kind(row) if row is not None else None))
+        out.append({"index": prompt.index, "row": prompt.row, "prompt": prompt.prompt,
+                    "reference": prompt.reference, "answers": answers})
+    return out
 
 
 def _every_class(summary: Summary) -> tuple[list[str], list[list[str]]]:

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunelab.report import bootstrap
+from tunelab.report import bootstrap, generations
 from tunelab.report.bootstrap import Interval
 from tunelab.report.format import setting
+from tunelab.report.generations import Generation, Prompt
 from tunelab.report.per_class import ClassScore, Confusion, per_class
 from tunelab.results import HARNESS_FILE, PREDICTIONS_FILE, Curve, ExperimentInfo, LrChoice, MethodSearch, RunStatus
 from tunelab.spec import plugins
@@ -102,6 +103,12 @@ class MethodRow:
     # over the harness's examples (each example's tuned score averaged over the row's seeds); empty
     # where a run has no harness.jsonl or the score is no mean over examples
     harness: dict[str, Interval] = field(default_factory=dict)
+    # causal-lm: the base model, untuned (``ExperimentInfo.base``): the row every method is read
+    # against, never named best
+    base: bool = False
+    # causal-lm: its generation scores on test with paired intervals (``tunelab.report.generations``);
+    # None where a run kept no generations in predictions.jsonl
+    generation: Generation | None = None
 
     @property
     def state(self) -> str | None:
@@ -133,6 +140,8 @@ class Summary:
     environment: dict[str, Any] = field(default_factory=dict)  # versions and device, as the first run saw them
     notes: list[str] = field(default_factory=list)  # the report's own: rows of the store it could not read
     confusion: dict[str, Confusion] = field(default_factory=dict)  # classification: per row's label, on test
+    # causal-lm: a seeded sample of test prompts, each with the reference and every row's answer
+    side_by_side: list[Prompt] = field(default_factory=list)
 
     @property
     def all_notes(self) -> list[str]:
@@ -157,6 +166,8 @@ def from_store(store: Store, experiment_id: int) -> Summary:
     task = plugins.task(str(spec.get("task", "classification")))
     metric = validation_metric(spec)
     for row in rows:
+        if info.base is not None and info.base in row.keys:
+            row.base, row.label = True, BASE_LABEL
         row.sweep = searches.get(row.method)
         row.lr = next((c for c in info.lr if set(c.keys) & set(row.keys)), None)
         _verdicts(row, info)
@@ -166,15 +177,19 @@ def from_store(store: Store, experiment_id: int) -> Summary:
     confusion = _per_class(rows, done, info.labels, store.workdir)
     for row in rows:
         row.harness = _harness_intervals(row, done, store.workdir)
+    side_by_side = _generations(rows, done, task, store.workdir, _shown(spec))
     title = f"{spec['model']} on {spec['data']['path']}"  # the stored spec is the validated one: data is a mapping
     if info.sweep:
         title += f", tuned ({info.sweep.trials_per_method} trials per method)"
     trials, unread_trials = _trials(store, list(searches.values()), metric)
     return Summary(title=title, spec=spec, info=info, rows=rows, environment=_environment(runs), trials=trials,
-                   confusion=confusion,
+                   confusion=confusion, side_by_side=side_by_side,
                    notes=[unreadable_note(run, "the table") for run in stored.unreadable] + _devices_note(runs)
                    + [unreadable_note(run, "the sweep's charts (if it is a trial)") for run in unread_trials
                       if run not in stored.unreadable])
+
+
+BASE_LABEL = "base model (untuned)"  # the untuned row's label in every rendering
 
 
 def unreadable_note(run: UnreadableRun, where: str) -> str:
@@ -312,12 +327,13 @@ def _paired(rows: list[MethodRow], done: list[StoredRun], task: plugins.TaskPlug
     scored = [row for row in rows if examples.get(row.label) is not None]
     for row in rows:
         row.unpaired = bool(row.done) and examples.get(row.label) is None
-    contenders = [row for row in scored if row.learned is not False]
+    contenders = [row for row in scored if row.learned is not False and not row.base]
     if len(scored) < 2 or not contenders:
         return
     sign = 1 if task.greater_is_better(metric) else -1
     best = max(contenders, key=lambda row: sign * bootstrap.score(*examples[row.label]))  # type: ignore[misc]
-    if any(not _worse(row, best, f"test_{metric}", sign) for row in rows if row.unpaired and row.learned is not False):
+    if any(not _worse(row, best, f"test_{metric}", sign) for row in rows
+           if row.unpaired and row.learned is not False and not row.base):
         return
     best.best = True
     for row in scored:
@@ -410,6 +426,35 @@ def _per_class(rows: list[MethodRow], done: list[StoredRun], labels: list[str],
             continue
         row.per_class, out[row.label] = per_class(seeds, labels)  # type: ignore[arg-type]
     return out
+
+
+def _generations(rows: list[MethodRow], done: list[StoredRun], task: plugins.TaskPlugin, workdir: Path,
+                 shown: int) -> list[Prompt]:
+    """Each causal-lm row's generation scores (``MethodRow.generation``), the best method's per
+    metric named and every other row's paired interval against it, and the side-by-side sample of
+    ``shown`` prompts. A row is left out where a seed kept no generations (``generations.generated``)."""
+    if not task.example_metrics:
+        return []
+    found = {}
+    for row in rows:
+        seeds = [_predictions(run, workdir) for run in done if run.key in row.keys]
+        kept = [records for records in seeds if records is not None]
+        examples = generations.generated(kept) if kept and len(kept) == len(seeds) else None
+        if examples is not None:
+            found[row.label] = examples
+    # the table's best first: of equal generation scores (all 0 exact matches), it is the one named best
+    contenders = [row.label for row in sorted(rows, key=lambda row: not row.best)
+                  if row.learned is not False and not row.base]
+    scored = generations.scored(found, task.example_metrics, contenders)
+    for row in rows:
+        row.generation = scored.get(row.label)
+    return generations.side_by_side(found, task.example_metrics, shown)
+
+
+def _shown(spec: dict[str, Any]) -> int:
+    """How many prompts the report shows side by side (``eval.generate.side_by_side``)."""
+    generate = (spec.get("eval") or {}).get("generate") or {}
+    return int(generate.get("side_by_side", generations.SHOWN))
 
 
 def _label(rows: list[MethodRow]) -> None:

@@ -170,12 +170,14 @@ def _not_learned(summary: Summary) -> str | None:
     metric = validation_metric(summary.spec)
     baseline = summary.info.baselines.get(f"validation_{metric}")
     _, fmt = _column(summary.task, f"validation_{metric}")
-    nothing = f"the {format_value(baseline, fmt)} that learning nothing scores" if baseline is not None else \
-        "what learning nothing scores"
+    who = "the untuned base model" if summary.info.base else "learning nothing"
+    nothing = f"the {format_value(baseline, fmt)} that {who} scores" if baseline is not None else f"what {who} scores"
     named = "; ".join(f"{row.label}, {did_not_learn(row).removeprefix(DID_NOT_LEARN + ' ')}" for row in rows)
-    lead = ("No method learned, so none is named best" if all(row.learned is False for row in summary.rows if row.done)
+    methods = [row for row in summary.rows if row.done and not row.base]
+    lead = ("No method learned, so none is named best" if all(row.learned is False for row in methods)
             else "Did not learn, so never named best")
-    return f"{lead} (validation {metric} not above {nothing} by more than validation noise): {named}."
+    better = "above" if plugins.task(summary.task).greater_is_better(metric) else "below"
+    return f"{lead} (validation {metric} not {better} {nothing} by more than validation noise): {named}."
 
 
 def _budget(summary: Summary) -> str | None:
@@ -187,14 +189,19 @@ def _budget(summary: Summary) -> str | None:
     best = next((row for row in summary.rows if row.best), None)
     mark = MARKS["not converged"]
     if best in rising:
-        change = "could change the ranking" if len(summary.rows) > 1 else "could score higher"
+        change = "could change the ranking" if len(_methods(summary)) > 1 else "could score higher"
         return f"The best, {best.label}, was still improving when its budget ended ({mark}): a longer budget " \
                f"{change} ({longer_budget(summary, best)})."
-    learned = any(row.learned is not False for row in summary.rows if row.done)
-    change = ("may let them learn" if not learned else "could score higher" if len(summary.rows) == 1
+    learned = any(row.learned is not False for row in summary.rows if row.done and not row.base)
+    change = ("may let them learn" if not learned else "could score higher" if len(_methods(summary)) == 1
               else "could move them up")
     return f"Still improving when the budget ended ({mark}): {', '.join(row.label for row in rising)}; a longer " \
            f"budget {change} ({longer_budget(summary, rising[0])})."
+
+
+def _methods(summary: Summary) -> list[MethodRow]:
+    """The rows of methods: every row but the untuned base model's."""
+    return [row for row in summary.rows if not row.base]
 
 
 def longer_budget(summary: Summary, row: MethodRow) -> str:
@@ -274,6 +281,7 @@ def markdown(summary: Summary) -> str:
         lines += ["", md_escape(said)]
     lines += _markdown_per_class(summary)
     lines += _markdown_latency(summary)
+    lines += _markdown_table(generation_table(summary))
     for heading, items in sections(summary):
         lines += ["", heading, *(f"- {md_escape(item)}" for item in items)]
     lines += ["", explanation(summary.task)]
@@ -283,7 +291,11 @@ def markdown(summary: Summary) -> str:
 
 def _markdown_per_class(summary: Summary) -> list[str]:
     """The per-class F1 table under the comparison's, as Markdown lines (none without it)."""
-    found = per_class_table(summary)
+    return _markdown_table(per_class_table(summary))
+
+
+def _markdown_table(found: tuple[str, list[str], list[list[str]]] | None) -> list[str]:
+    """A heading and a table under the comparison's, as Markdown lines (none without it)."""
     if found is None:
         return []
     heading, header, body = found
@@ -411,6 +423,46 @@ def _merged_change(row: MethodRow, key: str) -> str:
     if row.merge != MERGED or trained is None or merged is None or not trained.mean:
         return "–"
     return f"{100 * (merged.mean - trained.mean) / trained.mean:+.0f} %"
+
+
+def generation_rows(summary: Summary) -> list[MethodRow]:
+    """The rows with generation scores on test (causal-lm), the untuned base first as in the table."""
+    return [row for row in summary.rows if row.generation is not None]
+
+
+def generation_table(summary: Summary) -> tuple[str, list[str], list[list[str]]] | None:
+    """Heading, header and cells of the generation table under the comparison (causal-lm): each row's
+    scores on the test prompts it answered, and its difference to the best method's with a paired
+    interval; a row that did not learn says so in each cell. None without generations."""
+    rows = generation_rows(summary)
+    if not rows:
+        return None
+    task = plugins.task(summary.task)
+    metrics = [m for m in task.example_metrics if any(m in row.generation.scores for row in rows if row.generation)]
+    prompts = sorted({row.generation.examples for row in rows if row.generation})
+    counted = (f"{prompts[0]} test prompts" if len(prompts) == 1
+               else f"{prompts[0]} to {prompts[-1]} test prompts, as many as each row answered")
+    heading = (f"Generation on test, greedy ({counted}): scores in %, each the mean over those prompts; "
+               "Δ vs best: the row minus the best method's on the same prompts, with a paired bootstrap 95 % "
+               "interval (* where it excludes 0).")
+    titles = [_column(summary.task, f"test_{m}")[0] for m in metrics]
+    header = ["method"] + [cell for title in titles for cell in (title, "Δ vs best [95 % CI]")]
+    body = []
+    for row in rows:
+        assert row.generation is not None
+        cells = [(row.label or row.method) + marks(row)]
+        for metric in metrics:
+            found = row.generation.scores.get(metric)
+            if row.learned is False:
+                cells += [DID_NOT_LEARN, DID_NOT_LEARN]
+            elif found is None:
+                cells += ["–", "–"]
+            else:
+                fmt = _column(summary.task, f"test_{metric}")[1]
+                difference = ("best" if found.best else interval_cell(found.paired, fmt) if found.paired else "–")
+                cells += [format_value(found.score, fmt), difference]
+        body.append(cells)
+    return heading, header, body
 
 
 def sections(summary: Summary) -> list[tuple[str, list[str]]]:

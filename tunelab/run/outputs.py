@@ -21,7 +21,8 @@ def write_predictions(run_dir: Path, examples: list[dict[str, Any]], source_rows
     order (the same for every run on the same data), with its index, its row in the file it was read
     from where the data kept it (``row``: to join predictions to the user's data) and the task's fields
     (classification: label, prediction, correct; causal-lm: loss summed over the response tokens,
-    tokens). Written whole or not at all."""
+    tokens, and for each example generated for its prompt, reference, generation and their scores).
+    Written whole or not at all."""
     path = run_dir / PREDICTIONS_FILE
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     rows = source_rows if source_rows is not None and len(source_rows) == len(examples) else None

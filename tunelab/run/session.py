@@ -53,6 +53,7 @@ class Session:
     checkpoint: Path | None  # the one it resumes from
     load_seconds: float  # reading the model and applying the method
     reporter: TrialReporter | None = None  # a sweep trial's link to its Optuna study
+    trains: bool = True  # False: the method trains nothing (base-model), and the run only evaluates
 
 
 def _ignore(event: Progress | Evaluation) -> None:
@@ -80,7 +81,7 @@ def build(run: RunSpec, report: Report = _ignore) -> Session:
     # Checkpoints comes before Rung: the cadence may cancel a save, the rung's save stands.
     callbacks: list[Any] = [ProgressEvents(report), Clock(), Checkpoints(run.train.checkpoint_minutes, checkpoint),
                             *method.callbacks()]
-    if run.train.early_stopping_patience:
+    if run.train.early_stopping_patience and method.trains:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=run.train.early_stopping_patience))
     reporter = TrialReporter(run.trial, run.metric) if run.trial else None
     if reporter:
@@ -105,12 +106,14 @@ def build(run: RunSpec, report: Report = _ignore) -> Session:
     if run.train.fsdp and not trainer.is_fsdp_enabled:
         raise RuntimeError(f"train.fsdp: accelerate did not shard the model ({trainer.accelerator.distributed_type}): "
                            "it shards over GPUs only, in a run of several (--gpus-per-run 2 or more)")
-    trainer.create_optimizer()  # the Trainer adds its warmup + linear decay schedule to it
+    if method.trains:  # the Trainer adds its warmup + linear decay schedule to it
+        trainer.create_optimizer()
     trainer.model_accepts_loss_kwargs &= task.loss_takes_item_count
     meter = Meter(trainer)
     trainer.add_callback(meter)  # after the cadence: it sees which saves stand
     return Session(trainer=trainer, task=task, data=data, trainable_params=trainable, total_params=total,
-                   meter=meter, checkpoint=checkpoint, load_seconds=load_seconds, reporter=reporter)
+                   meter=meter, checkpoint=checkpoint, load_seconds=load_seconds, reporter=reporter,
+                   trains=method.trains)
 
 
 def train(run: RunSpec, report: Report = _ignore) -> RunResult:
@@ -119,7 +122,11 @@ def train(run: RunSpec, report: Report = _ignore) -> RunResult:
 
     A sweep trial (``run.trial``) ends as ``pruned`` when its pruner stopped it, and keeps no
     artifact: the sweep's final comparison retrains the best settings on every seed, and a copy of
-    the weights per trial would fill the disk (87 MB per full fine-tuning trial of MiniLM)."""
+    the weights per trial would fill the disk (87 MB per full fine-tuning trial of MiniLM).
+
+    A method that trains nothing (``base-model``) is evaluated as loaded: once on validation as the
+    Trainer evaluates a run during training (the step-0 score a learning-rate candidate is compared
+    with), then as every run is finally; it keeps its predictions and no artifact."""
     session = build(run, report)
     tracked = {"mlflow", "wandb"} & set(run.train.report_to) and session.trainer.is_world_process_zero()
     tracking = Tracking(run, resuming=session.checkpoint is not None) if tracked else None
@@ -140,27 +147,33 @@ def _train(run: RunSpec, session: Session) -> RunResult:
     startup_seconds = process_age()
     if checkpoint:
         print(f"tunelab: resuming from {checkpoint}", file=sys.stderr)
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    if session.trains:
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    else:
+        trainer.evaluate()
     clock = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, Clock))  # restored on resume
-    padding = trainer.padding_fraction  # a collective: before rank 0's solo work (generation, saving)
-    train_seconds = clock.now()
+    # a collective: before rank 0's solo work (generation, saving)
+    padding = trainer.padding_fraction if session.trains else None
+    train_seconds = clock.now() if session.trains else 0.0
 
     pruned_at = session.reporter.pruned_at if session.reporter else None
     started = time.perf_counter()
     if run.rung is not None:  # a candidate is ranked on its evaluation at the rung; its checkpoint is what it keeps
         metrics, measured = _last_evaluation(trainer.state.log_history, session.task.kept_metrics), tasks.Measured()
     else:
-        metrics = _final_metrics(session, run)
+        metrics, examples = _final_metrics(session, run)
         # Generation (causal-lm) runs outside the Trainer, on one process of a multi-GPU run; on all of
         # them under FSDP, where each forward gathers the weights from every process's shard.
         measured = (session.task.measure(trainer.model, trainer.processing_class, session.data, run)
                     if trainer.is_world_process_zero() or trainer.is_fsdp_enabled else tasks.Measured())
+        if examples is not None and trainer.is_world_process_zero():
+            _write_predictions(run, session.data["test"], examples, measured.examples)
     metrics.update(measured.metrics)
     eval_seconds = time.perf_counter() - started
 
     # The checkpoints stay until the parent has recorded this result: a kill before that resumes
     # from them instead of training again (``experiment.schedule.train_runs`` removes them).
-    kept = not run.trial and run.rung is None
+    kept = not run.trial and run.rung is None and session.trains
     started = time.perf_counter()
     # Under FSDP the whole weights are gathered from every process's shard (each takes part), to rank 0.
     whole = trainer.accelerator.get_state_dict(trainer.model) if kept and trainer.is_fsdp_enabled else None
@@ -199,7 +212,8 @@ def _train(run: RunSpec, session: Session) -> RunResult:
     )
     status = RunStatus.PRUNED if pruned_at is not None else RunStatus.STOPPED if run.rung else RunStatus.DONE
     return RunResult(key=run.key, status=status, metrics=metrics, costs=costs,
-                     series=series(state.log_history, clock.elapsed_at), artifact=str(artifact) if artifact else None,
+                     series=series(state.log_history, clock.elapsed_at if session.trains else {}),
+                     artifact=str(artifact) if artifact else None,
                      environment=environment() | parallelism(trainer) | _harness_version(measured))
 
 
@@ -240,23 +254,30 @@ def _as_validation(evaluation: dict[str, Any], kept: frozenset[str]) -> dict[str
             if k.startswith("eval_") and k.removeprefix("eval_") in kept}
 
 
-def _final_metrics(session: Session, run: RunSpec) -> dict[str, float]:
+def _final_metrics(session: Session, run: RunSpec) -> tuple[dict[str, float], list[dict[str, Any]] | None]:
     """The best model's scores, as ``<split>_<metric>``: on validation, and on test unless the run
-    is a sweep trial; a pruned trial keeps the scores it was judged on, without evaluating again."""
+    is a sweep trial; a pruned trial keeps the scores it was judged on, without evaluating again.
+    With them, each test example's record (None without a test evaluation)."""
     trainer, reporter, kept = session.trainer, session.reporter, session.task.kept_metrics
     trainer.remove_callback(EarlyStoppingCallback)  # it would look for eval_* in the final evaluations
     if reporter:  # the final evaluations are not steps of the trial
         trainer.remove_callback(reporter)
         if reporter.pruned_at is not None:
-            return _as_validation(reporter.last, kept)
-    metrics = {}
+            return _as_validation(reporter.last, kept), None
+    metrics, examples = {}, None
     for split in ("validation", "test") if run.evaluate_test else ("validation",):
         scored = session.task.evaluate(trainer, session.data[split], split, run.labels)
         metrics.update({k: float(v) for k, v in scored.metrics.items() if k.removeprefix(f"{split}_") in kept})
-        if split == "test" and trainer.is_world_process_zero():
-            rows = session.data[split]
-            write_predictions(run.run_dir, scored.examples,
-                              rows[SOURCE_ROW] if SOURCE_ROW in rows.column_names else None)
-    return metrics
+        if split == "test":
+            examples = scored.examples
+    return metrics, examples
+
+
+def _write_predictions(run: RunSpec, rows: Any, examples: list[dict[str, Any]],
+                       measured: dict[int, dict[str, Any]]) -> None:
+    """``predictions.jsonl``: each test example's record from the final evaluation, with what the
+    task measured of it after (causal-lm: its prompt, reference, answer and their scores)."""
+    records = [{**example, **measured.get(index, {})} for index, example in enumerate(examples)]
+    write_predictions(run.run_dir, records, rows[SOURCE_ROW] if SOURCE_ROW in rows.column_names else None)
 
 

@@ -26,6 +26,8 @@ class MethodPlugin(Protocol):
     tasks: ClassVar[frozenset[str]]
     architectures: ClassVar[str]
     shardable: ClassVar[bool]
+    trains: ClassVar[bool]
+    listed: ClassVar[bool]
 
     @classmethod
     def default_lr(cls, task: str = ...) -> float: ...
@@ -45,6 +47,8 @@ class TaskPlugin(Protocol):
     metrics: ClassVar[dict[str, bool]]
     columns: ClassVar[list[tuple[str, str, str]]]
     paired: ClassVar[tuple[str, str, str | None]]
+    example_metrics: ClassVar[tuple[str, ...]]
+    untuned_row: ClassVar[bool]
 
     @property
     def default_metric(self) -> str: ...

@@ -97,10 +97,14 @@ class RunSpec(BaseModel):
                 identity["train"].pop(flag)
         if identity["evaluate_test"]:
             identity.pop("evaluate_test")
-        if identity["evaluation"] is None:
+        evaluation = identity["evaluation"]
+        if evaluation is None:
             identity.pop("evaluation")
-        elif identity["evaluation"].get("harness"):
-            identity["evaluation"]["harness"].pop("include")  # where the tasks are; their content is below
+        else:
+            if evaluation.get("harness"):
+                evaluation["harness"].pop("include")  # where the tasks are; their content is below
+            if evaluation.get("generate"):  # how the report shows the answers, not what is measured
+                evaluation["generate"].pop("side_by_side", None)
         if identity["harness_fingerprint"] is None:
             identity.pop("harness_fingerprint")
         return identity

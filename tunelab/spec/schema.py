@@ -271,6 +271,9 @@ def _method_spec(index: int, entry: Any, task: str) -> MethodSpec:
         fixed = bool(overrides.get("lr_fixed", False))
         overrides = overrides["options"]
     method = METHODS.get(name)
+    if not method.listed:
+        raise TunelabError(f"methods[{index}]: {name} is not a method to compare: {method.description}",
+                           f"remove it from methods; known methods: {', '.join(METHODS.available())}")
     odd = [key for key in overrides if not isinstance(key, str)]
     if odd:
         raise TunelabError(f"methods[{index}] ({name}): option {odd[0]!r} is not an option name",

@@ -314,13 +314,28 @@ def check_grid(value: list[float], example: str) -> list[float]:
 
 
 
+SIDE_BY_SIDE = 20  # test prompts the report shows side by side unless eval.generate.side_by_side says
+
+
 class GenerateSpec(Strict):
     """Greedy generation on the test split after training (causal-lm)."""
 
     max_new_tokens: PositiveInt = 48
     metrics: list[Literal["exact_match", "rouge_l", "accuracy"]] = ["exact_match", "rouge_l", "accuracy"]
     batch_size: PositiveInt = 16
-    limit: PositiveInt | None = None  # generate for the first N test examples only; all when omitted
+    limit: PositiveInt | None = None  # generate for N test examples only, drawn with a fixed seed; all when omitted
+    # How many of the generated test prompts the HTML report shows side by side (the reference, and
+    # each row's answer with its scores), drawn with a fixed seed; 0: none. How the report reads, not
+    # what a run measures: not part of a run key.
+    side_by_side: NonNegativeInt = SIDE_BY_SIDE
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: Any) -> Any:
+        """``side_by_side`` only when set, so that experiments and run keys from before it stay as they were."""
+        data = handler(self)
+        if self.side_by_side == SIDE_BY_SIDE:
+            data.pop("side_by_side", None)
+        return data
 
 
 

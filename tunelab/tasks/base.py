@@ -29,11 +29,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class Measured:
-    """What a task measures after training, beyond the validation and test losses."""
+    """What a task measures after training, beyond the validation and test losses; ``examples``:
+    per test example (by its index in the split) what joins its record in ``predictions.jsonl``
+    (causal-lm: the prompt, reference and answer of each generated example, with its scores)."""
     metrics: dict[str, float] = field(default_factory=dict)
     generation_tokens_per_second: float | None = None
     harness_seconds: float | None = None  # lm-evaluation-harness on the tuned model
     harness_base_seconds: float | None = None  # and on the base model, where this run measured it
+    examples: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -61,6 +64,14 @@ class Task(ABC):
     # The test metric the report's paired intervals are for, as fields of each example's record in
     # ``predictions.jsonl``: the metric is sum(numerator) / sum(denominator) (a count when None).
     paired: ClassVar[tuple[str, str, str | None]]
+    # Further test metrics kept per example in ``predictions.jsonl`` under their own names, each the
+    # mean of its field over the records that have it (causal-lm: the generation scores, on the
+    # generated examples), which the report gives paired intervals of their own.
+    example_metrics: ClassVar[tuple[str, ...]] = ()
+    # Whether a comparison also scores the model as it is, untuned (method ``base-model``): a row of
+    # its own, and what "learned nothing" means for its verdicts. A decoder answers before tuning; a
+    # classifier's new head is random, and the majority label says more (``baselines``).
+    untuned_row: ClassVar[bool] = False
     # The fewest validation examples that can rank learning-rate candidates
     # (``tunelab.experiment.learning_rate``), and why.
     min_validation: ClassVar[int]

@@ -220,10 +220,11 @@ def test_a_loss_still_falling_when_its_budget_ends_is_not_converged(tmp_path, ti
     raw = {**tiny_causal_spec(tmp_path, [{"name": "full", "lr": 1e-3}], max_steps=12, eval_every=2),
            "model": str(tiny_llama_model)}
     result = compare(build_spec(raw))
-    (row,) = result.rows
+    base, row = result.rows
     (curve,) = row.verdicts.values()
     assert curve.converged is False and curve.gain > curve.noise > 0
-    assert row.learned is None  # causal-lm: no baseline to tell
+    # causal-lm: learning nothing is the untuned base model, whose validation loss it beat
+    assert base.base and row.learned is True and row.values["validation_loss"].mean < base.values["validation_loss"].mean
     text = (tmp_path / "comparison.md").read_text()
     assert "| full † |" in text and "† not converged, full: its last evaluation beat its best up to step" in text
     assert "a longer budget could score higher (run the same tunelab compare with --max-steps 24" in text

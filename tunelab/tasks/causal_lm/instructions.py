@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from tunelab.data.columns import SOURCE_ROW
 from tunelab.data.tokenise import UNTRUNCATED
 from tunelab.errors import TunelabError
 
@@ -83,7 +84,8 @@ def conversations(rows: Dataset, fmt: str, name: str) -> tuple[Dataset, str | No
     shape = _shaper(fmt, rows.column_names, name)
     if not len(rows):
         raise TunelabError(f"{name}: there are no rows", f"give {name} at least one row")
-    shaped = rows.map(shape, with_indices=True, remove_columns=rows.column_names, desc=f"reading {name}")
+    dropped_columns = [c for c in rows.column_names if c != SOURCE_ROW]  # each row's place in its file stays
+    shaped = rows.map(shape, with_indices=True, remove_columns=dropped_columns, desc=f"reading {name}")
     key = "text" if fmt == "text" else "response"
     kept = shaped.filter(lambda value: bool(value.strip()), input_columns=key)
     dropped = len(rows) - len(kept)
@@ -333,8 +335,9 @@ def encode_rows(rows: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: i
              name: str) -> tuple[Dataset, str | None]:
     """A split from ``conversations`` as training examples: input_ids, attention_mask, labels and length
     (tokens), and for instruction rows prompt_ids and reference (the response text), which generation
-    metrics need. Rows whose prompt fills max_length on its own are dropped and counted in the note: there
-    is nothing left to learn from them."""
+    metrics need, and prompt_text (the prompt as one text, which the report shows beside the answers);
+    each row's ``SOURCE_ROW`` where the rows carry it. Rows whose prompt fills max_length on its own are
+    dropped and counted in the note: there is nothing left to learn from them."""
     encoded, note, _ = encode_rows_with_lengths(rows, tokenizer, max_length, name)
     return encoded, note
 
@@ -346,8 +349,9 @@ def encode_rows_with_lengths(rows: Dataset, tokenizer: PreTrainedTokenizerBase, 
     instruct = {"prompt", "response"} <= set(rows.column_names)
     if not instruct and "text" not in rows.column_names:
         raise TypeError(f"encode_rows takes rows from conversations(), not columns {rows.column_names}")
+    source = SOURCE_ROW in rows.column_names
     encoded = rows.map(_encoder(tokenizer, max_length, instruct), batched=True, remove_columns=rows.column_names,
-                       features=_features(instruct, measured=True), desc=f"tokenising {name}")
+                       features=_features(instruct, measured=True, source=source), desc=f"tokenising {name}")
     lengths = encoded[UNTRUNCATED]
     encoded = encoded.remove_columns(UNTRUNCATED)
     dropped = sum(n == 0 for n in encoded["length"])
@@ -371,17 +375,26 @@ def _encoder(tokenizer: PreTrainedTokenizerBase, max_length: int,
         whole = [_whole_text(tokenizer, text) for text in batch["text"]]
         out = _as_columns([_cut_text(ids, max_length) for ids in whole], _TEXT_KEYS)
         out[UNTRUNCATED] = [len(ids) for ids in whole]
-        return out
+        return _with_source(out, batch)
 
     def instruct_batch(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         whole = [_whole(tokenizer, p, r) for p, r in zip(batch["prompt"], batch["response"], strict=True)]
         empty: dict[str, list[int]] = {k: [] for k in (*_TEXT_KEYS, "prompt_ids")}
         out = _as_columns([_cut(p, a, max_length) or empty for p, a in whole], (*_TEXT_KEYS, "prompt_ids"))
         out["reference"] = [r if n else "" for r, n in zip(batch["response"], out["length"], strict=True)]
+        out["prompt_text"] = [_plain_prompt(p) if n else "" for p, n in zip(batch["prompt"], out["length"],
+                                                                            strict=True)]
         out[UNTRUNCATED] = [len(p) + len(a) for p, a in whole]
-        return out
+        return _with_source(out, batch)
 
     return instruct_batch if instruct else text_batch
+
+
+def _with_source(out: dict[str, list[Any]], batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """Each example's row in the file it was read from (``SOURCE_ROW``), where the rows carry it."""
+    if SOURCE_ROW in batch:
+        out[SOURCE_ROW] = batch[SOURCE_ROW]
+    return out
 
 
 def _as_columns(examples: list[dict[str, list[int]]], keys: tuple[str, ...]) -> dict[str, list[Any]]:
@@ -390,7 +403,7 @@ def _as_columns(examples: list[dict[str, list[int]]], keys: tuple[str, ...]) -> 
     return out
 
 
-def _features(instruct: bool, packed: bool = False, measured: bool = False) -> Features:
+def _features(instruct: bool, packed: bool = False, measured: bool = False, source: bool = False) -> Features:
     """Stated rather than inferred: a batch whose rows were all dropped has no values to infer a type from."""
     from datasets import Features, Sequence, Value
 
@@ -398,9 +411,11 @@ def _features(instruct: bool, packed: bool = False, measured: bool = False) -> F
     spec: dict[str, Any] = {"input_ids": ids, "attention_mask": Sequence(Value("int8")), "labels": ids,
                             "length": Value("int32")}
     if instruct and not packed:
-        spec.update(prompt_ids=ids, reference=Value("string"))
+        spec.update(prompt_ids=ids, reference=Value("string"), prompt_text=Value("string"))
     if measured:
         spec[UNTRUNCATED] = Value("int32")
+    if source:
+        spec[SOURCE_ROW] = Value("int64")
     return Features(spec)
 
 
@@ -410,8 +425,9 @@ def pack(rows: Dataset, max_length: int) -> Dataset:
 
     What it changes (which is why it is off by default): fewer pad tokens and fewer steps per epoch, but
     attention spans the packed examples (there is no cross-example masking, so an example's tokens see
-    the ones before it in the sequence), and a batch holds a varying number of examples. prompt_ids and
-    reference are dropped (a packed row has no single prompt); length is kept, per packed sequence.
+    the ones before it in the sequence), and a batch holds a varying number of examples. prompt_ids,
+    reference, prompt_text and the source rows are dropped (a packed row has no single prompt); length is
+    kept, per packed sequence.
     """
     too_long = [n for n in rows["length"] if n > max_length]
     if too_long:

@@ -27,7 +27,7 @@ def normalise(text: str) -> str:
 
 def exact_match(predictions: list[str], references: list[str]) -> float:
     """Fraction of predictions equal to their reference after normalisation."""
-    return _mean([float(normalise(p) == normalise(r)) for p, r in _pairs(predictions, references)])
+    return _mean([_exact(p, r) for p, r in _pairs(predictions, references)])
 
 
 def rouge_l(predictions: list[str], references: list[str]) -> float:
@@ -35,8 +35,7 @@ def rouge_l(predictions: list[str], references: list[str]) -> float:
 
     A pair where either side is empty after normalisation scores 0, as in the reference implementation.
     """
-    pairs = _pairs(predictions, references)
-    return _mean([_rouge_l_pair(normalise(p).split(), normalise(r).split()) for p, r in pairs])
+    return _mean([_rouge(p, r) for p, r in _pairs(predictions, references)])
 
 
 def label_accuracy(predictions: list[str], references: list[str], max_labels: int = 20) -> float | None:
@@ -52,26 +51,40 @@ def label_accuracy(predictions: list[str], references: list[str], max_labels: in
     positive." is right, "negative, not positive" is wrong, and one mentioning no label is wrong. Negation
     is not understood: "not positive" counts as "positive".
     """
+    hits = _label_hits(_pairs(predictions, references), max_labels)
+    return None if hits is None else _mean(hits)
+
+
+def example_scores(predictions: list[str], references: list[str]) -> list[dict[str, float]]:
+    """Each prediction's own scores, in order: ``exact_match`` (0 or 1) and ``rouge_l`` always,
+    ``accuracy`` (0 or 1) when the references are labels (``label_accuracy``, decided on all of them).
+    Their means are ``generation_metrics``; kept per example, they pair two models' answers to the
+    same prompts (the report's bootstrap intervals).
+
+    ValueError when the lists differ in length or are empty: that is a bug in the caller, not user input.
+    """
     pairs = _pairs(predictions, references)
-    labels = _labels([normalise(r) for r in references], max_labels)
-    if labels is None:
-        return None
-    patterns = {label: re.compile(rf"(?<!\S){re.escape(label)}(?!\S)") for label in labels}
-    hits = [_first_label(normalise(p), patterns) == normalise(r) for p, r in pairs]
-    return _mean([float(hit) for hit in hits])
+    hits = _label_hits(pairs, 20)
+    out = [{"exact_match": _exact(p, r), "rouge_l": _rouge(p, r)} for p, r in pairs]
+    if hits is not None:
+        for scores, hit in zip(out, hits, strict=True):
+            scores["accuracy"] = hit
+    return out
 
 
 def generation_metrics(predictions: list[str], references: list[str]) -> dict[str, float]:
     """Every score that applies: ``exact_match`` and ``rouge_l`` always, ``accuracy`` when the references
-    are labels (see ``label_accuracy``), so a classification task phrased as generation reads like one.
+    are labels (see ``label_accuracy``), so a classification task phrased as generation reads like one:
+    the means of ``example_scores``.
 
     ValueError when the lists differ in length or are empty: that is a bug in the caller, not user input.
     """
-    metrics = {"exact_match": exact_match(predictions, references), "rouge_l": rouge_l(predictions, references)}
-    accuracy = label_accuracy(predictions, references)
-    if accuracy is not None:
-        metrics["accuracy"] = accuracy
-    return metrics
+    return means(example_scores(predictions, references))
+
+
+def means(examples: list[dict[str, float]]) -> dict[str, float]:
+    """Each score's mean over ``examples`` (``example_scores``' records)."""
+    return {name: _mean([e[name] for e in examples]) for name in examples[0]}
 
 
 def lcs_length(a: list[str], b: list[str]) -> int:
@@ -91,6 +104,24 @@ def lcs_length(a: list[str], b: list[str]) -> int:
         u = v & masks.get(token, 0)
         v = ((v + u) | (v - u)) & full
     return len(a) - v.bit_count()
+
+
+def _exact(prediction: str, reference: str) -> float:
+    return float(normalise(prediction) == normalise(reference))
+
+
+def _rouge(prediction: str, reference: str) -> float:
+    return _rouge_l_pair(normalise(prediction).split(), normalise(reference).split())
+
+
+def _label_hits(pairs: list[tuple[str, str]], max_labels: int) -> list[float] | None:
+    """Per pair, 1 where the first label the prediction mentions is its reference; None where the
+    references are not labels (``label_accuracy``)."""
+    labels = _labels([normalise(r) for _, r in pairs], max_labels)
+    if labels is None:
+        return None
+    patterns = {label: re.compile(rf"(?<!\S){re.escape(label)}(?!\S)") for label in labels}
+    return [float(_first_label(normalise(p), patterns) == normalise(r)) for p, r in pairs]
 
 
 def _rouge_l_pair(prediction: list[str], reference: list[str]) -> float:

@@ -9,7 +9,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tunelab import methods
 from tunelab.data import Request, Splits, check_not_empty, sorted_for_evaluation, split_and_sample, token_lengths
+from tunelab.data.columns import SOURCE_ROW
 from tunelab.errors import TunelabError
 from tunelab.models import is_decoder, load_for_causal_lm, stored_dtype
 from tunelab.results import TokenLengths
@@ -18,7 +20,7 @@ from tunelab.tasks.base import Measured, Scored, Task
 from tunelab.tasks.causal_lm import harness, instructions
 from tunelab.tasks.causal_lm.general_text import fingerprint, passages
 from tunelab.tasks.causal_lm.generation import example_losses, generate, mean_loss
-from tunelab.tasks.causal_lm.metrics import generation_metrics
+from tunelab.tasks.causal_lm.metrics import example_scores, means
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -37,6 +39,8 @@ class CausalLM(Task):
     metrics = {"loss": False}  # on the validation responses' tokens (perplexity orders runs the same way)
     kept_metrics = frozenset({"loss", "perplexity"})
     paired = ("loss", "loss", "tokens")  # per token: each example's summed loss over its response tokens
+    example_metrics = ("exact_match", "rouge_l", "accuracy")  # each generated example's, from greedy generation
+    untuned_row = True  # the base model answers too: its row says what tuning added
     min_validation = 16
     min_validation_why = "the loss averages every response token, but fewer examples than that are a few sentences"
     peft_task_type = "CAUSAL_LM"
@@ -94,6 +98,7 @@ class CausalLM(Task):
         notes = [f"format: {fmt}" + ("" if spec.format else " (inferred from the columns)")]
         shaped = {}
         for split, rows in raw.items():
+            rows = rows.add_column(SOURCE_ROW, list(range(len(rows))))  # before rows are dropped, sampled, sorted
             shaped["train" if split == "all" else split], note = instructions.conversations(rows, fmt, name)
             notes += [note] if note else []
         data, split_notes = split_and_sample(DatasetDict(shaped), spec, name)
@@ -148,24 +153,32 @@ class CausalLM(Task):
 
     def measure(self, model: Any, tokenizer: Any, data: DatasetDict, run: RunSpec) -> Measured:
         """Generation on the test split, forgetting and the lm-evaluation-harness tasks; none of them
-        for a sweep trial, which is judged on validation only."""
+        for a sweep trial, which is judged on validation only. Each generated example keeps its prompt,
+        reference, answer and scores (``Measured.examples``: ``predictions.jsonl``)."""
         measured = Measured()
         evaluation = run.evaluation
         if not run.evaluate_test or evaluation is None:
             return measured
         if evaluation.generate is not None and "prompt_ids" in data["test"].column_names:  # not for format: text
             settings = evaluation.generate
-            test = data["test"]
-            if settings.limit is not None and settings.limit < len(test):  # a sample, not the shortest (sorted)
-                test = test.shuffle(seed=0).select(range(settings.limit))
+            picked = generation_sample(len(data["test"]), settings.limit)
+            test = data["test"].select(picked)
             out = generate(model, tokenizer, test["prompt_ids"], settings.max_new_tokens, settings.batch_size)
-            scores = generation_metrics(out.texts, test["reference"])
-            measured.metrics.update({f"test_{k}": v for k, v in scores.items() if k in settings.metrics})
+            wanted: set[str] = set(settings.metrics)
+            scores = [{k: v for k, v in found.items() if k in wanted}
+                      for found in example_scores(out.texts, test["reference"])]
+            measured.metrics.update({f"test_{k}": v for k, v in means(scores).items()})
             measured.generation_tokens_per_second = out.tokens / out.seconds if out.seconds else None
+            prompts = (test["prompt_text"] if "prompt_text" in test.column_names  # data prepared before it was kept
+                       else [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in test["prompt_ids"]])
+            measured.examples = {index: {"prompt": prompt, "reference": reference, "generation": text, **found}
+                                 for index, prompt, reference, text, found
+                                 in zip(picked, prompts, test["reference"], out.texts, scores, strict=True)}
         if evaluation.forgetting is not None and GENERAL in data:
             collate = self.collator(tokenizer)
             after = mean_loss(model, data[GENERAL], collate, run.train.eval_batch_size or 2 * run.train.batch_size)
-            before = self._base_loss(run, data, collate, model.device)
+            untuned = not methods.get(run.method).trains  # the base model itself: what every run is measured against
+            before = self._base_loss(run, data, collate, model.device, after if untuned else None)
             measured.metrics.update({"general_loss": after, "general_loss_base": before, "forgetting": after - before})
         if evaluation.harness is not None:
             found = harness.measure(model, tokenizer, run, lambda: self.load_model(run).to(model.device))
@@ -173,21 +186,34 @@ class CausalLM(Task):
             measured.harness_seconds, measured.harness_base_seconds = found.seconds, found.base_seconds
         return measured
 
-    def _base_loss(self, run: RunSpec, data: DatasetDict, collate: Any, device: Any) -> float:
-        """The base model's loss on the general text, measured by the first run that needs it and
-        kept beside the prepared data (whose key includes the model's fingerprint)."""
+    def _base_loss(self, run: RunSpec, data: DatasetDict, collate: Any, device: Any,
+                   measured: float | None = None) -> float:
+        """The base model's loss on the general text, measured by the first run that needs it (or
+        ``measured`` already, on the base model itself) and kept beside the prepared data (whose key
+        includes the model's fingerprint)."""
         path = Path(run.data_path) / BASE_LOSS_FILE
         try:
             return float(json.loads(path.read_text())["loss"])
         except (OSError, ValueError, KeyError):
             pass
-        base = self.load_model(run).to(device)  # where the tuned model was measured, for the same arithmetic
-        loss = mean_loss(base, data[GENERAL], collate, run.train.eval_batch_size or 2 * run.train.batch_size)
-        del base
+        if measured is None:
+            base = self.load_model(run).to(device)  # where the tuned model was measured, for the same arithmetic
+            measured = mean_loss(base, data[GENERAL], collate, run.train.eval_batch_size or 2 * run.train.batch_size)
+            del base
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps({"loss": loss}))
+        tmp.write_text(json.dumps({"loss": measured}))
         os.replace(tmp, path)
-        return loss
+        return measured
+
+
+def generation_sample(size: int, limit: int | None) -> list[int]:
+    """Which test examples are generated for, by index: all, or ``limit`` of them drawn with seed 0
+    (the same for every run on the same data; not the shortest, which the sorted split puts first)."""
+    from datasets import Dataset
+
+    if limit is None or limit >= size:
+        return list(range(size))
+    return Dataset.from_dict({"index": list(range(size))}).shuffle(seed=0)["index"][:limit]
 
 
 def _general_split(source: str, tokenizer: Any, max_length: int) -> tuple[Any, TokenLengths]:

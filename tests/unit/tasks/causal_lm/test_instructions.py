@@ -236,9 +236,12 @@ def test_tokenise_drops_rows_whose_prompt_fills_max_length(smol, alpaca):
     assert note == (f"train: {dropped} of 20 rows dropped: the prompt alone fills max_length {max_length}; "
                     "raise train.max_length")
     assert len(encoded) == 20 - dropped and max(encoded["length"]) <= max_length
-    assert set(encoded.column_names) == {"input_ids", "attention_mask", "labels", "length", "prompt_ids", "reference"}
+    assert set(encoded.column_names) == {"input_ids", "attention_mask", "labels", "length", "prompt_ids", "reference",
+                                         "prompt_text"}
     kept = [r for r, n in zip(shaped["response"], lengths, strict=True) if n < max_length]
     assert encoded["reference"] == kept
+    asked = [p[0]["content"] for p, n in zip(shaped["prompt"], lengths, strict=True) if n < max_length]
+    assert encoded["prompt_text"] == asked  # the user's words, as the report shows them beside the answers
     assert all(len(e["input_ids"]) == e["length"] for e in encoded)
     with pytest.raises(TunelabError, match="the prompt alone fills max_length 8 in all 20 rows"):
         encode_rows(shaped, smol, 8, "train")
@@ -293,7 +296,22 @@ def test_tokenise_with_lengths_measures_every_row_before_max_length(smol, alpaca
     assert lengths == whole
     again, again_note = encode_rows(shaped, smol, max_length, "train")
     assert encoded["input_ids"] == again["input_ids"] and note == again_note
-    assert set(encoded.column_names) == {"input_ids", "attention_mask", "labels", "length", "prompt_ids", "reference"}
+    assert set(encoded.column_names) == {"input_ids", "attention_mask", "labels", "length", "prompt_ids", "reference",
+                                         "prompt_text"}
+
+
+def test_each_example_keeps_its_source_row_through_reading_and_tokenising(smol, alpaca):
+    """Rows that carry ``SOURCE_ROW`` (the task adds it as the file is read) keep it: a row dropped for an
+    empty response leaves a gap, and the others keep their place in the file."""
+    from tunelab.data.columns import SOURCE_ROW
+
+    rows = alpaca.add_column(SOURCE_ROW, list(range(len(alpaca))))
+    rows = rows.map(lambda row, i: {"output": "" if i == 3 else row["output"]}, with_indices=True)
+    shaped, _ = conversations(rows, "alpaca", "train")
+    assert set(shaped.column_names) == {SOURCE_ROW, "prompt", "response"}
+    encoded, _ = encode_rows(shaped, smol, 10_000, "train")
+    assert encoded[SOURCE_ROW] == [i for i in range(len(alpaca)) if i != 3]
+    assert encoded["reference"] == [r for i, r in enumerate(alpaca["output"]) if i != 3]
 
 
 def test_the_plain_template_as_a_chat_template_asks_as_training_did(pairs):

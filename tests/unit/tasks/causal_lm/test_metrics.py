@@ -8,6 +8,7 @@ import pytest
 
 from tunelab.tasks.causal_lm.metrics import (
     exact_match,
+    example_scores,
     generation_metrics,
     label_accuracy,
     lcs_length,
@@ -110,3 +111,16 @@ def test_generation_metrics_rejects_mismatched_or_empty_lists():
         generation_metrics(["a", "b"], ["a"])
     with pytest.raises(ValueError, match="no predictions"):
         generation_metrics([], [])
+
+
+def test_each_examples_scores_average_to_the_metrics():
+    """Per example (what the report pairs two rows on), exact match and accuracy are 0 or 1 and
+    ROUGE-L is the pair's; accuracy only where the references are labels, decided on them all."""
+    predictions = ["Positive!", "It is negative.", "negative", "positive, I think"]
+    each = example_scores(predictions, SENTIMENT)
+    assert [e["exact_match"] for e in each] == [1.0, 0.0, 0.0, 0.0]
+    assert [e["accuracy"] for e in each] == [1.0, 1.0, 0.0, 0.0]
+    assert each[3]["rouge_l"] == rouge_l([predictions[3]], [SENTIMENT[3]])
+    assert generation_metrics(predictions, SENTIMENT) == {
+        name: sum(e[name] for e in each) / len(each) for name in ("exact_match", "rouge_l", "accuracy")}
+    assert "accuracy" not in example_scores(["a long free answer"], ["another free answer"])[0]
