@@ -252,14 +252,16 @@ def _data_files(task: Any) -> list[str]:
 
 # --- in the worker, after training -------------------------------------------------------------------
 
-def measure(model: Any, tokenizer: Any, run: RunSpec, load_base: Callable[[], Any]) -> Measured:
+def measure(model: Any, tokenizer: Any, run: RunSpec, load_base: Callable[[], Any], untuned: bool = False) -> Measured:
     """The tuned model's scores, the base model's (``load_base``, measured once and cached), each
-    score's forgetting, and each example's pair of scores in the run folder (``HARNESS_FILE``)."""
+    score's forgetting, and each example's pair of scores in the run folder (``HARNESS_FILE``).
+    ``untuned``: ``model`` is the base model itself (the comparison's base-model row, scored before any
+    method trains), whose scores are the base's: cached as they are, not measured twice."""
     assert run.evaluation is not None and run.evaluation.harness is not None
     settings = run.evaluation.harness
     manager = task_manager(settings)
     tuned = score(model, tokenizer, settings, manager)
-    base, base_seconds = _base_scores(run, manager, tokenizer, load_base)
+    base, base_seconds = _base_scores(run, manager, tokenizer, load_base, tuned if untuned else None)
     metrics: dict[str, float] = {}
     for name, value in tuned.values.items():
         metrics[name] = value
@@ -336,10 +338,11 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
-def _base_scores(run: RunSpec, manager: Any, tokenizer: Any,
-                 load_base: Callable[[], Any]) -> tuple[Scores, float | None]:
-    """The base model's scores: from the work directory's cache, or measured now by the first run
-    that needs them, under a lock so that runs in parallel measure them once."""
+def _base_scores(run: RunSpec, manager: Any, tokenizer: Any, load_base: Callable[[], Any],
+                 measured: Scores | None = None) -> tuple[Scores, float | None]:
+    """The base model's scores: from the work directory's cache, or ``measured`` already (on the base
+    model itself), or measured now by the first run that needs them, under a lock so that runs in
+    parallel measure them once."""
     path = base_path(run)
     cached = _read(path)
     if cached is not None:
@@ -350,14 +353,17 @@ def _base_scores(run: RunSpec, manager: Any, tokenizer: Any,
         cached = _read(path)
         if cached is not None:
             return cached, None
-        base = load_base()
-        assert run.evaluation is not None and run.evaluation.harness is not None
-        measured = score(base, tokenizer, run.evaluation.harness, manager)
-        del base
+        seconds = None  # the base model's own run counts its scoring as its harness time, once
+        if measured is None:
+            base = load_base()
+            assert run.evaluation is not None and run.evaluation.harness is not None
+            measured = score(base, tokenizer, run.evaluation.harness, manager)
+            seconds = measured.seconds
+            del base
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         tmp.write_text(json.dumps(asdict(measured)))
         os.replace(tmp, path)
-    return measured, measured.seconds
+    return measured, seconds
 
 
 def base_path(run: RunSpec) -> Path:

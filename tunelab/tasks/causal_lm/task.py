@@ -174,14 +174,14 @@ class CausalLM(Task):
             measured.examples = {index: {"prompt": prompt, "reference": reference, "generation": text, **found}
                                  for index, prompt, reference, text, found
                                  in zip(picked, prompts, test["reference"], out.texts, scores, strict=True)}
+        untuned = not methods.get(run.method).trains  # the base model itself: what every run is measured against
         if evaluation.forgetting is not None and GENERAL in data:
             collate = self.collator(tokenizer)
             after = mean_loss(model, data[GENERAL], collate, run.train.eval_batch_size or 2 * run.train.batch_size)
-            untuned = not methods.get(run.method).trains  # the base model itself: what every run is measured against
             before = self._base_loss(run, data, collate, model.device, after if untuned else None)
             measured.metrics.update({"general_loss": after, "general_loss_base": before, "forgetting": after - before})
         if evaluation.harness is not None:
-            found = harness.measure(model, tokenizer, run, lambda: self.load_model(run).to(model.device))
+            found = harness.measure(model, tokenizer, run, lambda: self.load_model(run).to(model.device), untuned)
             measured.metrics.update(found.metrics)
             measured.harness_seconds, measured.harness_base_seconds = found.seconds, found.base_seconds
         return measured

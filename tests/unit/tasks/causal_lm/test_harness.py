@@ -65,6 +65,28 @@ def test_a_run_is_scored_beside_its_base_model_which_is_measured_once(harness_ru
     assert harness.base_path(full) == harness.base_path(lora) and harness.base_path(lora).is_file()
 
 
+def test_the_untuned_base_models_own_run_is_the_base_scoring_not_a_second_one(tmp_path_factory, tiny_llama_model):
+    from tunelab.experiment import untuned
+    from tunelab.run import session
+
+    def spec(workdir, methods, **train):
+        return {**tiny_causal_spec(workdir, methods, **train), "model": str(tiny_llama_model),
+                "eval": {"generate": None, "forgetting": None,
+                         "harness": {"tasks": ["tunelab_sentiment"], "limit": LIMIT, "batch_size": 4}}}
+
+    plan = planner(tmp_path_factory.mktemp("harness-base"), spec)
+    (lora,) = plan(["lora"])
+    base = untuned.base_run(build_spec(spec(Path(lora.workdir), ["lora"])), lora)
+    assert base is not None
+    scored = session.train(base)
+    assert scored.metrics[f"{ACC}:forgetting"] == 0 and scored.metrics[f"{ACC}:base"] == scored.metrics[ACC]
+    assert scored.costs.harness_seconds > 0 and scored.costs.harness_base_seconds is None  # scored once
+    assert json.loads(harness.base_path(base).read_text())["values"][ACC] == scored.metrics[ACC]
+    tuned = session.train(lora)
+    assert tuned.costs.harness_base_seconds is None  # the base model's run left its scores in the cache
+    assert tuned.metrics[f"{ACC}:base"] == scored.metrics[ACC]
+
+
 def test_a_prompt_tuned_models_log_likelihoods_are_read_at_its_inputs_positions(tiny_llama_model):
     """Prompt tuning puts virtual tokens before the inputs, and its logits have as many more
     positions: read as a plain model's, a continuation would be scored off by that much."""
