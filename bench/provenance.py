@@ -15,13 +15,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARIES = ("torch", "transformers", "peft", "accelerate", "datasets", "optuna")
+# Read when a benchmark imports this module, at its start: what else the machine ran as it began
+STARTING_LOAD = os.getloadavg()
 
 
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    load, now = (", ".join(f"{x:.1f}" for x in loads) for loads in (STARTING_LOAD, os.getloadavg()))
     gpu = ""
     try:
         import torch
@@ -31,7 +33,7 @@ def machine() -> str:
     except ImportError:
         pass
     return (f"{platform.node()}: {cpu}, {os.cpu_count()} cores, {memory:.0f} GiB{gpu}, {platform.system()} "
-            f"{platform.release()}; load average {load} when it started")
+            f"{platform.release()}; load average {load} when it started, {now} when it ended")
 
 
 def commit() -> str:
