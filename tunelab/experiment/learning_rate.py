@@ -183,20 +183,29 @@ class _Search:
                 self.steps.append(f"no rate had learned by step {self.rung_step}: all went on")
                 self.rung = self.tune.later
             elif self._allowed(up):
-                self.steps.append(f"none had learned by step {self.rung_step}: tried {up:.3g}")
+                self._say(f"none had learned by step {self.rung_step}", up)
                 self.grid.append(up)
             else:
                 self._choose(best, f"no rate from {min(self.grid):.3g} to {max(self.grid):.3g} had learned "
                                            f"by step {self.rung_step}: the best-scoring kept")
             return
         if best == max(self.grid) and self._allowed(up):
-            self.steps.append(f"best at the grid's top: tried {up:.3g}")
+            self._say("best at the grid's top", up)
             self.grid.append(up)
         elif best == min(self.grid) and self._leads(scores, judge) and self._allowed(down):
-            self.steps.append(f"best at the grid's bottom: tried {down:.3g}")
+            self._say("best at the grid's bottom", down)
             self.grid.insert(0, down)
         else:
             self._choose(_lowest_as_good(scores, best, judge), None)
+
+    def _say(self, why: str, tried: float) -> None:
+        """``why: tried <rate>``, for the note; the same reason again adds its rate to the step before
+        (``best at the grid's top: tried 1, 3.33, 11.1``), so a grid grown far reads as one step."""
+        said = f"{why}: tried "
+        if self.steps and self.steps[-1].startswith(said):
+            self.steps[-1] += f", {tried:.3g}"
+        else:
+            self.steps.append(f"{said}{tried:.3g}")
 
     def _allowed(self, lr: float) -> bool:
         """Within the bounds (``tune.min_factor`` to ``tune.max_factor`` × the default rate)."""
