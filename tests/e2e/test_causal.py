@@ -162,7 +162,7 @@ def test_compare_causal_lm_end_to_end_then_predict(tmp_path):
 @pytest.mark.slow
 def test_compare_scores_each_run_and_the_base_model_on_the_harness(tmp_path, tiny_llama_model):
     """eval.harness as a user runs it, in worker processes: lm-eval's scores of each run's model and of
-    the base model (measured by the first run, read by the second), in the store, the table, the
+    the base model (the base-model row's own, read by each run), in the store, the table, the
     Markdown, JSON and HTML reports, with the forgetting's paired interval over both seeds' examples."""
     import json
 
@@ -178,15 +178,19 @@ def test_compare_scores_each_run_and_the_base_model_on_the_harness(tmp_path, tin
     done = tunelab("compare", str(spec))
     assert done.returncode == 0, done.stderr[-2000:]
     assert "tunelab_sentiment acc forgetting" in done.stdout and "harness time (s)" in done.stdout
-    runs = sorted(stored_runs(tmp_path / "work").values(), key=lambda run: run.seed)
+    stored = stored_runs(tmp_path / "work").values()
+    (base,) = [run for run in stored if run.method == "base-model"]
+    runs = sorted((run for run in stored if run.method == "lora"), key=lambda run: run.seed)
     acc = "harness:tunelab_sentiment:acc"
-    assert [run.status for run in runs] == ["done", "done"]
-    assert runs[0].metrics[f"{acc}:base"] == runs[1].metrics[f"{acc}:base"]
-    assert runs[0].costs.harness_base_seconds > 0 and runs[1].costs.harness_base_seconds is None
-    assert all(run.costs.harness_seconds > 0 for run in runs)
+    assert [run.status for run in (base, *runs)] == ["done", "done", "done"]
+    # the base-model row ran first: its own scores are the base scores every run is measured against
+    assert base.metrics[acc] == base.metrics[f"{acc}:base"] == runs[0].metrics[f"{acc}:base"] == runs[1].metrics[f"{acc}:base"]
+    assert base.metrics[f"{acc}:forgetting"] == 0
+    assert all(run.costs.harness_base_seconds is None for run in (base, *runs))  # the base was scored once, as a run
+    assert all(run.costs.harness_seconds > 0 for run in (base, *runs))
 
     report = json.loads((tmp_path / "work" / "comparison.json").read_text())
-    (row,) = report["methods"]
+    (row,) = [row for row in report["methods"] if row["method"] == "lora"]
     interval = row["harness"][f"{acc}:forgetting"]
     assert interval["low"] <= interval["difference"] <= interval["high"]
     mean = sum(run.metrics[f"{acc}:forgetting"] for run in runs) / 2
@@ -195,6 +199,7 @@ def test_compare_scores_each_run_and_the_base_model_on_the_harness(tmp_path, tin
     assert report["harness"]["base"][f"{acc}:base"] == runs[0].metrics[f"{acc}:base"]
     markdown = (tmp_path / "work" / "comparison.md").read_text()
     assert "lm-evaluation-harness (eval.harness):" in markdown and "The base model (before tuning)" in markdown
+    assert "measured once in" in markdown
     assert "tunelab_sentiment acc forgetting" in markdown  # the table's header
     assert "tunelab_sentiment acc forgetting" in (tmp_path / "work" / "comparison.html").read_text()
 

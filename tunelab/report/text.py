@@ -35,11 +35,12 @@ def table(rows: list[MethodRow], task: str = "classification") -> tuple[list[str
     """Header and cells, shared by the terminal and Markdown renderings. After a sweep, a column
     says how many trials chose each method's settings. A row that did not learn says so in each of
     its metric cells, and in its lr cell at which rates; its costs are shown as measured. The
-    method's cell carries its curves' marks (``MARKS``), which ``curve_notes`` explains."""
+    method's cell carries its curves' marks (``MARKS``), which ``curve_notes`` explains. A column
+    no row measured (generation scores with ``eval.generate: null``) is left out."""
     swept = any(row.sweep for row in rows)
     chosen = any(row.lr for row in rows)
     paired = any(row.paired for row in rows)
-    shown = columns(task, rows)
+    shown = [column for column in columns(task, rows) if _measured(rows, column[0])]
     scores = {key for key, _, _ in plugins.task(task).columns}
     metric, _, _ = plugins.task(task).paired
     header = ["method", "seeds"] + (["trials (done/pruned/failed)"] if swept else []) + (["lr"] if chosen else [])
@@ -56,6 +57,10 @@ def table(rows: list[MethodRow], task: str = "classification") -> tuple[list[str
                   for key, _, fmt in shown]
         body.append([(row.label or row.method) + marks(row), seeds, *trials, *lr, *values, *difference])
     return header, body
+
+
+def _measured(rows: list[MethodRow], key: str) -> bool:
+    return any(row.values.get(key) is not None or key in row.harness for row in rows)
 
 
 DID_NOT_LEARN = "did not learn"
@@ -511,7 +516,9 @@ def harness_notes(summary: Summary) -> list[str]:
         return format_value(value.mean if value else None, fmt) + \
             (f" (standard error {format_value(error.mean, fmt)})" if error else "")
 
-    seconds = [row.values["harness_base_seconds"].mean for row in summary.rows if "harness_base_seconds" in row.values]
+    seconds = [row.values[key].mean for row in summary.rows  # by the first run, or as the base-model row's own
+               for key in ("harness_base_seconds", "harness_seconds" if row.base else "")
+               if key in row.values]
     return [
         f"Tasks {', '.join(settings.get('tasks', []))}, "
         + (f"the first {limit} examples of each" if limit else "every example") + ", "
