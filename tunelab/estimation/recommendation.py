@@ -27,9 +27,9 @@ if TYPE_CHECKING:
 # compare-default-causal.md), then the rest in the classification order. One model, one budget each: a
 # prior, not a law; the user's own results replace it.
 PRIOR = {
-    "classification": ["full", "oft", "olora", "llrd", "freeze", "ia3", "dora", "lora", "qlora", "vera", "rslora",
-                       "pissa", "lora-plus", "bitfit", "loha", "lokr", "prompt-tuning", "adalora", "head", "p-tuning"],
-    "causal-lm": ["full", "prompt-tuning", "lora", "prefix-tuning"],
+    "classification": ["dora", "lora", "qlora", "oft", "full", "llrd", "pissa", "loha", "olora", "lora-plus", "rslora",
+                       "freeze", "ia3", "lokr", "adalora", "vera", "bitfit", "head", "prompt-tuning", "p-tuning"],
+    "causal-lm": ["full", "lora", "prompt-tuning", "prefix-tuning"],
 }
 _NUMBER = r"(\d+(?:\.\d+)?)"
 _DURATION_TEXT = re.compile(rf"\s*(?:{_NUMBER}\s*h)?\s*(?:{_NUMBER}\s*m(?:in)?)?\s*(?:{_NUMBER}\s*s)?\s*",
