@@ -2,17 +2,21 @@
 
     python bench/fairness.py                                  # sst2 and rotten_tomatoes, 12 trials per method
     python bench/fairness.py --data sst2 --trials 6           # quicker
+    python bench/fairness.py --methods full,lora              # some of the methods
 
 For each data set (from ../shared/data; 2,000 training sentences, 500 validation, the whole test
 split; builtin:minilm, 1 epoch, batch 16, max 64 tokens): the default `tunelab compare` (each
 method's learning rate chosen by `tunelab.experiment.learning_rate`) and `tunelab sweep` with N trials per method over
 its whole default search space (learning rate, method options, batch size, warm-up, weight decay),
 whose best settings are then retrained with test evaluation, in separate work directories, one
-after the other in this process. Reported per method: the learning rate each chose, the test
-accuracy of each and their difference (the target: within 1.5 points), and whether the two rank
-the methods the same way wherever the sweep's own differences are clear (paired bootstrap 95 %
-interval excluding zero). Wall times of both. The sweep is the reference, not the truth: its test
-accuracy has the same sampling noise (±1.5 points at 872 examples) as the compare's.
+after the other in this process. The methods: the four of the default comparison, the linear
+probe, (IA)³, and LoHa (an adapter that at its default rate learns slowly). Reported per method:
+the learning rate each chose, the test accuracy of each and their difference with its paired
+bootstrap 95 % interval over the test examples (agreeing: within 2 points, or an interval that
+includes 0), and whether the two rank the methods the same way wherever the sweep's own
+differences are clear (an interval excluding zero). Wall times of both. The sweep is the
+reference, not the truth: its test accuracy has the same sampling noise (±1.5 points at 872
+examples) as the compare's.
 """
 
 from __future__ import annotations
@@ -30,21 +34,22 @@ from provenance import stamped  # bench/provenance.py: the results file says how
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TUNELAB_TEST_DATA", ROOT.parent / "shared" / "data"))
-METHODS = ["full", "llrd", "lora", "prompt-tuning"]
+METHODS = ["full", "llrd", "lora", "prompt-tuning", "head", "ia3", "loha"]
+AGREE = 0.02  # a compare's test accuracy within 2 points of the sweep's agrees with it
 
 
-def base(name: str, train: int) -> dict[str, Any]:
+def base(name: str, train: int, methods: list[str]) -> dict[str, Any]:
     return {"model": "builtin:minilm", "data": {"path": str(DATA / name), "sample": {"train": train, "validation": 500}},
-            "methods": METHODS, "train": {"epochs": 1, "batch_size": 16, "max_length": 64, "eval_every": 25},
+            "methods": methods, "train": {"epochs": 1, "batch_size": 16, "max_length": 64, "eval_every": 25},
             "seeds": [0]}
 
 
 def predictions(workdir: Path, keys: list[str]) -> np.ndarray:
     rows = [json.loads(line) for line in (workdir / "runs" / keys[0] / "predictions.jsonl").read_text().splitlines()]
-    return np.array([r["correct"] for r in rows], dtype=float)
+    return np.array([r["correct"] for r in sorted(rows, key=lambda r: r["row"])], dtype=float)  # by source row
 
 
-def one(name: str, trials: int, train: int, out: Path) -> dict[str, Any]:
+def one(name: str, trials: int, train: int, out: Path, wanted: list[str]) -> dict[str, Any]:
     from tunelab.experiment import compare
     from tunelab.report.bootstrap import paired_difference
     from tunelab.spec import build_spec
@@ -52,24 +57,27 @@ def one(name: str, trials: int, train: int, out: Path) -> dict[str, Any]:
 
     print(f"{name}: tuned compare", flush=True)
     started = time.perf_counter()
-    tuned = compare(build_spec({**base(name, train), "workdir": str(out / name / "compare")}))
+    tuned = compare(build_spec({**base(name, train, wanted), "workdir": str(out / name / "compare")}))
     compare_seconds = time.perf_counter() - started
     print(f"{name}: tuned compare took {compare_seconds:.0f} s; sweep of {trials} trials per method", flush=True)
     started = time.perf_counter()
-    swept = sweep(build_spec({**base(name, train), "workdir": str(out / name / "sweep"),
+    swept = sweep(build_spec({**base(name, train, wanted), "workdir": str(out / name / "sweep"),
                               "sweep": {"trials": trials, "seed": 0}}), resume=True)  # a rerun reuses the trials
     sweep_seconds = time.perf_counter() - started
     assert swept.comparison is not None, "no method had a complete trial"
     a = {row.method: row for row in tuned.rows}
     b = {row.method: row for row in swept.comparison.rows}
-    methods = [m for m in METHODS if m in a and m in b and a[m].done and b[m].done]
+    methods = [m for m in wanted if m in a and m in b and a[m].done and b[m].done]
     rows = []
     for method in methods:
         acc_a, acc_b = a[method].values["test_accuracy"].mean, b[method].values["test_accuracy"].mean
         search = b[method].sweep
+        paired = paired_difference(predictions(out / name / "compare", a[method].keys),
+                                   predictions(out / name / "sweep", b[method].keys))
         rows.append({"method": method, "compare_lr": a[method].lr.lr if a[method].lr else None,
                      "compare_acc": acc_a, "sweep_params": search.params if search else {}, "sweep_acc": acc_b,
-                     "difference": acc_a - acc_b})
+                     "difference": acc_a - acc_b, "low": paired.low, "high": paired.high,
+                     "agrees": abs(acc_a - acc_b) <= AGREE or not paired.excludes_zero})
     # where the sweep tells two methods apart, does the compare order them the same way?
     order = []
     for m1, m2 in itertools.combinations(methods, 2):
@@ -89,15 +97,17 @@ def markdown(results: list[dict[str, Any]]) -> str:
     for r in results:
         lines += [f"### {r['data']}: tuned compare {r['compare_seconds'] / 60:.1f} min, sweep of {r['trials']} trials "
                   f"per method {r['sweep_seconds'] / 60:.1f} min", "",
-                  "| method | compare lr | compare test acc | sweep best settings | sweep test acc | Δ (points) | "
-                  "within 1.5 |", "|---|---|---|---|---|---|---|"]
+                  "| method | compare lr | compare test acc | sweep best settings | sweep test acc | "
+                  "Δ (points) [95 % CI] | agrees |", "|---|---|---|---|---|---|---|"]
         for row in r["rows"]:
             params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in row["sweep_params"].items())
             lines.append(f"| {row['method']} | {row['compare_lr'] or float('nan'):.2g} | {100 * row['compare_acc']:.1f} | {params} | "
-                         f"{100 * row['sweep_acc']:.1f} | {100 * row['difference']:+.1f} | "
-                         f"{'yes' if abs(row['difference']) <= 0.015 else 'no'} |")
-        lines += [""]
+                         f"{100 * row['sweep_acc']:.1f} | {100 * row['difference']:+.1f} "
+                         f"[{100 * row['low']:+.1f}, {100 * row['high']:+.1f}] | {'yes' if row['agrees'] else 'no'} |")
+        agreeing = sum(row["agrees"] for row in r["rows"])
+        lines += ["", f"{agreeing} of {len(r['rows'])} methods agree with their sweep (within {100 * AGREE:.0f} points, "
+                  "or a paired interval that includes 0).", ""]
         if r["order"]:
             lines += [f"- {o['pair']}: sweep {100 * o['sweep_difference']:+.1f} [{100 * o['low']:+.1f}, "
                       f"{100 * o['high']:+.1f}], compare {'agrees' if o['compare_agrees'] else 'DISAGREES'}"
@@ -113,11 +123,12 @@ def main() -> None:
     parser.add_argument("--data", default="sst2,rotten_tomatoes")
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--train", type=int, default=2000)
+    parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--workdir", default="bench-fairness-work")
     args = parser.parse_args()
     results = []
     for name in args.data.split(","):  # the results so far are written after each data set
-        results.append(one(name, args.trials, args.train, Path(args.workdir)))
+        results.append(one(name, args.trials, args.train, Path(args.workdir), args.methods.split(",")))
         text = markdown(results)
         (ROOT / "bench" / "results" / "fairness.md").write_text(stamped("# bench/fairness.py\n\n" + text))
         (Path(args.workdir) / "fairness.json").write_text(json.dumps(results, indent=2))
