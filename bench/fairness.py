@@ -76,6 +76,7 @@ def one(name: str, trials: int, train: int, out: Path, wanted: list[str]) -> dic
                                    predictions(out / name / "sweep", b[method].keys))
         rows.append({"method": method, "compare_lr": a[method].lr.lr if a[method].lr else None,
                      "compare_acc": acc_a, "sweep_params": search.params if search else {}, "sweep_acc": acc_b,
+                     "learned": a[method].learned is not False, "sweep_learned": b[method].learned is not False,
                      "difference": acc_a - acc_b, "low": paired.low, "high": paired.high,
                      "agrees": abs(acc_a - acc_b) <= AGREE or not paired.excludes_zero})
     # where the sweep tells two methods apart, does the compare order them the same way?
@@ -92,6 +93,12 @@ def one(name: str, trials: int, train: int, out: Path, wanted: list[str]) -> dic
             "rows": rows, "order": order}
 
 
+def accuracy(row: dict[str, Any], which: str) -> str:
+    """The test accuracy, and where validation never beat the majority class, tunelab's verdict beside it."""
+    learned = row["learned" if which == "compare" else "sweep_learned"]
+    return f"{100 * row[f'{which}_acc']:.1f}" + ("" if learned else " (did not learn)")
+
+
 def markdown(results: list[dict[str, Any]]) -> str:
     lines = []
     for r in results:
@@ -102,8 +109,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
         for row in r["rows"]:
             params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in row["sweep_params"].items())
-            lines.append(f"| {row['method']} | {row['compare_lr'] or float('nan'):.2g} | {100 * row['compare_acc']:.1f} | {params} | "
-                         f"{100 * row['sweep_acc']:.1f} | {100 * row['difference']:+.1f} "
+            lines.append(f"| {row['method']} | {row['compare_lr'] or float('nan'):.2g} | {accuracy(row, 'compare')} | "
+                         f"{params} | {accuracy(row, 'sweep')} | {100 * row['difference']:+.1f} "
                          f"[{100 * row['low']:+.1f}, {100 * row['high']:+.1f}] | {'yes' if row['agrees'] else 'no'} |")
         agreeing = sum(row["agrees"] for row in r["rows"])
         lines += ["", f"{agreeing} of {len(r['rows'])} methods agree with their sweep (within {100 * AGREE:.0f} points, "
