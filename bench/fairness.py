@@ -24,6 +24,7 @@ examples) as the compare's.
 from __future__ import annotations
 
 import argparse
+import datetime
 import itertools
 import json
 import os
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from provenance import stamped  # bench/provenance.py: the results file says how it was made
+from provenance import line, stamped  # bench/provenance.py: the results file says how it was made
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TUNELAB_TEST_DATA", ROOT.parent / "shared" / "data"))
@@ -58,6 +59,7 @@ def one(name: str, trials: int, train: int, out: Path, wanted: list[str]) -> dic
     from tunelab.sweeps import sweep
 
     print(f"{name}: tuned compare", flush=True)
+    started_at = datetime.datetime.now(datetime.timezone.utc)
     started = time.perf_counter()
     tuned = compare(build_spec({**base(name, train, wanted), "workdir": str(out / name / "compare")}))
     compare_seconds = time.perf_counter() - started
@@ -91,7 +93,7 @@ def one(name: str, trials: int, train: int, out: Path, wanted: list[str]) -> dic
                                                            - a[m2].values["test_accuracy"].mean)
             order.append({"pair": f"{m1} vs {m2}", "sweep_difference": interval.difference,
                           "low": interval.low, "high": interval.high, "compare_agrees": bool(same)})
-    return {"data": name, "trials": trials, "compare_seconds": compare_seconds, "sweep_seconds": sweep_seconds,
+    return {"data": name, "trials": trials, "measured": line(started_at), "compare_seconds": compare_seconds, "sweep_seconds": sweep_seconds,
             "rows": rows, "order": order}
 
 
@@ -105,7 +107,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
     lines = []
     for r in results:
         lines += [f"### {r['data']}: tuned compare {r['compare_seconds'] / 60:.1f} min, sweep of {r['trials']} trials "
-                  f"per method {r['sweep_seconds'] / 60:.1f} min", "",
+                  f"per method {r['sweep_seconds'] / 60:.1f} min", "", f"Measured by its own process: {r['measured']}", "",
                   "| method | compare lr | compare test acc | sweep best settings | sweep test acc | "
                   "Δ (points) [95 % CI] | agrees |", "|---|---|---|---|---|---|---|"]
         for row in r["rows"]:
