@@ -290,11 +290,12 @@ def test_a_rank_that_dies_fails_the_run_cleanly_and_the_experiment_goes_on(tmp_p
     experiment = subprocess.Popen([sys.executable, "-m", "tunelab", "compare", str(spec), "--gpus-per-run", "2"],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
+    # into training: the ranks have joined (on a loaded machine that can take longer than training does
+    # here), and rank 0's Trainer has begun, which opens its TensorBoard file
     while (rank_one := _rank_one_under(experiment.pid)) is None or not list(
-            (tmp_path / "work" / "runs").glob("full-*/run.log")):
+            (tmp_path / "work" / "runs").glob("full-*/tensorboard/events.*")):
         assert experiment.poll() is None and time.time() < deadline, experiment.communicate()
         time.sleep(0.2)
-    time.sleep(5)  # into training
     os.kill(rank_one, signal.SIGKILL)
     out, err = experiment.communicate(timeout=600)
     runs = {run.spec.method: run for run in stored_runs(tmp_path / "work").values()}
