@@ -38,8 +38,9 @@ def machine() -> str:
 
 def commit() -> str:
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
+    # a results file another benchmark has just written is not a change to what is measured
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"],
+                           cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
 
 
