@@ -142,18 +142,19 @@ def test_a_method_that_learns_at_no_rate_says_so(tmp_path):
 
 
 def test_the_probe_is_tuned_first_and_its_rate_is_every_method_s_head_rate(tmp_path):
-    """``head_lr: auto``: the linear probe's search (not among the methods here) runs on its own, and
-    every candidate and run of the methods then trains its head at the rate it chose."""
+    """``head_lr: auto``: the linear probe's search (not among the methods here) runs on its own, at
+    the later rung, and every candidate and run of the methods then trains its head at the rate it chose."""
     raw = tiny_spec(tmp_path, ["lora", {"name": "bitfit", "lr": 1e-3}], max_steps=20, eval_every=2)
     spec = build_spec({**raw, "tune": {"factors": [1, 3, 10], "max_factor": 10}})
     model = ModelRef(path="m", model_type="bert", fingerprint="f")
     runs = plan(spec, model, PreparedData(path="d", labels=["neg", "pos"], sizes={}, fingerprint="g"))
     assert {run.train.head_lr for run in runs} == {1e-3}  # the probe's default, until it is tuned
-    seen = []
+    seen, rungs = [], []
 
     class Recorded(Scored):
         def execute(self, runs, on_event):
             seen.extend((run.method, run.options.lr, run.train.head_lr) for run in runs)
+            rungs.extend((run.method, run.rung) for run in runs)
             return super().execute(runs, on_event)
 
     store = Store(tmp_path)
@@ -167,6 +168,9 @@ def test_the_probe_is_tuned_first_and_its_rate_is_every_method_s_head_rate(tmp_p
     assert {(m, h) for m, _, h in seen[3:]} == {("lora", 1e-2)}  # bitfit's rate is fixed: no candidates
     assert {run.train.head_lr for run in chosen.runs} == {1e-2}
     assert [run.options.lr for run in chosen.runs] == [chosen.lr[0].lr, 1e-3]
+    # the shared head's rate is chosen at the later rung, each method's own at the first
+    assert {rung for m, rung in rungs if m == "head"} == {spec.tune.later}
+    assert {rung for m, rung in rungs if m == "lora"} == {spec.tune.fraction}
 
 
 def test_the_lowest_rate_as_good_as_the_best_must_have_learned_itself(tmp_path):
