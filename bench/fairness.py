@@ -76,10 +76,8 @@ def one(name: str, trials: int, train: int, out: Path, wanted: list[str]) -> dic
     tuned = compare(build_spec({**base(name, train, wanted), "workdir": str(out / name / "compare")}))
     compare_seconds = time.perf_counter() - started
     print(f"{name}: tuned compare took {compare_seconds:.0f} s; sweep of {trials} trials per method", flush=True)
-    started = time.perf_counter()
     swept = sweep(build_spec({**base(name, train, wanted), "workdir": str(out / name / "sweep"),
                               "sweep": {"trials": trials, "seed": 0}}), resume=True)  # a rerun reuses the trials
-    sweep_seconds = time.perf_counter() - started
     assert swept.comparison is not None, "no method had a complete trial"
     a = {row.method: row for row in tuned.rows}
     b = {row.method: row for row in swept.comparison.rows}
@@ -107,8 +105,7 @@ def one(name: str, trials: int, train: int, out: Path, wanted: list[str]) -> dic
                           "low": interval.low, "high": interval.high, "compare_agrees": bool(same)})
     return {"data": name, "trials": trials, "measured": line(started_at),
             "compare_minutes": process_minutes(out / name / "compare"),
-            "sweep_minutes": process_minutes(out / name / "sweep"), "compare_seconds": compare_seconds, "sweep_seconds": sweep_seconds,
-            "rows": rows, "order": order}
+            "sweep_minutes": process_minutes(out / name / "sweep"), "rows": rows, "order": order}
 
 
 def accuracy(row: dict[str, Any], which: str) -> str:
@@ -153,8 +150,7 @@ def main() -> None:
     args = parser.parse_args()
     results = []
     for name in args.data.split(","):  # the results so far are written after each data set
-        # a data set measured already (by this command or another process, as two at once may) is read back,
-        # its wall times those of the run that measured it
+        # a data set measured already (by this command or another process, as two at once may) is read back
         kept = Path(args.workdir) / f"fairness-{name}.json"
         found = json.loads(kept.read_text()) if kept.exists() else None
         if found is None or found["trials"] != args.trials:

@@ -516,9 +516,9 @@ def harness_notes(summary: Summary) -> list[str]:
         return format_value(value.mean if value else None, fmt) + \
             (f" (standard error {format_value(error.mean, fmt)})" if error else "")
 
-    seconds = [row.values[key].mean for row in summary.rows  # by the first run, or as the base-model row's own
-               for key in ("harness_base_seconds", "harness_seconds" if row.base else "")
-               if key in row.values]
+    # by the run that measured it, or the base-model row's own scoring
+    keys = [(row, "harness_seconds" if row.base else "harness_base_seconds") for row in summary.rows]
+    seconds = [row.values[key].mean for row, key in keys if key in row.values]
     return [
         f"Tasks {', '.join(settings.get('tasks', []))}, "
         + (f"the first {limit} examples of each" if limit else "every example") + ", "
