@@ -82,7 +82,8 @@ def test_a_classifier_export_gives_the_artifacts_logits(tiny_runs, tiny_bert_mod
         assert exported.note and "exported as a peft adapter" in exported.note
         config = json.loads((out / "adapter_config.json").read_text())
         assert config["base_model_name_or_path"] == str(tiny_bert_model)  # the base it goes on, as trained
-        assert config["modules_to_save"] == ["classifier", "score"]  # once each
+        saved = config["modules_to_save"]  # peft's task-head names (its version decides which), once each
+        assert "classifier" in saved and len(saved) == len(set(saved))
         base = AutoModelForSequenceClassification.from_pretrained(
             tiny_bert_model, num_labels=2, id2label=dict(enumerate(run.labels)),
             label2id={label: i for i, label in enumerate(run.labels)})
