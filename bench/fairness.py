@@ -5,6 +5,7 @@
     python bench/fairness.py --methods full,lora              # some of the methods
     python bench/fairness.py --data sst2 & python bench/fairness.py --data rotten_tomatoes; wait
     python bench/fairness.py                                  # both at once, then the file of both
+    python bench/fairness.py --again                          # the compares again; the sweeps' runs reused
 
 For each data set (from ../shared/data; 2,000 training sentences, 500 validation, the whole test
 split; builtin:minilm, 1 epoch, batch 16, max 64 tokens): the default `tunelab compare` (each
@@ -18,7 +19,9 @@ bootstrap 95 % interval over the test examples (agreeing: within 2 points, or an
 includes 0), and whether the two rank the methods the same way wherever the sweep's own
 differences are clear (an interval excluding zero). What each cost: its runs' processes, summed. The sweep is the
 reference, not the truth: its test accuracy has the same sampling noise (±1.5 points at 872
-examples) as the compare's.
+examples) as the compare's. With --again, a data set measured already is measured again: its
+compare in a fresh work directory, its sweep resumed from its store, whose finished runs are reused
+(the file then names the command that trained them).
 """
 
 from __future__ import annotations
@@ -64,18 +67,25 @@ def process_minutes(workdir: Path) -> float:
         store.close()
 
 
-def one(name: str, trials: int, train: int, out: Path, wanted: list[str]) -> dict[str, Any]:
+def one(name: str, trials: int, train: int, out: Path, wanted: list[str],
+        before: dict[str, Any] | None) -> dict[str, Any]:
+    """One data set; ``before`` is its earlier measurement, whose sweep may be reused."""
+    import shutil
+
     from tunelab.experiment import compare
     from tunelab.report.bootstrap import paired_difference
     from tunelab.spec import build_spec
     from tunelab.sweeps import sweep
 
     print(f"{name}: tuned compare", flush=True)
+    shutil.rmtree(out / name / "compare", ignore_errors=True)  # measured afresh, never half reused
     started_at = datetime.datetime.now(datetime.timezone.utc)
     started = time.perf_counter()
     tuned = compare(build_spec({**base(name, train, wanted), "workdir": str(out / name / "compare")}))
     compare_seconds = time.perf_counter() - started
     print(f"{name}: tuned compare took {compare_seconds:.0f} s; sweep of {trials} trials per method", flush=True)
+    sweep_started = datetime.datetime.now(datetime.timezone.utc)
+    stored = process_minutes(out / name / "sweep") if (out / name / "sweep").exists() else 0.0
     swept = sweep(build_spec({**base(name, train, wanted), "workdir": str(out / name / "sweep"),
                               "sweep": {"trials": trials, "seed": 0}}), resume=True)  # a rerun reuses the trials
     assert swept.comparison is not None, "no method had a complete trial"
@@ -103,7 +113,11 @@ def one(name: str, trials: int, train: int, out: Path, wanted: list[str]) -> dic
                                                            - a[m2].values["test_accuracy"].mean)
             order.append({"pair": f"{m1} vs {m2}", "sweep_difference": interval.difference,
                           "low": interval.low, "high": interval.high, "compare_agrees": bool(same)})
+    reused = before is not None and stored > 0 and process_minutes(out / name / "sweep") == stored
     return {"data": name, "trials": trials, "measured": line(started_at),
+            # a sweep whose every run was in the store already was measured by the command that trained them
+            "sweep_reused": reused, "sweep_measured": before.get("sweep_measured", before["measured"])
+            if before and reused else line(sweep_started),
             "compare_minutes": process_minutes(out / name / "compare"),
             "sweep_minutes": process_minutes(out / name / "sweep"), "rows": rows, "order": order}
 
@@ -118,7 +132,10 @@ def markdown(results: list[dict[str, Any]]) -> str:
     lines = []
     for r in results:
         lines += [f"### {r['data']}: tuned compare {r['compare_minutes']:.1f} min, sweep of {r['trials']} trials "
-                  f"per method {r['sweep_minutes']:.1f} min (the runs' processes, summed)", "", f"Measured by its own process: {r['measured']}", "",
+                  f"per method {r['sweep_minutes']:.1f} min (the runs' processes, summed)", "",
+                  f"Measured by its own process: {r['measured']}", "",
+                  *([f"The sweep's runs, reused from its store, were trained by: {r['sweep_measured']}", ""]
+                    if r.get("sweep_reused") else []),
                   "| method | compare lr | compare test acc | sweep best settings | sweep test acc | "
                   "Δ (points) [95 % CI] | agrees |", "|---|---|---|---|---|---|---|"]
         for row in r["rows"]:
@@ -147,14 +164,17 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=2000)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--workdir", default="bench-fairness-work")
+    parser.add_argument("--again", action="store_true",
+                        help="measure a data set measured already again (its sweep's finished runs are reused)")
     args = parser.parse_args()
     results = []
     for name in args.data.split(","):  # the results so far are written after each data set
         # a data set measured already (by this command or another process, as two at once may) is read back
         kept = Path(args.workdir) / f"fairness-{name}.json"
         found = json.loads(kept.read_text()) if kept.exists() else None
-        if found is None or found["trials"] != args.trials:
-            found = one(name, args.trials, args.train, Path(args.workdir), args.methods.split(","))
+        if found is None or found["trials"] != args.trials or args.again:
+            before = found if found and found["trials"] == args.trials else None
+            found = one(name, args.trials, args.train, Path(args.workdir), args.methods.split(","), before)
             kept.write_text(json.dumps(found, indent=2))
         results.append(found)
         text = markdown(results)
