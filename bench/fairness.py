@@ -145,8 +145,12 @@ def markdown(results: list[dict[str, Any]]) -> str:
                          f"{params} | {accuracy(row, 'sweep')} | {100 * row['difference']:+.1f} "
                          f"[{100 * row['low']:+.1f}, {100 * row['high']:+.1f}] | {'yes' if row['agrees'] else 'no'} |")
         agreeing = sum(row["agrees"] for row in r["rows"])
+        # a compare under its sweep is unfair to the method; one above it found what the sweep's trials did not
+        under, over = ([row["method"] for row in r["rows"] if not row["agrees"] and sign * row["difference"] > 0]
+                       for sign in (-1, 1))
         lines += ["", f"{agreeing} of {len(r['rows'])} methods agree with their sweep (within {100 * AGREE:.0f} points, "
-                  "or a paired interval that includes 0).", ""]
+                  f"or a paired interval that includes 0). The compare is under its sweep for {len(under)} "
+                  f"({', '.join(under) or 'none'}) and above it for {len(over)} ({', '.join(over) or 'none'}).", ""]
         if r["order"]:
             lines += [f"- {o['pair']}: sweep {100 * o['sweep_difference']:+.1f} [{100 * o['low']:+.1f}, "
                       f"{100 * o['high']:+.1f}], compare {'agrees' if o['compare_agrees'] else 'DISAGREES'}"
