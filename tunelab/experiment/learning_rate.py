@@ -26,8 +26,9 @@ of it, moved to the evaluation step after that), is evaluated on validation and 
 With ``train.head_lr: auto`` the linear probe is searched first, and its candidates are scored at
 the later rung (``tune.later``) from the start: every method's new head learns at the rate it
 chooses, so an early rung's noise would decide every row at once, and the probe's steps are the
-cheapest of any method's (bench/results/fairness.md: on SST-2 at 64 tokens the probe scored at
-step 25 of 125 chose 0.001, and LoRA ended 22 points under its sweep).
+cheapest of any method's (on SST-2 at 64 tokens the probe scored at step 25 of 125 chose 0.001, and
+LoRA ended 22 points under its sweep; scored at step 75 it chose 0.01, and LoRA came within 2 points:
+bench/results/fairness.md, and CHANGELOG for the earlier run).
 
 The chosen candidate continues from its checkpoint to the full budget: the candidate and the final
 run are one run (``RunSpec.rung`` is left out of the key), trained once, and exactly the run its key
