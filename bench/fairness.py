@@ -113,11 +113,11 @@ def one(name: str, trials: int, train: int, out: Path, wanted: list[str],
                                                            - a[m2].values["test_accuracy"].mean)
             order.append({"pair": f"{m1} vs {m2}", "sweep_difference": interval.difference,
                           "low": interval.low, "high": interval.high, "compare_agrees": bool(same)})
-    reused = before is not None and stored > 0 and process_minutes(out / name / "sweep") == stored
+    # a sweep whose every run was in the store already was measured by the command that trained them
+    reused = stored > 0 and process_minutes(out / name / "sweep") == stored
+    earlier = before.get("sweep_measured", before["measured"]) if before else "an earlier command, not recorded"
     return {"data": name, "trials": trials, "measured": line(started_at),
-            # a sweep whose every run was in the store already was measured by the command that trained them
-            "sweep_reused": reused, "sweep_measured": before.get("sweep_measured", before["measured"])
-            if before and reused else line(sweep_started),
+            "sweep_reused": reused, "sweep_measured": earlier if reused else line(sweep_started),
             "compare_minutes": process_minutes(out / name / "compare"),
             "sweep_minutes": process_minutes(out / name / "sweep"), "rows": rows, "order": order}
 
