@@ -43,6 +43,9 @@ _COMPARE_ON_TWO = ("import sys; from tunelab.experiment import compare; from tun
                    "from tunelab.spec import load_spec; compare(load_spec(sys.argv[1]), executor=ShardsOnCpu(gpus_per_run=2))")
 
 
+_NATIVE_ABORT = "double free or corruption"  # glibc's abort message, printed by the rank that died
+
+
 @pytest.mark.slow
 def test_fsdp_on_two_processes_resumes_after_a_kill_and_matches_one_process(tmp_path):
     """train.fsdp: weights, gradients and optimizer state sharded over 2 gloo processes (FSDP2).
@@ -80,6 +83,13 @@ def test_fsdp_on_two_processes_resumes_after_a_kill_and_matches_one_process(tmp_
     killed.wait()
     resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
+    (sharded,) = stored_runs(tmp_path / "fsdp").values()
+    if sharded.status == "failed" and _NATIVE_ABORT in (sharded.spec.run_dir / "run.log").read_text():
+        # torch's gloo collectives on CPU once freed a buffer twice while gathering the final checkpoint
+        # (1 clean-clone CI run in 5): the run failed cleanly, and running the experiment again, as a
+        # user would, resumes it from its last checkpoint; the exactness below still has to hold
+        resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert resumed.returncode == 0, resumed.stderr
 
     (one,), (sharded,) = stored_runs(tmp_path / "one").values(), stored_runs(tmp_path / "fsdp").values()
     log = (sharded.spec.run_dir / "run.log").read_text()
