@@ -114,12 +114,13 @@ def one(name: str, trials: int, train: int, out: Path, wanted: list[str],
             order.append({"pair": f"{m1} vs {m2}", "sweep_difference": interval.difference,
                           "low": interval.low, "high": interval.high, "compare_agrees": bool(same)})
     # a sweep whose every run was in the store already was measured by the command that trained them
-    reused = stored > 0 and process_minutes(out / name / "sweep") == stored
+    sweep_minutes = process_minutes(out / name / "sweep")
+    reused = stored > 0 and sweep_minutes == stored
     earlier = before.get("sweep_measured", before["measured"]) if before else "an earlier command, not recorded"
     return {"data": name, "trials": trials, "measured": line(started_at),
             "sweep_reused": reused, "sweep_measured": earlier if reused else line(sweep_started),
             "compare_minutes": process_minutes(out / name / "compare"),
-            "sweep_minutes": process_minutes(out / name / "sweep"), "rows": rows, "order": order}
+            "sweep_minutes": sweep_minutes, "rows": rows, "order": order}
 
 
 def accuracy(row: dict[str, Any], which: str) -> str:
