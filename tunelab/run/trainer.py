@@ -69,6 +69,7 @@ class MethodTrainer(Trainer):
     checkpoint comes after a NaN unseen)."""
 
     processed_tokens = 0  # this process's, padding included (a host count: the mask's shape)
+    order: EpochOrder | None = None  # the training order, where the Trainer groups by length
     real_tokens: torch.Tensor | None = None  # this process's, on the device
     flop_parameters: int | None = None
     task: tasks.Task
@@ -82,8 +83,21 @@ class MethodTrainer(Trainer):
         sampler = super()._get_train_sampler(train_dataset)
         if type(sampler) is LengthGroupedSampler:
             seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-            return EpochOrder(sampler, seed)
+            self.order = EpochOrder(sampler, seed)
+            return self.order
         return sampler
+
+    def get_resumed_dataloader(self, dataloader: Any, num_batches: int) -> Any:
+        """The rest of a resumed epoch, in that epoch's order.
+
+        accelerate skips the trained batches by wrapping the batch sampler; on several processes the
+        sampler under it is wrapped once more (``BatchSamplerShard``), and the epoch the Trainer then
+        sets no longer reaches the order: a run on two processes resumed inside its second epoch
+        trained the rest of it in the first epoch's order. The resumed epoch is the checkpoint's own;
+        inside an epoch (the only case that skips) its whole part is exact."""
+        if self.order is not None:
+            self.order.set_epoch(int(self.state.epoch or 0))
+        return super().get_resumed_dataloader(dataloader, num_batches)
 
     def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
         """AdamW over the method's parameter groups, built by the Trainer's own hook: under FSDP
