@@ -21,7 +21,8 @@ differences are clear (an interval excluding zero). What each cost: its runs' pr
 reference, not the truth: its test accuracy has the same sampling noise (±1.5 points at 872
 examples) as the compare's. With --again, a data set measured already is measured again: its
 compare in a fresh work directory, its sweep resumed from its store, whose finished runs are reused
-(the file then names the command that trained them).
+(the file then names the command that trained them); asked for more trials than it measured, its
+sweep goes on from its store the same way, and the file names both commands.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def process_minutes(workdir: Path) -> float:
 
 def one(name: str, trials: int, train: int, out: Path, wanted: list[str],
         before: dict[str, Any] | None) -> dict[str, Any]:
-    """One data set; ``before`` is its earlier measurement, whose sweep may be reused."""
+    """One data set; ``before`` is its earlier measurement (of as many trials or fewer), whose sweep's
+    runs are reused and named as such."""
     import shutil
 
     from tunelab.experiment import compare
@@ -119,6 +121,7 @@ def one(name: str, trials: int, train: int, out: Path, wanted: list[str],
     earlier = before.get("sweep_measured", before["measured"]) if before else "an earlier command, not recorded"
     return {"data": name, "trials": trials, "measured": line(started_at),
             "sweep_reused": reused, "sweep_measured": earlier if reused else line(sweep_started),
+            "sweep_reused_minutes": stored, "sweep_earlier": earlier if stored > 0 else None,
             "compare_minutes": process_minutes(out / name / "compare"),
             "sweep_minutes": sweep_minutes, "rows": rows, "order": order}
 
@@ -136,7 +139,9 @@ def markdown(results: list[dict[str, Any]]) -> str:
                   f"per method {r['sweep_minutes']:.1f} min (the runs' processes, summed)", "",
                   f"Measured by its own process: {r['measured']}", "",
                   *([f"The sweep's runs, reused from its store, were trained by: {r['sweep_measured']}", ""]
-                    if r.get("sweep_reused") else []),
+                    if r.get("sweep_reused") else
+                    [f"The sweep went on from its store: {r['sweep_reused_minutes']:.1f} of its minutes are runs "
+                     f"reused from it, trained by: {r['sweep_earlier']}", ""] if r.get("sweep_earlier") else []),
                   "| method | compare lr | compare test acc | sweep best settings | sweep test acc | "
                   "Δ (points) [95 % CI] | agrees |", "|---|---|---|---|---|---|---|"]
         for row in r["rows"]:
@@ -178,8 +183,7 @@ def main() -> None:
         kept = Path(args.workdir) / f"fairness-{name}.json"
         found = json.loads(kept.read_text()) if kept.exists() else None
         if found is None or found["trials"] != args.trials or args.again:
-            before = found if found and found["trials"] == args.trials else None
-            found = one(name, args.trials, args.train, Path(args.workdir), args.methods.split(","), before)
+            found = one(name, args.trials, args.train, Path(args.workdir), args.methods.split(","), found)
             kept.write_text(json.dumps(found, indent=2))
         results.append(found)
         text = markdown(results)
