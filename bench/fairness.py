@@ -132,16 +132,23 @@ def accuracy(row: dict[str, Any], which: str) -> str:
     return f"{100 * row[f'{which}_acc']:.1f}" + ("" if learned else " (did not learn)")
 
 
+def sweep_provenance(r: dict[str, Any]) -> list[str]:
+    """Who trained the sweep's runs where this command did not train them all."""
+    if r.get("sweep_reused"):
+        return [f"The sweep's runs, reused from its store, were trained by: {r['sweep_measured']}", ""]
+    if r.get("sweep_earlier"):
+        return [f"The sweep went on from its store: {r['sweep_reused_minutes']:.1f} of its minutes are runs "
+                f"reused from it, trained by: {r['sweep_earlier']}", ""]
+    return []
+
+
 def markdown(results: list[dict[str, Any]]) -> str:
     lines = []
     for r in results:
         lines += [f"### {r['data']}: tuned compare {r['compare_minutes']:.1f} min, sweep of {r['trials']} trials "
                   f"per method {r['sweep_minutes']:.1f} min (the runs' processes, summed)", "",
                   f"Measured by its own process: {r['measured']}", "",
-                  *([f"The sweep's runs, reused from its store, were trained by: {r['sweep_measured']}", ""]
-                    if r.get("sweep_reused") else
-                    [f"The sweep went on from its store: {r['sweep_reused_minutes']:.1f} of its minutes are runs "
-                     f"reused from it, trained by: {r['sweep_earlier']}", ""] if r.get("sweep_earlier") else []),
+                  *sweep_provenance(r),
                   "| method | compare lr | compare test acc | sweep best settings | sweep test acc | "
                   "Δ (points) [95 % CI] | agrees |", "|---|---|---|---|---|---|---|"]
         for row in r["rows"]:
